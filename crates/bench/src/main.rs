@@ -1,0 +1,2 @@
+//! The benchmark harness: `cargo run --release -p plumb-bench -- <scenario>`.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Compare, health and sync with Argo CD semantics.

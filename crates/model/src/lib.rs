@@ -1,0 +1,1 @@
+//! Types of plumb's state: Applications, AppProjects, resource keys and statuses (no I/O).

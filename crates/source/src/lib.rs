@@ -1,0 +1,1 @@
+//! Git repositories and manifest rendering (directory, Kustomize, Helm, Jsonnet).

@@ -1,0 +1,1 @@
+//! Test support: start a real Kubernetes control plane built from Go modules.
