@@ -1,1 +1,13 @@
-//! Types of plumb's state: Applications, AppProjects, resource keys and statuses (no I/O).
+//! Types of plumb's state, with Argo CD's field names: Applications, their sources,
+//! destinations and sync policies, resource keys, and the sync/health vocabularies.
+//!
+//! This crate is types only (no I/O): every other crate speaks in these terms, and they
+//! (de)serialise exactly as Argo CD's `argoproj.io/v1alpha1` manifests do, so users bring
+//! their manifests unchanged. Fields plumb does not model are kept in `extra` maps rather
+//! than dropped, so a read-modify-write never loses data.
+
+pub mod application;
+pub mod resource;
+
+pub use application::*;
+pub use resource::*;
