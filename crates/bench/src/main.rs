@@ -1,2 +1,50 @@
 //! The benchmark harness: `cargo run --release -p plumb-bench -- <scenario>`.
-fn main() {}
+//!
+//! A scenario measures plumb and, in the same invocation, a baseline (another tool, or the
+//! real Kubernetes API server), so the ratio means something on a noisy machine. Every
+//! scenario ends by printing exactly one line:
+//!
+//! `RESULT <scenario>: <figure> <unit> | baseline <what>: <figure> <unit> | ratio <x>`
+//!
+//! Scenarios live in one module per area; each module lists its scenarios in `SCENARIOS`
+//! and this file only dispatches.
+
+mod harness;
+
+use clap::Parser;
+use harness::Scenario;
+
+/// Every module's scenarios, in the order `list` prints them.
+fn all_scenarios() -> Vec<&'static Scenario> {
+    // One line per area module: `area::SCENARIOS,`.
+    let areas: &[&'static [Scenario]] = &[];
+    areas.iter().flat_map(|area| area.iter()).collect()
+}
+
+#[derive(Parser)]
+#[command(name = "plumb-bench", about = "plumb's benchmark harness")]
+struct Args {
+    /// Scenario to run, or `list` (default) to print them all.
+    #[arg(default_value = "list")]
+    scenario: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scenarios = all_scenarios();
+    if args.scenario == "list" {
+        for scenario in &scenarios {
+            println!("{:<32} {}", scenario.name, scenario.about);
+        }
+        return Ok(());
+    }
+    let Some(scenario) = scenarios.iter().find(|s| s.name == args.scenario) else {
+        anyhow::bail!(
+            "unknown scenario {:?}; `plumb-bench list` prints the scenarios",
+            args.scenario
+        );
+    };
+    let outcome = (scenario.run)()?;
+    println!("{}", outcome.result_line(scenario.name));
+    Ok(())
+}
