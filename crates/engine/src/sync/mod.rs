@@ -1,0 +1,12 @@
+//! Sync: planning (pure) and execution against a cluster.
+
+pub mod hooks;
+pub mod options;
+pub mod plan;
+pub mod retry;
+
+pub use options::{DeletionOption, PropagationPolicy, SyncOptionError, SyncOptions};
+pub use plan::{
+    KIND_ORDER, PlanRequest, PlanResource, ResourceSelector, Step, SyncPhase, SyncPlan, SyncTask,
+    TaskAction, kind_rank, plan, plan_post_delete,
+};
