@@ -2,6 +2,8 @@
 //!
 //! Each subcommand lives in its own module; `main` only parses and dispatches.
 
+mod local;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -12,7 +14,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Run the embedded Kubernetes-compatible API server alone and write a kubeconfig.
+    Local(local::LocalArgs),
+}
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -23,5 +28,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Local(args) => local::run(args),
+    }
 }

@@ -1,0 +1,151 @@
+//! Kubernetes `Status` error bodies, so kubectl and kube-rs print their usual messages.
+
+use serde_json::{Value, json};
+
+/// One field problem of a `422 Invalid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// `FieldValueInvalid`, `FieldValueRequired`, ...
+    pub reason: &'static str,
+    /// The message, e.g. `Invalid value: "A": ...`.
+    pub message: String,
+    /// The JSON path, e.g. `metadata.name`.
+    pub field: String,
+}
+
+impl Cause {
+    pub fn invalid(field: impl Into<String>, value: &str, why: impl std::fmt::Display) -> Self {
+        Cause {
+            reason: "FieldValueInvalid",
+            message: format!("Invalid value: {}: {why}", Value::String(value.to_string())),
+            field: field.into(),
+        }
+    }
+    pub fn required(field: impl Into<String>, why: impl std::fmt::Display) -> Self {
+        Cause { reason: "FieldValueRequired", message: format!("Required value: {why}"), field: field.into() }
+    }
+    pub fn forbidden(field: impl Into<String>, why: impl std::fmt::Display) -> Self {
+        Cause { reason: "FieldValueForbidden", message: format!("Forbidden: {why}"), field: field.into() }
+    }
+    pub fn too_long(field: impl Into<String>, why: impl std::fmt::Display) -> Self {
+        Cause { reason: "FieldValueTooLong", message: format!("Too long: {why}"), field: field.into() }
+    }
+}
+
+/// An API error answered as a `kind: Status` body.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+/// `deployments.apps` or `configmaps`: how Kubernetes names a resource in messages.
+pub fn qualified(group: &str, resource: &str) -> String {
+    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError { code, reason, message: message.into(), details: None }
+    }
+    fn with_details(mut self, name: &str, group: &str, kind: &str) -> Self {
+        let mut d = json!({"name": name, "kind": kind});
+        if !group.is_empty() {
+            d["group"] = json!(group);
+        }
+        self.details = Some(d);
+        self
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
+    }
+    pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
+        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
+            .with_details(name, group, resource)
+    }
+    /// 404 for a path that names no known resource.
+    pub fn no_route() -> Self {
+        Self::new(404, "NotFound", "the server could not find the requested resource")
+            .with_empty_details()
+    }
+    fn with_empty_details(mut self) -> Self {
+        self.details = Some(json!({}));
+        self
+    }
+    pub fn method_not_allowed(method: &str) -> Self {
+        Self::new(405, "MethodNotAllowed", format!("the server does not allow this method on the requested resource ({method})"))
+            .with_empty_details()
+    }
+    pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
+        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)))
+            .with_details(name, group, resource)
+    }
+    pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, resource)),
+        )
+        .with_details(name, group, resource)
+    }
+    pub fn stale(group: &str, resource: &str, name: &str) -> Self {
+        Self::conflict(
+            group,
+            resource,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+    }
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"))
+    }
+    pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
+        let summary: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let message = if summary.len() == 1 {
+            format!("{kind} \"{name}\" is invalid: {}", summary[0])
+        } else {
+            format!("{kind} \"{name}\" is invalid: [{}]", summary.join(", "))
+        };
+        let mut e = Self::new(422, "Invalid", message);
+        let mut d = json!({"name": name, "kind": kind, "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>()});
+        if !group.is_empty() {
+            d["group"] = json!(group);
+        }
+        e.details = Some(d);
+        e
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", message)
+    }
+
+    /// The `Status` object.
+    pub fn to_status(&self) -> Value {
+        let mut s = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(d) = &self.details {
+            s["details"] = d.clone();
+        }
+        s
+    }
+}

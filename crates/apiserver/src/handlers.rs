@@ -1,0 +1,973 @@
+//! Request handling: routing Kubernetes paths, the verbs, and object semantics (defaults,
+//! validation, generation, status subresource, finalizers, namespace and CRD cleanup).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use hyper::Response;
+use hyper::http::request::Parts;
+use serde_json::{Value, json};
+
+use crate::api_error::{ApiError, Cause};
+use crate::http::{Body, error_response, json_response};
+use crate::objects::{apply_defaults, generated_name, meta_mut, meta_str, now_rfc3339, spec_changed};
+use crate::registry::{Registry, ResourceInfo};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{Expect, ObjKey, Obj, Op, Outcome, Store};
+use crate::{Error, discovery, openapi, table, watch};
+
+const NAMESPACES: &str = "/namespaces";
+const CRDS: &str = "apiextensions.k8s.io/customresourcedefinitions";
+/// How often a write whose precondition was computed from a read is retried.
+const CONFLICT_RETRIES: usize = 20;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Arc<Store>,
+    registry: RwLock<Arc<Registry>>,
+    watcher_queue: usize,
+    address: Mutex<String>,
+    /// Namespaces and CRDs whose cleanup task is running.
+    cleanups: Mutex<std::collections::HashSet<String>>,
+}
+
+/// A resolved resource path.
+struct Target {
+    info: Arc<ResourceInfo>,
+    version: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+impl Target {
+    fn key(&self, name: &str) -> ObjKey {
+        ObjKey { resource: self.info.store_key(), namespace: self.namespace.clone().unwrap_or_default(), name: name.to_string() }
+    }
+}
+
+type Query = HashMap<String, String>;
+
+fn hex_digit(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_query(q: Option<&str>) -> Query {
+    q.unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn flag(q: &Query, name: &str) -> bool {
+    matches!(q.get(name).map(String::as_str), Some("true" | "1" | ""))
+}
+
+fn ok_json(code: u16, v: &Value) -> Response<Body> {
+    json_response(code, v.to_string())
+}
+
+impl AppState {
+    pub(crate) async fn new(store: Arc<Store>, watcher_queue: usize) -> Result<AppState, Error> {
+        let state = AppState(Arc::new(Inner {
+            store,
+            registry: RwLock::new(Arc::new(Registry::new(vec![]))),
+            watcher_queue,
+            address: Mutex::new(String::new()),
+            cleanups: Mutex::new(Default::default()),
+        }));
+        state.refresh_registry();
+        state.bootstrap().await?;
+        Ok(state)
+    }
+
+    pub(crate) fn set_address(&self, addr: std::net::SocketAddr) {
+        if let Ok(mut a) = self.0.address.lock() {
+            *a = addr.to_string();
+        }
+    }
+
+    pub(crate) fn end_watches(&self) {
+        self.0.store.end_watches();
+    }
+
+    pub(crate) async fn close(&self) {
+        let store = Arc::clone(&self.0.store);
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    }
+
+    fn registry(&self) -> Arc<Registry> {
+        self.0.registry.read().map(|r| Arc::clone(&r)).unwrap_or_default()
+    }
+
+    /// Rebuilds the served resources from the stored CRDs.
+    fn refresh_registry(&self) {
+        let (crds, _) = self.0.store.list(CRDS, None, None);
+        let infos = crds.iter().filter_map(|o| o.value().ok()).filter_map(|v| crate::crd::resource_info(&v)).collect();
+        if let Ok(mut r) = self.0.registry.write() {
+            *r = Arc::new(Registry::new(infos));
+        }
+    }
+
+    /// Creates the namespaces every cluster has, and resumes interrupted cleanups.
+    async fn bootstrap(&self) -> Result<(), Error> {
+        let registry = self.registry();
+        let Some(ns_info) = registry.find("", "v1", "namespaces") else { return Ok(()) };
+        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let key = ObjKey { resource: NAMESPACES.into(), namespace: String::new(), name: name.into() };
+            if self.0.store.get(&key).is_some() {
+                continue;
+            }
+            let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            self.stamp_new(&ns_info, &mut obj);
+            apply_defaults(&ns_info, &mut obj, true);
+            self.0.store.write_one(Op::Put { key, expect: Expect::Absent, object: obj }).await.map_err(|e| Error::Storage(e.0))?;
+        }
+        for resource in [NAMESPACES, CRDS] {
+            let (objs, _) = self.0.store.list(resource, None, None);
+            for o in objs {
+                if o.value().ok().and_then(|v| meta_str(&v, "deletionTimestamp").map(str::to_string)).is_some() {
+                    self.spawn_cleanup(resource == NAMESPACES, o.name.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn stamp_new(&self, info: &ResourceInfo, obj: &mut Value) {
+        if let Some(meta) = meta_mut(obj) {
+            meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+            for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"] {
+                meta.remove(f);
+            }
+            if info.generation {
+                meta.insert("generation".into(), json!(1));
+            } else {
+                meta.remove("generation");
+            }
+        }
+    }
+
+    pub(crate) async fn handle(&self, parts: Parts, body: Bytes) -> Response<Body> {
+        match self.route(&parts, body).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn route(&self, parts: &Parts, body: Bytes) -> Result<Response<Body>, ApiError> {
+        let path = parts.uri.path().to_string();
+        let query = parse_query(parts.uri.query());
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let get = parts.method == hyper::Method::GET;
+        let registry = self.registry();
+        let discovery_get = |v: Option<Value>| -> Result<Response<Body>, ApiError> {
+            if !get {
+                return Err(ApiError::method_not_allowed(parts.method.as_str()));
+            }
+            v.map(|v| ok_json(200, &v)).ok_or_else(ApiError::no_route)
+        };
+        match segs.as_slice() {
+            ["healthz" | "livez" | "readyz"] => {
+                let mut r = Response::new(crate::http::full("ok"));
+                r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
+                Ok(r)
+            }
+            ["version"] => discovery_get(Some(discovery::version())),
+            ["api"] => {
+                let addr = self.0.address.lock().map(|a| a.clone()).unwrap_or_default();
+                discovery_get(Some(discovery::api_versions(&addr)))
+            }
+            ["apis"] => discovery_get(Some(discovery::api_group_list(&registry))),
+            ["api", v] => discovery_get(discovery::resource_list(&registry, "", v)),
+            ["apis", g] => discovery_get(discovery::api_group(&registry, g)),
+            ["apis", g, v] => discovery_get(discovery::resource_list(&registry, g, v)),
+            ["openapi", "v3"] => discovery_get(Some(openapi::v3_root(&registry))),
+            ["openapi", "v3", "api", v] => discovery_get(self.openapi_gv(&registry, "", v)),
+            ["openapi", "v3", "apis", g, v] => discovery_get(self.openapi_gv(&registry, g, v)),
+            ["api", v, rest @ ..] => self.resource_request(&registry, parts, &query, "", v, rest, body).await,
+            ["apis", g, v, rest @ ..] => self.resource_request(&registry, parts, &query, g, v, rest, body).await,
+            _ => Err(ApiError::no_route()),
+        }
+    }
+
+    fn openapi_gv(&self, registry: &Registry, group: &str, version: &str) -> Option<Value> {
+        let store = &self.0.store;
+        openapi::v3_group_version_with(registry, group, version, &|info| {
+            let key = ObjKey { resource: CRDS.into(), namespace: String::new(), name: format!("{}.{}", info.resource, info.group) };
+            let crd = store.get(&key)?.value().ok()?;
+            crd.pointer("/spec/versions")?
+                .as_array()?
+                .iter()
+                .find(|v| v.get("name").and_then(Value::as_str) == Some(version))?
+                .pointer("/schema/openAPIV3Schema")
+                .cloned()
+        })
+    }
+
+    fn resolve(&self, registry: &Registry, group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
+        let find = |resource: &str| registry.find(group, version, resource).ok_or_else(ApiError::no_route);
+        let core_ns = |name: &str| -> Result<Target, ApiError> {
+            Ok(Target { info: find("namespaces")?, version: version.into(), namespace: None, name: Some(name.into()), status: false })
+        };
+        let (info, namespace, name, sub) = match rest {
+            [res] => (find(res)?, None, None, None),
+            ["namespaces", ns] if group.is_empty() => return core_ns(ns),
+            [res, name] => (find(res)?, None, Some(*name), None),
+            ["namespaces", ns, res] => {
+                if group.is_empty() && registry.find(group, version, res).is_none() {
+                    // `/api/v1/namespaces/<name>/status` and friends.
+                    let mut t = core_ns(ns)?;
+                    t.status = *res == "status";
+                    if !t.status {
+                        return Err(ApiError::no_route());
+                    }
+                    return Ok(t);
+                }
+                (find(res)?, Some(*ns), None, None)
+            }
+            [res, name, sub] => (find(res)?, None, Some(*name), Some(*sub)),
+            ["namespaces", ns, res, name] => (find(res)?, Some(*ns), Some(*name), None),
+            ["namespaces", ns, res, name, sub] => (find(res)?, Some(*ns), Some(*name), Some(*sub)),
+            _ => return Err(ApiError::no_route()),
+        };
+        if namespace.is_some() && !info.namespaced {
+            return Err(ApiError::no_route());
+        }
+        if namespace.is_none() && name.is_some() && info.namespaced {
+            return Err(ApiError::no_route());
+        }
+        let status = match sub {
+            None => false,
+            Some("status") if info.status_subresource => true,
+            Some(_) => return Err(ApiError::no_route()),
+        };
+        Ok(Target { info, version: version.into(), namespace: namespace.map(str::to_string), name: name.map(str::to_string), status })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn resource_request(
+        &self,
+        registry: &Registry,
+        parts: &Parts,
+        query: &Query,
+        group: &str,
+        version: &str,
+        rest: &[&str],
+        body: Bytes,
+    ) -> Result<Response<Body>, ApiError> {
+        let target = self.resolve(registry, group, version, rest)?;
+        let accept = parts.headers.get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let content_type =
+            parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
+        let dry_run = match query.get("dryRun").map(String::as_str) {
+            None | Some("") => false,
+            Some("All") => true,
+            Some(other) => return Err(ApiError::bad_request(format!("unsupported dryRun value {other:?}: supported values: \"All\""))),
+        };
+        use hyper::Method;
+        match (&parts.method, &target.name) {
+            (&Method::GET, None) if flag(query, "watch") => watch::serve(self.0.store.clone(), &target.info, &target.version, target.namespace.as_deref(), query, &accept, self.0.watcher_queue),
+            (&Method::GET, None) => self.list(&target, query, &accept),
+            (&Method::POST, None) if !target.status => self.create(&target, &content_type, &body, dry_run, &accept).await,
+            (&Method::DELETE, None) => self.delete_collection(&target, query, dry_run).await,
+            (&Method::GET, Some(name)) => self.get(&target, name, &accept),
+            (&Method::PUT, Some(name)) => self.update(&target, name, &content_type, &body, dry_run).await,
+            (&Method::PATCH, Some(name)) => self.patch(&target, name, &content_type, &body, query, dry_run).await,
+            (&Method::DELETE, Some(name)) if !target.status => self.delete(&target, name, &body, dry_run).await,
+            (m, _) => Err(ApiError::method_not_allowed(m.as_str())),
+        }
+    }
+
+    // ----- reads -----
+
+    fn get(&self, t: &Target, name: &str, accept: &str) -> Result<Response<Body>, ApiError> {
+        let obj = self.0.store.get(&t.key(name)).ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.resource, name))?;
+        if table::wants_table(accept) {
+            let v = obj.value().map_err(|e| ApiError::internal(e.to_string()))?;
+            let rv = obj.rv.to_string();
+            return Ok(ok_json(200, &table::table(&t.info, &[v], &rv, None)));
+        }
+        Ok(json_response(200, render(&t.info, &t.version, &obj)))
+    }
+
+    fn list(&self, t: &Target, query: &Query, accept: &str) -> Result<Response<Body>, ApiError> {
+        let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let limit = match query.get("limit").map(String::as_str) {
+            None | Some("") | Some("0") => usize::MAX,
+            Some(l) => l.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        };
+        let after = match query.get("continue").map(String::as_str) {
+            None | Some("") => None,
+            Some(token) => Some(decode_continue(token)?),
+        };
+        let (items, rv) = self.0.store.list(&t.info.store_key(), t.namespace.as_deref(), after.as_ref());
+        let mut matching = items.into_iter().filter(|o| labels.matches(&o.labels) && fields.matches(&o.namespace, &o.name));
+        let page: Vec<Arc<Obj>> = matching.by_ref().take(limit).collect();
+        let remaining = matching.count();
+        let continue_token = (remaining > 0).then(|| page.last().map(|o| encode_continue(&o.namespace, &o.name))).flatten();
+        if table::wants_table(accept) {
+            let values: Vec<Value> = page.iter().filter_map(|o| o.value().ok()).collect();
+            return Ok(ok_json(200, &table::table(&t.info, &values, &rv.to_string(), continue_token.as_deref())));
+        }
+        let mut meta = format!("{{\"resourceVersion\":\"{rv}\"");
+        if let Some(c) = &continue_token {
+            meta.push_str(&format!(",\"continue\":\"{c}\",\"remainingItemCount\":{remaining}"));
+        }
+        meta.push('}');
+        let api_version = t.info.api_version(&t.version);
+        let mut out = Vec::with_capacity(page.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 128);
+        out.extend_from_slice(format!("{{\"kind\":\"{}\",\"apiVersion\":\"{api_version}\",\"metadata\":{meta},\"items\":[", t.info.list_kind).as_bytes());
+        for (i, o) in page.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&render(&t.info, &t.version, o));
+        }
+        out.extend_from_slice(b"]}");
+        Ok(json_response(200, out))
+    }
+
+    // ----- writes -----
+
+    fn decode(&self, t: &Target, content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
+        let value = decode_body(&t.info.kind, content_type, body)?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request(format!("the object provided is unrecognized (must be of type {}): the body is not a JSON object", t.info.kind)));
+        }
+        if let Some(kind) = value.get("kind").and_then(Value::as_str)
+            && kind != t.info.kind
+        {
+            return Err(ApiError::bad_request(format!("the kind in the body ({kind}) does not match the resource {} (kind {})", t.info.resource, t.info.kind)));
+        }
+        if let Some(av) = value.get("apiVersion").and_then(Value::as_str)
+            && av != t.info.api_version(&t.version)
+        {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({})",
+                t.info.api_version(&t.version)
+            )));
+        }
+        Ok(value)
+    }
+
+    /// Checks a namespaced write's namespace: present, consistent, existing, not terminating.
+    fn check_namespace(&self, t: &Target, obj: &mut Value, name: &str) -> Result<(), ApiError> {
+        if !t.info.namespaced {
+            if let Some(meta) = meta_mut(obj) {
+                meta.remove("namespace");
+            }
+            return Ok(());
+        }
+        let path_ns = t.namespace.clone().ok_or_else(|| ApiError::bad_request("a namespace is required for this resource".to_string()))?;
+        match meta_str(obj, "namespace") {
+            Some(ns) if !ns.is_empty() && ns != path_ns => {
+                return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+            }
+            _ => {
+                if let Some(meta) = meta_mut(obj) {
+                    meta.insert("namespace".into(), json!(path_ns));
+                }
+            }
+        }
+        let ns_key = ObjKey { resource: NAMESPACES.into(), namespace: String::new(), name: path_ns.clone() };
+        let ns = self.0.store.get(&ns_key).ok_or_else(|| ApiError::not_found("", "namespaces", &path_ns))?;
+        let terminating = ns.value().ok().and_then(|v| meta_str(&v, "deletionTimestamp").map(str::to_string)).is_some();
+        if terminating {
+            let mut e = ApiError::forbidden(format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {path_ns} because it is being terminated",
+                crate::api_error::qualified(&t.info.group, &t.info.resource)
+            ));
+            e.details = Some(json!({"name": name, "kind": t.info.resource, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {path_ns} is being terminated"), "field": "metadata.namespace"}]}));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn validate(&self, t: &Target, obj: &Value) -> Result<(), ApiError> {
+        let mut causes = crate::validation::metadata_causes(obj, t.info.name_rule);
+        if t.info.store_key() == CRDS {
+            causes.extend(crate::crd::validate_crd(obj));
+        }
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let name = meta_str(obj, "name").unwrap_or("");
+        Err(ApiError::invalid(&t.info.kind, &t.info.group, name, causes))
+    }
+
+    /// Builds the object a create stores (everything but the resourceVersion).
+    fn prepare_create(&self, t: &Target, mut obj: Value) -> Result<(String, Value), ApiError> {
+        obj["apiVersion"] = json!(t.info.api_version(&t.info.versions[0]));
+        obj["kind"] = json!(t.info.kind);
+        let mut name = meta_str(&obj, "name").unwrap_or("").to_string();
+        if name.is_empty()
+            && let Some(prefix) = meta_str(&obj, "generateName").filter(|p| !p.is_empty())
+        {
+            name = generated_name(prefix);
+            if let Some(meta) = meta_mut(&mut obj) {
+                meta.insert("name".into(), json!(name));
+            }
+        }
+        if name.is_empty() {
+            let causes = vec![Cause::required("metadata.name", "name or generateName is required")];
+            return Err(ApiError::invalid(&t.info.kind, &t.info.group, "", causes));
+        }
+        self.stamp_new(&t.info, &mut obj);
+        if t.info.status_subresource
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
+        }
+        apply_defaults(&t.info, &mut obj, true);
+        self.validate(t, &obj)?;
+        self.check_namespace(t, &mut obj, &name)?;
+        Ok((name, obj))
+    }
+
+    async fn create(&self, t: &Target, content_type: &str, body: &Bytes, dry_run: bool, accept: &str) -> Result<Response<Body>, ApiError> {
+        let obj = self.decode(t, content_type, body)?;
+        let (name, obj) = self.prepare_create(t, obj)?;
+        if dry_run {
+            if self.0.store.get(&t.key(&name)).is_some() {
+                return Err(ApiError::already_exists(&t.info.group, &t.info.resource, &name));
+            }
+            return Ok(ok_json(201, &obj));
+        }
+        let outcome = self.write(Op::Put { key: t.key(&name), expect: Expect::Absent, object: obj }).await?;
+        let _ = accept;
+        match outcome {
+            Outcome::Written(o) => {
+                self.after_write(t);
+                Ok(json_response(201, render(&t.info, &t.version, &o)))
+            }
+            Outcome::AlreadyExists => Err(ApiError::already_exists(&t.info.group, &t.info.resource, &name)),
+            Outcome::NotFound | Outcome::Conflict => Err(ApiError::internal("unexpected store outcome for a create")),
+        }
+    }
+
+    async fn write(&self, op: Op) -> Result<Outcome, ApiError> {
+        self.0.store.write_one(op).await.map_err(|e| ApiError::internal(e.0))
+    }
+
+    fn after_write(&self, t: &Target) {
+        if t.info.store_key() == CRDS {
+            self.refresh_registry();
+        }
+    }
+
+    /// Computes what an update of `old` to `new` stores, or None when nothing changes.
+    fn prepare_update(&self, t: &Target, name: &str, old: &Obj, mut new: Value) -> Result<UpdatePlan, ApiError> {
+        let old_v = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the object must be a JSON object"));
+        }
+        match meta_str(&new, "name") {
+            Some(n) if !n.is_empty() && n != name => {
+                return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+            }
+            _ => {}
+        }
+        if t.info.namespaced {
+            match meta_str(&new, "namespace") {
+                Some(ns) if !ns.is_empty() && Some(ns) != t.namespace.as_deref() => {
+                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                }
+                _ => {}
+            }
+        }
+        let mut result = if t.status {
+            let mut r = old_v.clone();
+            match new.get("status") {
+                Some(s) => r["status"] = s.clone(),
+                None => {
+                    if let Some(o) = r.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+            r
+        } else {
+            if t.info.status_subresource
+                && let Some(o) = new.as_object_mut()
+            {
+                match old_v.get("status") {
+                    Some(s) => {
+                        o.insert("status".into(), s.clone());
+                    }
+                    None => {
+                        o.remove("status");
+                    }
+                }
+            }
+            new
+        };
+        result["apiVersion"] = old_v.get("apiVersion").cloned().unwrap_or_else(|| json!(t.info.api_version(&t.info.versions[0])));
+        result["kind"] = json!(t.info.kind);
+        if let Some(meta) = meta_mut(&mut result) {
+            meta.insert("name".into(), json!(name));
+            if let Some(ns) = &t.namespace {
+                meta.insert("namespace".into(), json!(ns));
+            }
+            for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+                match old_v.pointer(&format!("/metadata/{f}")) {
+                    Some(v) => {
+                        meta.insert(f.into(), v.clone());
+                    }
+                    None => {
+                        meta.remove(f);
+                    }
+                }
+            }
+            meta.insert("resourceVersion".into(), json!(old.rv.to_string()));
+        }
+        apply_defaults(&t.info, &mut result, false);
+        self.validate(t, &result)?;
+        if t.info.generation && spec_changed(&t.info, &old_v, &result) {
+            let g = old_v.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+            if let Some(meta) = meta_mut(&mut result) {
+                meta.insert("generation".into(), json!(g));
+            }
+        }
+        if result == old_v {
+            return Ok(UpdatePlan::Unchanged(old_v));
+        }
+        let finalizers_empty = result.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        if meta_str(&result, "deletionTimestamp").is_some() && finalizers_empty && !is_cleanup_managed(&t.info) {
+            return Ok(UpdatePlan::Delete(result));
+        }
+        Ok(UpdatePlan::Put(result))
+    }
+
+    /// Runs a read-compute-write cycle, retrying on conflicts when `retry`.
+    async fn update_with<F>(&self, t: &Target, name: &str, dry_run: bool, retry: bool, mut compute: F) -> Result<Response<Body>, ApiError>
+    where
+        F: FnMut(&Obj) -> Result<Value, ApiError>,
+    {
+        for _ in 0..CONFLICT_RETRIES {
+            let key = t.key(name);
+            let old = self.0.store.get(&key).ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.resource, name))?;
+            let new = compute(&old)?;
+            if let Some(rv) = meta_str(&new, "resourceVersion").filter(|s| !s.is_empty()) {
+                let parsed: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
+                if parsed != old.rv {
+                    return Err(ApiError::stale(&t.info.group, &t.info.resource, name));
+                }
+            }
+            let plan = self.prepare_update(t, name, &old, new)?;
+            let op = match plan {
+                UpdatePlan::Unchanged(v) => return Ok(ok_json(200, &v)),
+                _ if dry_run => {
+                    let (UpdatePlan::Put(v) | UpdatePlan::Delete(v)) = plan else { continue };
+                    return Ok(ok_json(200, &v));
+                }
+                UpdatePlan::Put(v) => Op::Put { key, expect: Expect::Rv(old.rv), object: v },
+                UpdatePlan::Delete(_) => Op::Delete { key, expect: Expect::Rv(old.rv) },
+            };
+            match self.write(op).await? {
+                Outcome::Written(o) => {
+                    self.after_write(t);
+                    return Ok(json_response(200, render(&t.info, &t.version, &o)));
+                }
+                Outcome::NotFound => return Err(ApiError::not_found(&t.info.group, &t.info.resource, name)),
+                Outcome::Conflict if retry => continue,
+                Outcome::Conflict => return Err(ApiError::stale(&t.info.group, &t.info.resource, name)),
+                Outcome::AlreadyExists => return Err(ApiError::internal("unexpected store outcome for an update")),
+            }
+        }
+        Err(ApiError::stale(&t.info.group, &t.info.resource, name))
+    }
+
+    async fn update(&self, t: &Target, name: &str, content_type: &str, body: &Bytes, dry_run: bool) -> Result<Response<Body>, ApiError> {
+        let new = self.decode(t, content_type, body)?;
+        // No resourceVersion in the body means an unconditional update (retried on races).
+        let unconditional = meta_str(&new, "resourceVersion").is_none_or(str::is_empty);
+        self.update_with(t, name, dry_run, unconditional, |_| Ok(new.clone())).await
+    }
+
+    async fn patch(&self, t: &Target, name: &str, content_type: &str, body: &Bytes, query: &Query, dry_run: bool) -> Result<Response<Body>, ApiError> {
+        let media = content_type.split(';').next().unwrap_or("").trim().to_string();
+        let patch_kind = match media.as_str() {
+            "application/merge-patch+json" => PatchKind::Merge,
+            "application/json-patch+json" => PatchKind::Json,
+            "application/strategic-merge-patch+json" if !t.info.custom => PatchKind::Strategic,
+            "application/strategic-merge-patch+json" => {
+                return Err(ApiError::unsupported_media_type(&format!("{media} (strategic merge patch is not supported for custom resources; use a merge patch)")));
+            }
+            "application/apply-patch+yaml" | "application/apply-patch+cbor" => PatchKind::Apply,
+            other => return Err(ApiError::unsupported_media_type(other)),
+        };
+        let patch: Value = match patch_kind {
+            PatchKind::Apply => decode_body(&t.info.kind, "application/yaml", body)?,
+            _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+        };
+        if patch_kind == PatchKind::Apply {
+            if query.get("fieldManager").is_none_or(String::is_empty) {
+                return Err(ApiError::bad_request("PATCH with apply requires the fieldManager query parameter"));
+            }
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("the applied configuration must be an object"));
+            }
+            if self.0.store.get(&t.key(name)).is_none() && !t.status {
+                return self.apply_create(t, name, patch, dry_run).await;
+            }
+        }
+        let is_status = t.status;
+        self.update_with(t, name, dry_run, true, |old| {
+            let live = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
+            let mut out = match patch_kind {
+                PatchKind::Merge => crate::patch::merge_patch(&live, &patch),
+                PatchKind::Strategic => crate::patch::strategic_merge_patch(&live, &patch),
+                PatchKind::Apply => crate::patch::apply_merge(&live, &patch),
+                PatchKind::Json => crate::patch::json_patch(&live, &patch).map_err(|e| {
+                    let mut err = ApiError::invalid(&t.info.kind, &t.info.group, name, vec![]);
+                    err.message = e.to_string();
+                    err
+                })?,
+            };
+            // A patch that does not mention resourceVersion must not act as a precondition.
+            if patch.pointer("/metadata/resourceVersion").is_none()
+                && patch_kind != PatchKind::Json
+                && let Some(meta) = meta_mut(&mut out)
+            {
+                meta.remove("resourceVersion");
+            }
+            if patch_kind == PatchKind::Json && let Some(meta) = meta_mut(&mut out) {
+                if meta.get("resourceVersion").and_then(Value::as_str) == Some(old.rv.to_string().as_str()) {
+                    meta.remove("resourceVersion");
+                }
+            }
+            let _ = is_status;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn apply_create(&self, t: &Target, name: &str, applied: Value, dry_run: bool) -> Result<Response<Body>, ApiError> {
+        let mut obj = applied;
+        if let Some(meta) = meta_mut(&mut obj) {
+            match meta.get("name").and_then(Value::as_str) {
+                Some(n) if n != name => {
+                    return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+                }
+                _ => {
+                    meta.insert("name".into(), json!(name));
+                }
+            }
+        }
+        let (_, obj) = self.prepare_create(t, obj)?;
+        if dry_run {
+            return Ok(ok_json(201, &obj));
+        }
+        match self.write(Op::Put { key: t.key(name), expect: Expect::Absent, object: obj }).await? {
+            Outcome::Written(o) => {
+                self.after_write(t);
+                Ok(json_response(201, render(&t.info, &t.version, &o)))
+            }
+            // Someone created it meanwhile: the client retries and gets the update path.
+            _ => Err(ApiError::stale(&t.info.group, &t.info.resource, name)),
+        }
+    }
+
+    // ----- deletes -----
+
+    async fn delete(&self, t: &Target, name: &str, body: &Bytes, dry_run: bool) -> Result<Response<Body>, ApiError> {
+        let options: Value = if body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        };
+        let dry_run = dry_run || options.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+        let want_rv = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+        let want_uid = options.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
+        for _ in 0..CONFLICT_RETRIES {
+            let key = t.key(name);
+            let cur = self.0.store.get(&key).ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.resource, name))?;
+            let v = cur.value().map_err(|e| ApiError::internal(e.to_string()))?;
+            if want_rv.as_ref().is_some_and(|rv| *rv != cur.rv.to_string()) || want_uid.as_deref().is_some_and(|u| Some(u) != meta_str(&v, "uid")) {
+                return Err(ApiError::conflict(&t.info.group, &t.info.resource, name, "the precondition of the delete was not met"));
+            }
+            let op = match deletion_step(&t.info, &v) {
+                DeletionStep::AlreadyDeleting => return Ok(ok_json(200, &v)),
+                DeletionStep::Remove => {
+                    if dry_run {
+                        return Ok(ok_json(200, &v));
+                    }
+                    Op::Delete { key, expect: Expect::Rv(cur.rv) }
+                }
+                DeletionStep::MarkDeleting(marked) => {
+                    if dry_run {
+                        return Ok(ok_json(200, &marked));
+                    }
+                    Op::Put { key, expect: Expect::Rv(cur.rv), object: marked }
+                }
+            };
+            match self.write(op).await? {
+                Outcome::Written(o) => {
+                    if is_cleanup_managed(&t.info) {
+                        self.spawn_cleanup(t.info.store_key() == NAMESPACES, name.to_string());
+                    }
+                    self.after_write(t);
+                    return Ok(json_response(200, render(&t.info, &t.version, &o)));
+                }
+                Outcome::Conflict => continue,
+                Outcome::NotFound => return Err(ApiError::not_found(&t.info.group, &t.info.resource, name)),
+                Outcome::AlreadyExists => return Err(ApiError::internal("unexpected store outcome for a delete")),
+            }
+        }
+        Err(ApiError::stale(&t.info.group, &t.info.resource, name))
+    }
+
+    async fn delete_collection(&self, t: &Target, query: &Query, dry_run: bool) -> Result<Response<Body>, ApiError> {
+        let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let (items, _) = self.0.store.list(&t.info.store_key(), t.namespace.as_deref(), None);
+        let mut deleted = Vec::new();
+        for o in items.iter().filter(|o| labels.matches(&o.labels) && fields.matches(&o.namespace, &o.name)) {
+            let sub = Target { info: Arc::clone(&t.info), version: t.version.clone(), namespace: (!o.namespace.is_empty()).then(|| o.namespace.clone()), name: Some(o.name.clone()), status: false };
+            match self.delete(&sub, &o.name, &Bytes::new(), dry_run).await {
+                Ok(_) => deleted.push(o.value().unwrap_or(Value::Null)),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let rv = self.0.store.current_rv().to_string();
+        Ok(ok_json(200, &json!({"kind": t.info.list_kind, "apiVersion": t.info.api_version(&t.version), "metadata": {"resourceVersion": rv}, "items": deleted})))
+    }
+
+    /// Deletes a terminating namespace's contents (or a deleted CRD's objects), waits for
+    /// their finalizers, then removes the namespace (CRD) itself.
+    fn spawn_cleanup(&self, namespace: bool, name: String) {
+        let id = format!("{namespace}/{name}");
+        if let Ok(mut running) = self.0.cleanups.lock()
+            && !running.insert(id.clone())
+        {
+            return;
+        }
+        let state = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = state.cleanup(namespace, &name).await {
+                tracing::warn!(%name, error = %e.message, "cleanup stopped; it resumes on the next start");
+            }
+            if let Ok(mut running) = state.0.cleanups.lock() {
+                running.remove(&id);
+            }
+        });
+    }
+
+    async fn cleanup(&self, namespace: bool, name: &str) -> Result<(), ApiError> {
+        let owner = if namespace {
+            ObjKey { resource: NAMESPACES.into(), namespace: String::new(), name: name.into() }
+        } else {
+            ObjKey { resource: CRDS.into(), namespace: String::new(), name: name.into() }
+        };
+        let crd_resource = if namespace {
+            None
+        } else {
+            let crd = self.0.store.get(&owner).and_then(|o| o.value().ok());
+            crd.and_then(|c| crate::crd::resource_info(&c)).map(|i| i.store_key())
+        };
+        loop {
+            let Some(owner_obj) = self.0.store.get(&owner) else { return Ok(()) };
+            let victims: Vec<Arc<Obj>> = match &crd_resource {
+                Some(resource) => self.0.store.list(resource, None, None).0,
+                None if namespace => self
+                    .0
+                    .store
+                    .resources_with_objects_in(name)
+                    .into_iter()
+                    .flat_map(|r| self.0.store.list(&r, Some(name), None).0)
+                    .collect(),
+                None => Vec::new(),
+            };
+            if victims.is_empty() {
+                let outcome = self.0.store.write_one(Op::Delete { key: owner.clone(), expect: Expect::Rv(owner_obj.rv) }).await.map_err(|e| ApiError::internal(e.0))?;
+                if matches!(outcome, Outcome::Conflict) {
+                    continue;
+                }
+                if !namespace {
+                    self.refresh_registry();
+                }
+                return Ok(());
+            }
+            let mut ops = Vec::new();
+            let mut waiting = false;
+            for v in &victims {
+                let Ok(value) = v.value() else { continue };
+                let resource = match &crd_resource {
+                    Some(r) => r.clone(),
+                    None => self.store_key_of(&value),
+                };
+                let key = ObjKey { resource, namespace: v.namespace.clone(), name: v.name.clone() };
+                let info = self.registry().all().iter().find(|i| i.store_key() == key.resource).cloned();
+                let step = match &info {
+                    Some(i) => deletion_step(i, &value),
+                    None => DeletionStep::Remove,
+                };
+                match step {
+                    DeletionStep::Remove => ops.push(Op::Delete { key, expect: Expect::Rv(v.rv) }),
+                    DeletionStep::MarkDeleting(m) => {
+                        waiting = true;
+                        ops.push(Op::Put { key, expect: Expect::Rv(v.rv), object: m });
+                    }
+                    DeletionStep::AlreadyDeleting => waiting = true,
+                }
+            }
+            if !ops.is_empty() {
+                self.0.store.write(ops).await.map_err(|e| ApiError::internal(e.0))?;
+            }
+            if waiting {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    fn store_key_of(&self, value: &Value) -> String {
+        let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+        self.registry().find_kind(group, kind).map(|i| i.store_key()).unwrap_or_default()
+    }
+}
+
+enum UpdatePlan {
+    Unchanged(Value),
+    Put(Value),
+    Delete(Value),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PatchKind {
+    Merge,
+    Json,
+    Strategic,
+    Apply,
+}
+
+enum DeletionStep {
+    /// Already has a deletionTimestamp: nothing more to do now.
+    AlreadyDeleting,
+    /// Set deletionTimestamp (finalizers pending, or a namespace / CRD to clean up).
+    MarkDeleting(Value),
+    Remove,
+}
+
+/// Namespaces and CRDs are removed by a cleanup task after their contents.
+fn is_cleanup_managed(info: &ResourceInfo) -> bool {
+    let k = info.store_key();
+    k == NAMESPACES || k == CRDS
+}
+
+fn deletion_step(info: &ResourceInfo, v: &Value) -> DeletionStep {
+    if meta_str(v, "deletionTimestamp").is_some() {
+        return DeletionStep::AlreadyDeleting;
+    }
+    let has_finalizers = v.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    if !has_finalizers && !is_cleanup_managed(info) {
+        return DeletionStep::Remove;
+    }
+    let mut marked = v.clone();
+    if let Some(meta) = meta_mut(&mut marked) {
+        meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+    }
+    if info.store_key() == NAMESPACES {
+        marked["status"] = json!({"phase": "Terminating"});
+    }
+    if info.store_key() == CRDS
+        && let Some(Value::Array(conds)) = marked.pointer_mut("/status/conditions")
+    {
+        conds.push(json!({"type": "Terminating", "status": "True", "reason": "InstanceDeletionInProgress", "message": "CustomResource deletion is in progress", "lastTransitionTime": now_rfc3339()}));
+    }
+    DeletionStep::MarkDeleting(marked)
+}
+
+/// The object's bytes as served at `version` (CRDs with several versions: apiVersion is
+/// rewritten, the conversion strategy `None`).
+pub(crate) fn render(info: &ResourceInfo, version: &str, obj: &Obj) -> Bytes {
+    if info.versions.len() > 1
+        && let Ok(mut v) = obj.value()
+    {
+        let want = info.api_version(version);
+        if v.get("apiVersion").and_then(Value::as_str) != Some(want.as_str()) {
+            v["apiVersion"] = json!(want);
+            if let Ok(b) = serde_json::to_vec(&v) {
+                return Bytes::from(b);
+            }
+        }
+    }
+    obj.bytes.clone()
+}
+
+fn decode_body(kind: &str, content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request(format!("the object provided is unrecognized (must be of type {kind}): the request body is empty")));
+    }
+    let yaml = content_type.contains("yaml");
+    let parsed: Result<Value, String> = if yaml {
+        std::str::from_utf8(body).map_err(|e| e.to_string()).and_then(|s| serde_saphyr::from_str::<Value>(s).map_err(|e| e.to_string()))
+    } else {
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {kind}): couldn't get version/kind; {} parse error: {e}",
+            if yaml { "yaml" } else { "json" }
+        ))
+    })
+}
+
+fn encode_continue(namespace: &str, name: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"v": 1, "ns": namespace, "name": name}).to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    use base64::Engine as _;
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let ns = v.get("ns").and_then(Value::as_str).ok_or_else(bad)?;
+    let name = v.get("name").and_then(Value::as_str).ok_or_else(bad)?;
+    Ok((ns.to_string(), name.to_string()))
+}

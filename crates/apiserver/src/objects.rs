@@ -1,0 +1,192 @@
+//! Object helpers shared by the handlers: timestamps, generated names, per-kind defaults
+//! and the generation rule. Pure except for the clock and the random name suffix.
+
+use serde_json::{Map, Value, json};
+
+use crate::registry::ResourceInfo;
+
+/// Now, as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
+pub(crate) fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format_rfc3339(now)
+}
+
+pub(crate) fn format_rfc3339(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+pub(crate) fn parse_rfc3339(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// `generateName` + 5 characters from Kubernetes' alphabet (no vowels, no look-alikes).
+pub(crate) fn generated_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    let suffix: String =
+        (0..5).map(|_| ALPHABET[rand::Rng::random_range(&mut rng, 0..ALPHABET.len())] as char).collect();
+    // Kubernetes truncates the prefix so the result stays a valid name length.
+    let keep = prefix.len().min(58);
+    format!("{}{suffix}", &prefix[..keep])
+}
+
+/// The object's metadata map, created when missing (None only for non-object values).
+pub(crate) fn meta_mut(object: &mut Value) -> Option<&mut Map<String, Value>> {
+    let m = object.as_object_mut()?.entry("metadata").or_insert_with(|| json!({}));
+    if !m.is_object() {
+        *m = json!({});
+    }
+    m.as_object_mut()
+}
+
+pub(crate) fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object.get("metadata")?.get(field)?.as_str()
+}
+
+/// Defaults applied on every create and update (the part of Kubernetes' defaulting the
+/// embedded server does).
+pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create: bool) {
+    use base64::Engine as _;
+    match (info.group.as_str(), info.resource.as_str()) {
+        ("", "namespaces") => {
+            let name = meta_str(object, "name").unwrap_or_default().to_string();
+            if let Some(meta) = meta_mut(object) {
+                let labels = meta.entry("labels").or_insert_with(|| json!({}));
+                if let Some(l) = labels.as_object_mut() {
+                    l.insert("kubernetes.io/metadata.name".into(), Value::String(name));
+                }
+            }
+            if is_create {
+                object["spec"] = json!({"finalizers": ["kubernetes"]});
+                object["status"] = json!({"phase": "Active"});
+            }
+        }
+        ("", "secrets") => {
+            if object.get("type").is_none_or(Value::is_null) {
+                object["type"] = json!("Opaque");
+            }
+            if let Some(Value::Object(string_data)) = object.as_object_mut().and_then(|o| o.remove("stringData")) {
+                let mut data = object.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
+                for (k, v) in string_data {
+                    let s = v.as_str().unwrap_or_default();
+                    data.insert(k, Value::String(base64::engine::general_purpose::STANDARD.encode(s)));
+                }
+                object["data"] = Value::Object(data);
+            }
+        }
+        ("", "services") => {
+            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("type").or_insert_with(|| json!("ClusterIP"));
+                spec.entry("sessionAffinity").or_insert_with(|| json!("None"));
+                if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        p.entry("protocol").or_insert_with(|| json!("TCP"));
+                        if let Some(port) = p.get("port").cloned() {
+                            p.entry("targetPort").or_insert(port);
+                        }
+                    }
+                }
+            }
+        }
+        ("apps", "deployments") | ("apps", "statefulsets") | ("apps", "replicasets") => {
+            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("replicas").or_insert_with(|| json!(1));
+                spec.entry("revisionHistoryLimit").or_insert_with(|| json!(10));
+            }
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => crate::crd::default_crd(object),
+        _ => {}
+    }
+}
+
+/// Everything `generation` watches: the object minus metadata (and minus status when
+/// status is a subresource).
+fn generation_view(info: &ResourceInfo, object: &Value) -> Value {
+    let mut v = object.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("metadata");
+        o.remove("apiVersion");
+        o.remove("kind");
+        if info.status_subresource || !info.custom {
+            o.remove("status");
+        }
+    }
+    v
+}
+
+/// Whether an update changes what `metadata.generation` counts.
+pub(crate) fn spec_changed(info: &ResourceInfo, old: &Value, new: &Value) -> bool {
+    generation_view(info, old) != generation_view(info, new)
+}
+
+/// Humanised age as `kubectl get` prints it.
+pub(crate) fn human_age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    if s < 120 {
+        format!("{s}s")
+    } else if m < 10 {
+        let rem = s % 60;
+        if rem == 0 { format!("{m}m") } else { format!("{m}m{rem}s") }
+    } else if h < 3 {
+        format!("{m}m")
+    } else if h < 8 {
+        let rem = m % 60;
+        if rem == 0 { format!("{h}h") } else { format!("{h}h{rem}m") }
+    } else if h < 48 {
+        format!("{h}h")
+    } else if d < 8 {
+        let rem = h % 24;
+        if rem == 0 { format!("{d}d") } else { format!("{d}d{rem}h") }
+    } else if d < 365 * 2 {
+        format!("{d}d")
+    } else {
+        format!("{}y{}d", d / 365, d % 365)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages() {
+        assert_eq!(human_age(5), "5s");
+        assert_eq!(human_age(130), "2m10s");
+        assert_eq!(human_age(3600 * 5 + 60), "5h1m");
+        assert_eq!(human_age(86400 * 3), "3d");
+    }
+
+    #[test]
+    fn generated_names_are_valid() {
+        let n = generated_name("web-");
+        assert!(n.starts_with("web-") && n.len() == 9);
+        assert!(crate::validation::is_dns1123_subdomain(&n));
+    }
+
+    #[test]
+    fn secret_string_data_is_encoded() {
+        let info = crate::registry::builtins().into_iter().find(|r| r.resource == "secrets").unwrap();
+        let mut s = json!({"metadata": {"name": "s"}, "stringData": {"a": "hi"}});
+        apply_defaults(&info, &mut s, true);
+        assert_eq!(s, json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "aGk="}}));
+    }
+
+    #[test]
+    fn generation_ignores_metadata_and_status() {
+        let info = crate::registry::builtins().into_iter().find(|r| r.resource == "deployments").unwrap();
+        let a = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"replicas": 1}, "status": {"x": 1}});
+        let b = json!({"metadata": {"labels": {"a": "2"}}, "spec": {"replicas": 1}, "status": {"x": 2}});
+        let c = json!({"metadata": {}, "spec": {"replicas": 2}});
+        assert!(!spec_changed(&info, &a, &b));
+        assert!(spec_changed(&info, &a, &c));
+    }
+}

@@ -1,0 +1,412 @@
+//! PATCH semantics: JSON merge patch (RFC 7386), JSON patch (RFC 6902), strategic merge
+//! patch (the subset kubectl sends: merge keys of the common built-in lists and the
+//! `$patch`, `$setElementOrder`, `$retainKeys`, `$deleteFromPrimitiveList` directives), and
+//! the create-or-update merge used for `application/apply-patch+yaml`. Pure.
+
+use serde_json::{Map, Value};
+
+/// Why a patch could not be applied (answered as 422 or 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchError {
+    /// The JSON patch document is malformed.
+    #[error("invalid JSON patch: {0}")]
+    Malformed(String),
+    /// A JSON patch operation failed (missing path, failed test).
+    #[error("the JSON patch operation {index} ({op} {path}) failed: {why}")]
+    OperationFailed { index: usize, op: String, path: String, why: String },
+}
+
+/// RFC 7386: objects merge recursively, `null` deletes, everything else replaces.
+pub fn merge_patch(target: &Value, patch: &Value) -> Value {
+    match patch {
+        Value::Object(p) => {
+            let mut out = match target {
+                Value::Object(t) => t.clone(),
+                _ => Map::new(),
+            };
+            for (k, v) in p {
+                if v.is_null() {
+                    out.remove(k);
+                } else {
+                    let merged = merge_patch(out.get(k).unwrap_or(&Value::Null), v);
+                    out.insert(k.clone(), merged);
+                }
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
+fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
+fn split_pointer(path: &str) -> Result<Vec<String>, String> {
+    if path.is_empty() {
+        return Ok(vec![]);
+    }
+    let rest = path.strip_prefix('/').ok_or_else(|| format!("path {path:?} must start with '/'"))?;
+    Ok(rest.split('/').map(unescape).collect())
+}
+
+fn parent_mut<'a>(doc: &'a mut Value, tokens: &[String]) -> Result<&'a mut Value, String> {
+    let mut cur = doc;
+    for t in tokens {
+        cur = match cur {
+            Value::Object(m) => m.get_mut(t).ok_or_else(|| format!("missing key {t:?}"))?,
+            Value::Array(a) => {
+                let i: usize = t.parse().map_err(|_| format!("{t:?} is not an array index"))?;
+                a.get_mut(i).ok_or_else(|| format!("index {i} out of range"))?
+            }
+            _ => return Err(format!("{t:?} is below a value that is neither object nor array")),
+        };
+    }
+    Ok(cur)
+}
+
+fn get_at<'a>(doc: &'a Value, tokens: &[String]) -> Result<&'a Value, String> {
+    let mut cur = doc;
+    for t in tokens {
+        cur = match cur {
+            Value::Object(m) => m.get(t).ok_or_else(|| format!("missing key {t:?}"))?,
+            Value::Array(a) => {
+                let i: usize = t.parse().map_err(|_| format!("{t:?} is not an array index"))?;
+                a.get(i).ok_or_else(|| format!("index {i} out of range"))?
+            }
+            _ => return Err("path goes below a scalar".into()),
+        };
+    }
+    Ok(cur)
+}
+
+fn add_at(doc: &mut Value, tokens: &[String], value: Value) -> Result<(), String> {
+    let Some((last, parents)) = tokens.split_last() else {
+        *doc = value;
+        return Ok(());
+    };
+    match parent_mut(doc, parents)? {
+        Value::Object(m) => {
+            m.insert(last.clone(), value);
+            Ok(())
+        }
+        Value::Array(a) => {
+            if last == "-" {
+                a.push(value);
+                return Ok(());
+            }
+            let i: usize = last.parse().map_err(|_| format!("{last:?} is not an array index"))?;
+            if i > a.len() {
+                return Err(format!("index {i} out of range"));
+            }
+            a.insert(i, value);
+            Ok(())
+        }
+        _ => Err("cannot add below a scalar".into()),
+    }
+}
+
+fn remove_at(doc: &mut Value, tokens: &[String]) -> Result<Value, String> {
+    let (last, parents) = tokens.split_last().ok_or("cannot remove the whole document")?;
+    match parent_mut(doc, parents)? {
+        Value::Object(m) => m.remove(last).ok_or_else(|| format!("missing key {last:?}")),
+        Value::Array(a) => {
+            let i: usize = last.parse().map_err(|_| format!("{last:?} is not an array index"))?;
+            if i >= a.len() {
+                return Err(format!("index {i} out of range"));
+            }
+            Ok(a.remove(i))
+        }
+        _ => Err("cannot remove below a scalar".into()),
+    }
+}
+
+/// RFC 6902 JSON patch. All operations apply or none (the input is not modified).
+pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
+    let ops = patch.as_array().ok_or_else(|| PatchError::Malformed("the patch must be a JSON array of operations".into()))?;
+    let mut doc = target.clone();
+    for (index, op) in ops.iter().enumerate() {
+        let name = op.get("op").and_then(Value::as_str).ok_or_else(|| PatchError::Malformed(format!("operation {index} has no \"op\"")))?;
+        let path = op.get("path").and_then(Value::as_str).ok_or_else(|| PatchError::Malformed(format!("operation {index} has no \"path\"")))?;
+        let fail = |why: String| PatchError::OperationFailed { index, op: name.to_string(), path: path.to_string(), why };
+        let tokens = split_pointer(path).map_err(fail)?;
+        let value = || op.get("value").cloned().ok_or_else(|| PatchError::Malformed(format!("operation {index} ({name}) has no \"value\"")));
+        let from = || -> Result<Vec<String>, PatchError> {
+            let f = op.get("from").and_then(Value::as_str).ok_or_else(|| PatchError::Malformed(format!("operation {index} ({name}) has no \"from\"")))?;
+            split_pointer(f).map_err(|why| PatchError::OperationFailed { index, op: name.to_string(), path: f.to_string(), why })
+        };
+        match name {
+            "add" => add_at(&mut doc, &tokens, value()?).map_err(fail)?,
+            "remove" => {
+                remove_at(&mut doc, &tokens).map_err(fail)?;
+            }
+            "replace" => {
+                let v = value()?;
+                let slot = parent_mut(&mut doc, &tokens).map_err(fail)?;
+                *slot = v;
+            }
+            "move" => {
+                let src = from()?;
+                let moved = remove_at(&mut doc, &src).map_err(fail)?;
+                add_at(&mut doc, &tokens, moved).map_err(fail)?;
+            }
+            "copy" => {
+                let src = from()?;
+                let copied = get_at(&doc, &src).map_err(fail)?.clone();
+                add_at(&mut doc, &tokens, copied).map_err(fail)?;
+            }
+            "test" => {
+                let want = value()?;
+                let got = get_at(&doc, &tokens).map_err(fail)?;
+                if *got != want {
+                    return Err(fail(format!("value is {got}, not {want}")));
+                }
+            }
+            other => return Err(PatchError::Malformed(format!("unknown operation {other:?} at {index}"))),
+        }
+    }
+    Ok(doc)
+}
+
+/// The merge key of a list field in the built-in kinds, by field name (the lists kubectl
+/// edits most). `None` for lists that are replaced whole.
+fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
+    match field {
+        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => Some("name"),
+        "volumeMounts" | "volumeDevices" => Some("mountPath"),
+        "ports" => match sample {
+            Some(v) if v.get("containerPort").is_some() => Some("containerPort"),
+            _ => Some("port"),
+        },
+        "conditions" => Some("type"),
+        "ownerReferences" => Some("uid"),
+        _ => None,
+    }
+}
+
+/// Lists of scalars that merge as sets (`patchStrategy: merge` on a primitive list).
+fn is_primitive_merge_list(field: &str) -> bool {
+    field == "finalizers"
+}
+
+/// Strategic merge patch over the built-in kinds' common merge keys.
+pub fn strategic_merge_patch(target: &Value, patch: &Value) -> Value {
+    smp_value(target, patch, true)
+}
+
+/// The create-or-update merge of server-side apply (for now): the applied configuration
+/// is merged into the live object like a strategic merge patch; fields the applier
+/// stopped sending are not removed (full managed-fields apply is a later issue).
+pub fn apply_merge(live: &Value, applied: &Value) -> Value {
+    smp_value(live, applied, false)
+}
+
+fn smp_value(target: &Value, patch: &Value, directives: bool) -> Value {
+    let Value::Object(p) = patch else {
+        return strip_directives(patch);
+    };
+    let empty = Map::new();
+    let t = match target {
+        Value::Object(t) => t,
+        _ => &empty,
+    };
+    if directives && p.get("$patch").and_then(Value::as_str) == Some("replace") {
+        let mut replaced = p.clone();
+        replaced.remove("$patch");
+        return strip_directives(&Value::Object(replaced));
+    }
+    let mut out = t.clone();
+    for (k, v) in p {
+        if k.starts_with('$') {
+            continue;
+        }
+        if v.is_null() {
+            out.remove(k);
+            continue;
+        }
+        if directives && v.get("$patch").and_then(Value::as_str) == Some("delete") {
+            out.remove(k);
+            continue;
+        }
+        let merged = match (out.get(k), v) {
+            (Some(Value::Array(live)), Value::Array(items)) => Value::Array(smp_list(k, live, items, directives)),
+            (existing, Value::Object(_)) => smp_value(existing.unwrap_or(&Value::Null), v, directives),
+            _ => strip_directives(v),
+        };
+        out.insert(k.clone(), merged);
+    }
+    // `$deleteFromPrimitiveList/<field>: [values]`.
+    for (k, v) in p {
+        if let (Some(field), Some(values)) = (k.strip_prefix("$deleteFromPrimitiveList/"), v.as_array())
+            && let Some(Value::Array(list)) = out.get_mut(field)
+        {
+            list.retain(|item| !values.contains(item));
+        }
+    }
+    Value::Object(out)
+}
+
+fn smp_list(field: &str, live: &[Value], items: &[Value], directives: bool) -> Vec<Value> {
+    if is_primitive_merge_list(field) {
+        let mut out = live.to_vec();
+        for i in items {
+            if !out.contains(i) {
+                out.push(i.clone());
+            }
+        }
+        return out;
+    }
+    let Some(key) = merge_key(field, items.first().or(live.first())) else {
+        return items.iter().map(strip_directives).collect();
+    };
+    if directives && items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
+        return items.iter().filter(|i| i.get("$patch").is_none()).map(strip_directives).collect();
+    }
+    let mut out: Vec<Value> = live.to_vec();
+    for item in items {
+        let id = item.get(key);
+        let position = id.and_then(|id| out.iter().position(|l| l.get(key) == Some(id)));
+        let delete = directives && item.get("$patch").and_then(Value::as_str) == Some("delete");
+        match (position, delete) {
+            (Some(i), true) => {
+                out.remove(i);
+            }
+            (None, true) => {}
+            (Some(i), false) => out[i] = smp_value(&out[i], item, directives),
+            (None, false) => out.push(strip_directives(item)),
+        }
+    }
+    out
+}
+
+fn strip_directives(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), strip_directives(v))).collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_directives).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn rfc7386_examples() {
+        // The examples table of RFC 7386, section 3.
+        let cases = [
+            (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
+            (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
+            (json!({"a":"b"}), json!({"a":null}), json!({})),
+            (json!({"a":"b","b":"c"}), json!({"a":null}), json!({"b":"c"})),
+            (json!({"a":["b"]}), json!({"a":"c"}), json!({"a":"c"})),
+            (json!({"a":"c"}), json!({"a":["b"]}), json!({"a":["b"]})),
+            (json!({"a":{"b":"c"}}), json!({"a":{"b":"d","c":null}}), json!({"a":{"b":"d"}})),
+            (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
+            (json!(["a","b"]), json!(["c","d"]), json!(["c","d"])),
+            (json!({"a":"b"}), json!(["c"]), json!(["c"])),
+            (json!({"a":"foo"}), json!(null), json!(null)),
+            (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
+            (json!([1,2]), json!({"a":"b","c":null}), json!({"a":"b"})),
+            (json!({}), json!({"a":{"bb":{"ccc":null}}}), json!({"a":{"bb":{}}})),
+        ];
+        for (target, patch, want) in cases {
+            assert_eq!(merge_patch(&target, &patch), want, "{target} + {patch}");
+        }
+    }
+
+    #[test]
+    fn rfc6902_operations() {
+        let doc = json!({"a": {"b": [1, 2]}, "c": "x"});
+        let out = json_patch(
+            &doc,
+            &json!([
+                {"op": "add", "path": "/a/b/1", "value": 9},
+                {"op": "add", "path": "/a/b/-", "value": 3},
+                {"op": "replace", "path": "/c", "value": "y"},
+                {"op": "copy", "from": "/c", "path": "/d"},
+                {"op": "move", "from": "/d", "path": "/e~1f"},
+                {"op": "test", "path": "/e~1f", "value": "y"},
+                {"op": "remove", "path": "/a/b/0"}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"a": {"b": [9, 2, 3]}, "c": "y", "e/f": "y"}));
+        assert!(matches!(
+            json_patch(&doc, &json!([{"op": "test", "path": "/c", "value": "z"}])),
+            Err(PatchError::OperationFailed { index: 0, .. })
+        ));
+        assert!(matches!(json_patch(&doc, &json!([{"op": "remove", "path": "/nope"}])), Err(PatchError::OperationFailed { .. })));
+        assert!(matches!(json_patch(&doc, &json!({"op": "add"})), Err(PatchError::Malformed(_))));
+        assert!(matches!(json_patch(&doc, &json!([{"op": "frob", "path": "/c"}])), Err(PatchError::Malformed(_))));
+    }
+
+    #[test]
+    fn strategic_merge_by_name_and_directives() {
+        let live = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]},
+            {"name": "b", "image": "b:1"}
+        ]}}}, "metadata": {"finalizers": ["f1"]}});
+        let patch = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+            "containers": [
+                {"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]},
+                {"name": "b", "$patch": "delete"},
+                {"name": "c", "image": "c:1"}
+            ]}}}, "metadata": {"finalizers": ["f2"]}});
+        let out = strategic_merge_patch(&live, &patch);
+        assert_eq!(
+            out,
+            json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "a", "image": "a:2", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]},
+                {"name": "c", "image": "c:1"}
+            ]}}}, "metadata": {"finalizers": ["f1", "f2"]}})
+        );
+        let replaced = strategic_merge_patch(&json!({"data": {"a": "1"}}), &json!({"data": {"$patch": "replace", "b": "2"}}));
+        assert_eq!(replaced, json!({"data": {"b": "2"}}));
+        let removed = strategic_merge_patch(&json!({"m": {"finalizers": ["a", "b"]}}), &json!({"m": {"$deleteFromPrimitiveList/finalizers": ["a"]}}));
+        assert_eq!(removed, json!({"m": {"finalizers": ["b"]}}));
+    }
+
+    #[test]
+    fn apply_merge_keeps_unsent_fields_and_replaces_scalar_lists() {
+        let live = json!({"metadata": {"labels": {"a": "1"}}, "data": {"x": "1"}, "args": ["a"]});
+        let applied = json!({"metadata": {"labels": {"b": "2"}}, "data": {"y": "2"}, "args": ["b"]});
+        assert_eq!(
+            apply_merge(&live, &applied),
+            json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"x": "1", "y": "2"}, "args": ["b"]})
+        );
+    }
+
+    fn json_tree() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![any::<i64>().prop_map(Value::from), "[a-z]{0,4}".prop_map(Value::from), Just(Value::Bool(true))];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop::collection::btree_map("[a-d]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn merge_patch_is_idempotent(target in json_tree(), patch in json_tree()) {
+            let once = merge_patch(&target, &patch);
+            prop_assert_eq!(merge_patch(&once, &patch), once);
+        }
+        #[test]
+        fn merging_with_empty_patch_changes_nothing(target in json_tree()) {
+            if target.is_object() {
+                prop_assert_eq!(merge_patch(&target, &json!({})), target.clone());
+                prop_assert_eq!(strategic_merge_patch(&target, &json!({})), target);
+            }
+        }
+        #[test]
+        fn strategic_equals_merge_patch_without_lists(target in json_tree(), patch in json_tree()) {
+            if target.is_object() && patch.is_object() {
+                prop_assert_eq!(strategic_merge_patch(&target, &patch), merge_patch(&target, &patch));
+            }
+        }
+    }
+}

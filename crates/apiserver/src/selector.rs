@@ -1,0 +1,266 @@
+//! Label and field selectors, as in `?labelSelector=` and `?fieldSelector=`. Pure.
+
+use std::collections::BTreeMap;
+
+/// One requirement of a label selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// `key=value` or `key==value`.
+    Equals(String, String),
+    /// `key!=value` (also true when the key is absent).
+    NotEquals(String, String),
+    /// `key in (a,b)`.
+    In(String, Vec<String>),
+    /// `key notin (a,b)` (also true when the key is absent).
+    NotIn(String, Vec<String>),
+    /// `key`.
+    Exists(String),
+    /// `!key`.
+    DoesNotExist(String),
+}
+
+/// A parsed label selector: all requirements must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LabelSelector {
+    pub requirements: Vec<Requirement>,
+}
+
+/// Why a selector did not parse (the message kubectl shows).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unable to parse requirement: {0}")]
+pub struct SelectorError(pub String);
+
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+fn check_key(key: &str, whole: &str) -> Result<String, SelectorError> {
+    let errors = crate::validation::label_key_errors(key);
+    if key.is_empty() || !errors.is_empty() {
+        let why = if key.is_empty() { "name part must be non-empty".to_string() } else { errors.join("; ") };
+        return Err(SelectorError(format!("<nil>: Invalid value: {:?}: {why} (in {whole:?})", key)));
+    }
+    Ok(key.to_string())
+}
+
+fn check_value(value: &str, whole: &str) -> Result<String, SelectorError> {
+    let errors = crate::validation::label_value_errors(value);
+    if !errors.is_empty() {
+        return Err(SelectorError(format!("values[0]: Invalid value: {value:?}: {} (in {whole:?})", errors.join("; "))));
+    }
+    Ok(value.to_string())
+}
+
+fn parse_set(rest: &str, whole: &str) -> Result<Vec<String>, SelectorError> {
+    let rest = rest.trim();
+    let inner = rest
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| SelectorError(format!("found '{rest}', expected: '(' ... ')' in {whole:?}")))?;
+    inner.split(',').map(|v| check_value(v.trim(), whole)).collect()
+}
+
+impl LabelSelector {
+    /// Parses `a=b,c!=d,e in (f,g),!h`.
+    pub fn parse(input: &str) -> Result<LabelSelector, SelectorError> {
+        let mut requirements = Vec::new();
+        if input.trim().is_empty() {
+            return Ok(LabelSelector { requirements });
+        }
+        for raw in split_top_level(input) {
+            let part = raw.trim();
+            if part.is_empty() {
+                return Err(SelectorError(format!("found '', expected: !, identifier, or 'end of string' in {input:?}")));
+            }
+            if let Some(key) = part.strip_prefix('!') {
+                requirements.push(Requirement::DoesNotExist(check_key(key.trim(), input)?));
+                continue;
+            }
+            if let Some((k, v)) = part.split_once("!=") {
+                requirements.push(Requirement::NotEquals(check_key(k.trim(), input)?, check_value(v.trim(), input)?));
+                continue;
+            }
+            if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                requirements.push(Requirement::Equals(check_key(k.trim(), input)?, check_value(v.trim(), input)?));
+                continue;
+            }
+            let words: Vec<&str> = part.splitn(2, char::is_whitespace).collect();
+            if words.len() == 2 {
+                let key = check_key(words[0], input)?;
+                let rest = words[1].trim_start();
+                if let Some(set) = rest.strip_prefix("notin") {
+                    requirements.push(Requirement::NotIn(key, parse_set(set, input)?));
+                    continue;
+                }
+                if let Some(set) = rest.strip_prefix("in") {
+                    requirements.push(Requirement::In(key, parse_set(set, input)?));
+                    continue;
+                }
+                return Err(SelectorError(format!(
+                    "found '{rest}', expected: in, notin, =, ==, !=, gt, lt in {input:?}"
+                )));
+            }
+            if part.contains(['(', ')', ' ', '<', '>']) {
+                return Err(SelectorError(format!("found '{part}', expected: identifier in {input:?}")));
+            }
+            requirements.push(Requirement::Exists(check_key(part, input)?));
+        }
+        Ok(LabelSelector { requirements })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requirements.is_empty()
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.requirements.iter().all(|r| match r {
+            Requirement::Equals(k, v) => labels.get(k) == Some(v),
+            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::DoesNotExist(k) => !labels.contains_key(k),
+        })
+    }
+}
+
+/// A field selector over `metadata.name` and `metadata.namespace`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldSelector {
+    /// (field, value, equal?)
+    pub terms: Vec<(Field, String, bool)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Name,
+    Namespace,
+}
+
+/// A field selector that did not parse or names an unsupported field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldSelectorError {
+    #[error("invalid selector: '{0}'; can't understand '{1}'")]
+    Syntax(String, String),
+    #[error("field label not supported: {0}")]
+    Unsupported(String),
+}
+
+impl FieldSelector {
+    pub fn parse(input: &str) -> Result<FieldSelector, FieldSelectorError> {
+        let mut terms = Vec::new();
+        if input.trim().is_empty() {
+            return Ok(FieldSelector { terms });
+        }
+        for raw in input.split(',') {
+            let part = raw.trim();
+            let (field, value, equal) = if let Some((f, v)) = part.split_once("!=") {
+                (f, v, false)
+            } else if let Some((f, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                (f, v, true)
+            } else {
+                return Err(FieldSelectorError::Syntax(input.to_string(), part.to_string()));
+            };
+            let field = match field.trim() {
+                "metadata.name" => Field::Name,
+                "metadata.namespace" => Field::Namespace,
+                other => return Err(FieldSelectorError::Unsupported(other.to_string())),
+            };
+            terms.push((field, value.trim().to_string(), equal));
+        }
+        Ok(FieldSelector { terms })
+    }
+
+    pub fn matches(&self, namespace: &str, name: &str) -> bool {
+        self.terms.iter().all(|(field, value, equal)| {
+            let actual = match field {
+                Field::Name => name,
+                Field::Namespace => namespace,
+            };
+            (actual == value) == *equal
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn golden_selectors() {
+        let l = labels(&[("app", "web"), ("tier", "front"), ("example.com/team", "a")]);
+        for (sel, want) in [
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app!=db", true),
+            ("missing!=x", true),
+            ("app in (web,db)", true),
+            ("app in (db)", false),
+            ("app notin (db)", true),
+            ("missing notin (db)", true),
+            ("app", true),
+            ("!app", false),
+            ("!missing", true),
+            ("app=web,tier=front", true),
+            ("app=web,tier=back", false),
+            ("example.com/team=a", true),
+            ("app in (web, db),!missing,tier", true),
+            ("", true),
+        ] {
+            let parsed = LabelSelector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
+            assert_eq!(parsed.matches(&l), want, "{sel}");
+        }
+    }
+
+    #[test]
+    fn bad_selectors_are_errors() {
+        for sel in ["app=web,", "a b c", "app in web", "x=(", "Bad Key=1", "app=va lue", "-x=1", "=v"] {
+            assert!(LabelSelector::parse(sel).is_err(), "{sel} should not parse");
+        }
+    }
+
+    #[test]
+    fn field_selectors() {
+        let s = FieldSelector::parse("metadata.name=a,metadata.namespace!=kube-system").unwrap();
+        assert!(s.matches("default", "a"));
+        assert!(!s.matches("kube-system", "a"));
+        assert!(!s.matches("default", "b"));
+        assert_eq!(
+            FieldSelector::parse("spec.foo=1"),
+            Err(FieldSelectorError::Unsupported("spec.foo".into()))
+        );
+        assert!(FieldSelector::parse("metadata.name").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn equality_selector_matches_exactly_its_label(k in "[a-z][a-z0-9]{0,10}", v in "[a-z0-9]{1,10}", other in "[a-z0-9]{1,10}") {
+            let sel = LabelSelector::parse(&format!("{k}={v}")).unwrap();
+            prop_assert!(sel.matches(&labels(&[(&k, &v)])));
+            prop_assert_eq!(sel.matches(&labels(&[(&k, &other)])), v == other);
+            let neg = LabelSelector::parse(&format!("{k}!={v}")).unwrap();
+            prop_assert_eq!(neg.matches(&labels(&[(&k, &other)])), v != other);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Server-side printing: `meta.k8s.io/v1` Table responses, which `kubectl get` asks for.
+
+use serde_json::{Value, json};
+
+use crate::objects::{human_age, parse_rfc3339};
+use crate::registry::{ResourceInfo, column_value};
+
+/// Whether the Accept header asks for a Table.
+pub(crate) fn wants_table(accept: &str) -> bool {
+    accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
+}
+
+pub(crate) fn column_definitions(info: &ResourceInfo) -> Value {
+    let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0})];
+    let mut has_age = false;
+    for c in &info.printer_columns {
+        if c.name == "Age" {
+            has_age = true;
+        }
+        cols.push(json!({"name": c.name, "type": if c.type_ == "date" { "string" } else { c.type_.as_str() }, "format": "", "description": "", "priority": c.priority}));
+    }
+    if !has_age {
+        cols.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}));
+    }
+    Value::Array(cols)
+}
+
+fn cell(c: &crate::registry::PrinterColumn, object: &Value, now: time::OffsetDateTime) -> Value {
+    let v = column_value(object, &c.json_path);
+    if c.type_ == "date" {
+        return match v.as_str().and_then(parse_rfc3339) {
+            Some(t) => json!(human_age((now - t).whole_seconds())),
+            None => json!("<unknown>"),
+        };
+    }
+    match v {
+        Value::Null => json!("<none>"),
+        Value::Array(a) => json!(a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(",")),
+        Value::Object(_) => json!(v.to_string()),
+        other => other,
+    }
+}
+
+/// One row (with the object's metadata, which kubectl uses for namespaces and labels).
+pub(crate) fn row(info: &ResourceInfo, object: &Value, now: time::OffsetDateTime) -> Value {
+    let mut cells = vec![object.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+    let mut has_age = false;
+    for c in &info.printer_columns {
+        if c.name == "Age" {
+            has_age = true;
+        }
+        cells.push(cell(c, object, now));
+    }
+    if !has_age {
+        let age = object
+            .pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339)
+            .map(|t| human_age((now - t).whole_seconds()))
+            .unwrap_or_else(|| "<unknown>".into());
+        cells.push(json!(age));
+    }
+    json!({
+        "cells": cells,
+        "object": {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        }
+    })
+}
+
+pub(crate) fn table(info: &ResourceInfo, objects: &[Value], resource_version: &str, continue_token: Option<&str>) -> Value {
+    let now = time::OffsetDateTime::now_utc();
+    let mut meta = json!({"resourceVersion": resource_version});
+    if let Some(c) = continue_token {
+        meta["continue"] = json!(c);
+    }
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta,
+        "columnDefinitions": column_definitions(info),
+        "rows": objects.iter().map(|o| row(info, o, now)).collect::<Vec<_>>(),
+    })
+}

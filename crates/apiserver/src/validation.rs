@@ -1,0 +1,227 @@
+//! Name, label and annotation validation with Kubernetes' messages. Pure.
+
+use crate::api_error::Cause;
+use crate::registry::NameRule;
+use serde_json::Value;
+
+const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+/// Total size limit of all annotations of an object.
+pub const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
+
+fn is_alnum_lower(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+/// Is `s` an RFC 1123 label (namespaces, services)?
+pub fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| is_alnum_lower(c) || c == '-')
+        && s.starts_with(is_alnum_lower)
+        && s.ends_with(is_alnum_lower)
+}
+
+/// Is `s` an RFC 1123 subdomain (most object names)?
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
+/// Errors of a name for the given rule (empty when valid).
+pub fn name_errors(name: &str, rule: NameRule) -> Vec<String> {
+    match rule {
+        NameRule::Label if !is_dns1123_label(name) => {
+            if name.len() > 63 {
+                vec!["must be no more than 63 characters".into()]
+            } else {
+                vec![DNS1123_LABEL_MSG.into()]
+            }
+        }
+        NameRule::Subdomain if !is_dns1123_subdomain(name) => {
+            if name.len() > 253 {
+                vec!["must be no more than 253 characters".into()]
+            } else {
+                vec![DNS1123_SUBDOMAIN_MSG.into()]
+            }
+        }
+        NameRule::PathSegment if name == "." || name == ".." => {
+            vec![format!("may not be '{name}'")]
+        }
+        NameRule::PathSegment if name.contains('/') || name.contains('%') => {
+            vec![format!("may not contain '{}'", if name.contains('/') { "/" } else { "%" })]
+        }
+        _ => vec![],
+    }
+}
+
+fn is_qualified_name_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Errors of a label or annotation key (`prefix/name`).
+pub fn label_key_errors(key: &str) -> Vec<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let mut errors = Vec::new();
+    if let Some(p) = prefix {
+        if !is_dns1123_subdomain(p) {
+            errors.push(format!("prefix part {DNS1123_SUBDOMAIN_MSG}"));
+        }
+    }
+    if name.is_empty() {
+        errors.push("name part must be non-empty".into());
+    } else if name.len() > 63 {
+        errors.push("name part must be no more than 63 characters".into());
+    } else if !is_qualified_name_part(name) {
+        errors.push(QUALIFIED_NAME_MSG.into());
+    }
+    errors
+}
+
+/// Errors of a label value.
+pub fn label_value_errors(value: &str) -> Vec<String> {
+    if value.is_empty() {
+        return vec![];
+    }
+    let mut errors = Vec::new();
+    if value.len() > 63 {
+        errors.push("must be no more than 63 characters".into());
+    }
+    if !is_qualified_name_part(&value[..value.len().min(63)]) && value.len() <= 63 {
+        errors.push(LABEL_VALUE_MSG.into());
+    }
+    errors
+}
+
+/// Validates the metadata every object shares: name (for `rule`), labels, annotations,
+/// finalizers. `name` is the final name (after generateName).
+pub fn metadata_causes(object: &Value, rule: NameRule) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let meta = object.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("");
+    if name.is_empty() {
+        causes.push(Cause::required("metadata.name", "name or generateName is required"));
+    } else {
+        for e in name_errors(name, rule) {
+            causes.push(Cause::invalid("metadata.name", name, e));
+        }
+    }
+    match meta.and_then(|m| m.get("labels")) {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(labels)) => {
+            for (k, v) in labels {
+                for e in label_key_errors(k) {
+                    causes.push(Cause::invalid("metadata.labels", k, e));
+                }
+                match v.as_str() {
+                    Some(s) => {
+                        for e in label_value_errors(s) {
+                            causes.push(Cause::invalid(format!("metadata.labels.{k}"), s, e));
+                        }
+                    }
+                    None => causes.push(Cause::invalid(format!("metadata.labels.{k}"), &v.to_string(), "must be a string")),
+                }
+            }
+        }
+        Some(other) => causes.push(Cause::invalid("metadata.labels", &other.to_string(), "must be a map of strings")),
+    }
+    match meta.and_then(|m| m.get("annotations")) {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(annotations)) => {
+            let mut total = 0;
+            for (k, v) in annotations {
+                for e in label_key_errors(k) {
+                    causes.push(Cause::invalid("metadata.annotations", k, e));
+                }
+                match v.as_str() {
+                    Some(s) => total += k.len() + s.len(),
+                    None => causes.push(Cause::invalid(format!("metadata.annotations.{k}"), &v.to_string(), "must be a string")),
+                }
+            }
+            if total > ANNOTATIONS_MAX_BYTES {
+                causes.push(Cause::too_long(
+                    "metadata.annotations",
+                    format!("may not be more than {ANNOTATIONS_MAX_BYTES} bytes"),
+                ));
+            }
+        }
+        Some(other) => causes.push(Cause::invalid("metadata.annotations", &other.to_string(), "must be a map of strings")),
+    }
+    if let Some(finalizers) = meta.and_then(|m| m.get("finalizers")) {
+        match finalizers.as_array() {
+            Some(list) => {
+                for f in list {
+                    let s = f.as_str().unwrap_or("");
+                    if s.is_empty() || !label_key_errors(s).is_empty() {
+                        causes.push(Cause::invalid("metadata.finalizers", s, "name is neither a standard finalizer name nor is it fully qualified"));
+                    }
+                }
+            }
+            None => causes.push(Cause::invalid("metadata.finalizers", &finalizers.to_string(), "must be a list of strings")),
+        }
+    }
+    causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn golden_names() {
+        for ok in ["a", "a-b", "a.b", "0", "abc-123.example.com"] {
+            assert!(is_dns1123_subdomain(ok), "{ok}");
+        }
+        for bad in ["", "A", "a_b", "-a", "a-", "a..b", ".a", &"a".repeat(254)] {
+            assert!(!is_dns1123_subdomain(bad), "{bad}");
+        }
+        assert!(is_dns1123_label("kube-system"));
+        assert!(!is_dns1123_label("a.b"));
+        assert!(!is_dns1123_label(&"a".repeat(64)));
+        assert!(name_errors("system:controller:x", NameRule::PathSegment).is_empty());
+        assert!(!name_errors("a/b", NameRule::PathSegment).is_empty());
+    }
+
+    #[test]
+    fn golden_labels() {
+        assert!(label_key_errors("app").is_empty());
+        assert!(label_key_errors("app.kubernetes.io/name").is_empty());
+        assert!(!label_key_errors("Bad Key").is_empty());
+        assert!(!label_key_errors("a/b/c").is_empty());
+        assert!(!label_key_errors("example.com/").is_empty());
+        assert!(label_value_errors("").is_empty());
+        assert!(label_value_errors("v1.2_3-x").is_empty());
+        assert!(!label_value_errors("has space").is_empty());
+        assert!(!label_value_errors(&"v".repeat(64)).is_empty());
+    }
+
+    #[test]
+    fn metadata_causes_name_fields() {
+        let causes = metadata_causes(&serde_json::json!({"metadata": {"name": "Bad_Name", "labels": {"ok": "no way"}}}), NameRule::Subdomain);
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, vec!["metadata.name", "metadata.labels.ok"]);
+        let missing = metadata_causes(&serde_json::json!({"metadata": {}}), NameRule::Subdomain);
+        assert_eq!(missing[0].reason, "FieldValueRequired");
+    }
+
+    proptest! {
+        #[test]
+        fn subdomain_accepts_generated_valid_names(s in "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?){0,3}") {
+            prop_assert!(is_dns1123_subdomain(&s));
+        }
+        #[test]
+        fn uppercase_is_never_a_subdomain(s in "[a-z]{0,5}[A-Z][a-z]{0,5}") {
+            prop_assert!(!is_dns1123_subdomain(&s));
+        }
+    }
+}

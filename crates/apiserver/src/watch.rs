@@ -1,0 +1,193 @@
+//! Watch streams: chunked JSON lines of ADDED / MODIFIED / DELETED / BOOKMARK / ERROR
+//! events, resumable from a resourceVersion while history holds it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper::Response;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::api_error::ApiError;
+use crate::http::Body;
+use crate::registry::ResourceInfo;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{Event, EventType, Store};
+
+/// How often an idle watch that allows bookmarks gets one.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(1);
+/// Default watch lifetime (Kubernetes picks 30-60 minutes).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+struct Filter {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches_obj(&self, obj: &crate::store::Obj) -> bool {
+        self.labels.matches(&obj.labels) && self.fields.matches(&obj.namespace, &obj.name)
+    }
+
+    /// The event type this watcher sees, if any: objects moving into or out of the
+    /// selector appear as ADDED or DELETED, as in Kubernetes.
+    fn translate(&self, e: &Event) -> Option<EventType> {
+        let now = self.matches_obj(&e.object);
+        match e.type_ {
+            EventType::Added => now.then_some(EventType::Added),
+            EventType::Deleted => now.then_some(EventType::Deleted),
+            EventType::Modified => {
+                let before = e.previous.as_ref().is_some_and(|p| self.matches_obj(p));
+                match (before, now) {
+                    (true, true) => Some(EventType::Modified),
+                    (false, true) => Some(EventType::Added),
+                    (true, false) => Some(EventType::Deleted),
+                    (false, false) => None,
+                }
+            }
+        }
+    }
+}
+
+struct Encoder {
+    info: Arc<ResourceInfo>,
+    version: String,
+    table: bool,
+}
+
+impl Encoder {
+    fn line(&self, type_: &str, object: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(object.len() + 32);
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(type_.as_bytes());
+        out.extend_from_slice(b"\",\"object\":");
+        out.extend_from_slice(object);
+        out.extend_from_slice(b"}\n");
+        Bytes::from(out)
+    }
+
+    fn event(&self, type_: EventType, obj: &crate::store::Obj) -> Bytes {
+        if self.table {
+            let value = obj.value().unwrap_or(Value::Null);
+            let t = crate::table::table(&self.info, &[value], &obj.rv.to_string(), None);
+            return self.line(type_.as_str(), t.to_string().as_bytes());
+        }
+        self.line(type_.as_str(), &crate::handlers::render(&self.info, &self.version, obj))
+    }
+
+    fn bookmark(&self, rv: u64) -> Bytes {
+        let obj = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(&self.version), "metadata": {"resourceVersion": rv.to_string()}});
+        self.line("BOOKMARK", obj.to_string().as_bytes())
+    }
+}
+
+fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b)), rx))
+    });
+    let body = http_body_util::StreamBody::new(stream).boxed();
+    let mut r = Response::new(body);
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-cache, private"));
+    r
+}
+
+/// Starts a watch and answers its streaming response.
+pub(crate) fn serve(
+    store: Arc<Store>,
+    info: &Arc<ResourceInfo>,
+    version: &str,
+    namespace: Option<&str>,
+    query: &std::collections::HashMap<String, String>,
+    accept: &str,
+    queue: usize,
+) -> Result<Response<Body>, ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let from = match query.get("resourceVersion").map(String::as_str) {
+        None | Some("") | Some("0") => None,
+        Some(rv) => Some(rv.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?),
+    };
+    let timeout = match query.get("timeoutSeconds").map(String::as_str) {
+        None | Some("") => DEFAULT_TIMEOUT,
+        Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?),
+    };
+    let bookmarks = matches!(query.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
+    let encoder = Encoder { info: Arc::clone(info), version: version.to_string(), table: crate::table::wants_table(accept) };
+    let filter = Filter { labels, fields };
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    match store.subscribe(&info.store_key(), namespace, from, queue) {
+        Err(expired) => {
+            let status = ApiError::gone(format!("too old resource version: {} ({})", expired.requested, expired.oldest)).to_status();
+            let line = encoder.line("ERROR", status.to_string().as_bytes());
+            tokio::spawn(async move {
+                let _ = tx.send(line).await;
+            });
+        }
+        Ok(sub) => {
+            tokio::spawn(run(store, sub, encoder, filter, tx, timeout, bookmarks));
+        }
+    }
+    Ok(stream_response(rx))
+}
+
+async fn run(
+    store: Arc<Store>,
+    mut sub: crate::store::Subscription,
+    encoder: Encoder,
+    filter: Filter,
+    tx: mpsc::Sender<Bytes>,
+    timeout: Duration,
+    bookmarks: bool,
+) {
+    let mut last_sent = 0u64;
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    for e in std::mem::take(&mut sub.backlog) {
+        last_sent = last_sent.max(e.rv());
+        if let Some(t) = filter.translate(&e)
+            && tx.send(encoder.event(t, &e.object)).await.is_err()
+        {
+            return;
+        }
+    }
+    let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return,
+            _ = tx.closed() => return,
+            next = sub.rx.recv() => {
+                // None: the store dropped this watcher (queue overflow or shutdown); the
+                // stream ends and the client re-lists or resumes, as with Kubernetes.
+                let Some(e) = next else { return };
+                last_sent = last_sent.max(e.rv());
+                if let Some(t) = filter.translate(&e)
+                    && tx.send(encoder.event(t, &e.object)).await.is_err()
+                {
+                    return;
+                }
+            }
+            _ = ticker.tick(), if bookmarks => {
+                // Every event up to `rv` is already queued for us: send those, then the mark.
+                let rv = store.current_rv();
+                while let Ok(e) = sub.rx.try_recv() {
+                    last_sent = last_sent.max(e.rv());
+                    if let Some(t) = filter.translate(&e)
+                        && tx.send(encoder.event(t, &e.object)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                if tx.send(encoder.bookmark(rv.max(last_sent))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
