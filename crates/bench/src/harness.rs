@@ -1,6 +1,6 @@
 //! What every scenario shares: its description, its outcome, and small measuring helpers.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One benchmark scenario.
 pub struct Scenario {
@@ -44,13 +44,6 @@ impl Outcome {
             unit = self.unit,
         )
     }
-}
-
-/// Wall time of one call.
-pub fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let start = Instant::now();
-    let value = f();
-    (value, start.elapsed())
 }
 
 /// The `p`-th percentile (0..=100) of durations, by nearest rank.

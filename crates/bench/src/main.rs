@@ -9,7 +9,9 @@
 //! Scenarios live in one module per area; each module lists its scenarios in `SCENARIOS`
 //! and this file only dispatches.
 
+mod apiserver;
 mod harness;
+mod targets;
 
 use clap::Parser;
 use harness::Scenario;
@@ -17,7 +19,7 @@ use harness::Scenario;
 /// Every module's scenarios, in the order `list` prints them.
 fn all_scenarios() -> Vec<&'static Scenario> {
     // One line per area module: `area::SCENARIOS,`.
-    let areas: &[&'static [Scenario]] = &[];
+    let areas: &[&'static [Scenario]] = &[apiserver::SCENARIOS];
     areas.iter().flat_map(|area| area.iter()).collect()
 }
 
