@@ -28,10 +28,14 @@ fn has_builtin_restart(group: &str, kind: &str) -> bool {
     group == "apps" && matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet")
 }
 
-fn scripts_for<'a>(settings: &'a Settings, object: &Value) -> Option<&'a crate::settings::ActionScripts> {
-    settings
-        .actions
-        .get(&(json::group(object).to_string(), json::kind(object).to_string()))
+fn scripts_for<'a>(
+    settings: &'a Settings,
+    object: &Value,
+) -> Option<&'a crate::settings::ActionScripts> {
+    settings.actions.get(&(
+        json::group(object).to_string(),
+        json::kind(object).to_string(),
+    ))
 }
 
 /// The actions an object offers: its discovery script's, and `restart` where built in.

@@ -9,7 +9,9 @@
 
 use crate::health::builtin::parse_status_code;
 use mlua::serde::{DeserializeOptions, SerializeOptions};
-use mlua::{Function, HookTriggers, Lua, LuaOptions, LuaSerdeExt, MultiValue, StdLib, Table, VmState};
+use mlua::{
+    Function, HookTriggers, Lua, LuaOptions, LuaSerdeExt, MultiValue, StdLib, Table, VmState,
+};
 use plumb_model::{HealthStatus, HealthStatusCode};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -268,7 +270,10 @@ impl LuaRuntime {
         let mut actions: Vec<ActionInfo> = entries
             .into_iter()
             .map(|(name, info)| ActionInfo {
-                disabled: info.get("disabled").and_then(Value::as_bool).unwrap_or(false),
+                disabled: info
+                    .get("disabled")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 icon_class: crate::json::str_at(&info, &["iconClass"]).to_string(),
                 display_name: crate::json::str_at(&info, &["displayName"]).to_string(),
                 name,
@@ -361,8 +366,21 @@ fn build_safe_globals(lua: &Lua, budget_exceeded: &Arc<AtomicBool>) -> mlua::Res
     let globals = lua.globals();
     let safe = lua.create_table()?;
     for name in [
-        "assert", "error", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
-        "unpack", "rawequal", "rawget", "rawset", "setmetatable", "_VERSION",
+        "assert",
+        "error",
+        "ipairs",
+        "next",
+        "pairs",
+        "select",
+        "tonumber",
+        "tostring",
+        "type",
+        "unpack",
+        "rawequal",
+        "rawget",
+        "rawset",
+        "setmetatable",
+        "_VERSION",
     ] {
         safe.set(name, globals.get::<mlua::Value>(name)?)?;
     }
@@ -389,9 +407,7 @@ fn build_safe_globals(lua: &Lua, budget_exceeded: &Arc<AtomicBool>) -> mlua::Res
                 out.extend(values);
                 Ok(out)
             }
-            Err(error) if exceeded.load(Ordering::Relaxed) || is_memory_error(&error) => {
-                Err(error)
-            }
+            Err(error) if exceeded.load(Ordering::Relaxed) || is_memory_error(&error) => Err(error),
             Err(error) => {
                 let mut out = MultiValue::new();
                 out.push_back(mlua::Value::Boolean(false));
@@ -404,26 +420,29 @@ fn build_safe_globals(lua: &Lua, budget_exceeded: &Arc<AtomicBool>) -> mlua::Res
     })?;
     safe.set("pcall", pcall)?;
     let exceeded = Arc::clone(budget_exceeded);
-    let xpcall = lua.create_function(move |_, (function, handler): (Function, Function)| {
-        match function.call::<MultiValue>(()) {
-            Ok(values) => {
-                let mut out = MultiValue::new();
-                out.push_back(mlua::Value::Boolean(true));
-                out.extend(values);
-                Ok(out)
-            }
-            Err(error) if exceeded.load(Ordering::Relaxed) || is_memory_error(&error) => {
-                Err(error)
-            }
-            Err(error) => {
-                let handled: MultiValue = handler.call(first_line(&error.to_string()))?;
-                let mut out = MultiValue::new();
-                out.push_back(mlua::Value::Boolean(false));
-                out.extend(handled);
-                Ok(out)
-            }
-        }
-    })?;
+    let xpcall =
+        lua.create_function(
+            move |_, (function, handler): (Function, Function)| match function
+                .call::<MultiValue>(())
+            {
+                Ok(values) => {
+                    let mut out = MultiValue::new();
+                    out.push_back(mlua::Value::Boolean(true));
+                    out.extend(values);
+                    Ok(out)
+                }
+                Err(error) if exceeded.load(Ordering::Relaxed) || is_memory_error(&error) => {
+                    Err(error)
+                }
+                Err(error) => {
+                    let handled: MultiValue = handler.call(first_line(&error.to_string()))?;
+                    let mut out = MultiValue::new();
+                    out.push_back(mlua::Value::Boolean(false));
+                    out.extend(handled);
+                    Ok(out)
+                }
+            },
+        )?;
     safe.set("xpcall", xpcall)?;
     Ok(safe)
 }

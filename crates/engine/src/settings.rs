@@ -253,28 +253,25 @@ impl Settings {
                     settings.compare_options.ignore_aggregated_roles = flag;
                 }
                 if let Some(policy) = spec.ignore_resource_status_field {
-                    settings.compare_options.ignore_resource_status_field =
-                        match policy.as_str() {
-                            "all" => StatusFieldPolicy::All,
-                            "crd" => StatusFieldPolicy::Crd,
-                            "none" | "off" => StatusFieldPolicy::None,
-                            other => {
-                                return Err(SettingsError::Key {
-                                    key: key.clone(),
-                                    message: format!(
-                                        "ignoreResourceStatusField {other:?} is not all, crd, none or off"
-                                    ),
-                                });
-                            }
-                        };
+                    settings.compare_options.ignore_resource_status_field = match policy.as_str() {
+                        "all" => StatusFieldPolicy::All,
+                        "crd" => StatusFieldPolicy::Crd,
+                        "none" | "off" => StatusFieldPolicy::None,
+                        other => {
+                            return Err(SettingsError::Key {
+                                key: key.clone(),
+                                message: format!(
+                                    "ignoreResourceStatusField {other:?} is not all, crd, none or off"
+                                ),
+                            });
+                        }
+                    };
                 }
             } else if key == "application.resourceTrackingMethod" {
                 settings.tracking_method =
                     TrackingMethod::parse(value).ok_or_else(|| SettingsError::Key {
                         key: key.clone(),
-                        message: format!(
-                            "{value:?} is not annotation, label or annotation+label"
-                        ),
+                        message: format!("{value:?} is not annotation, label or annotation+label"),
                     })?;
             }
         }
@@ -468,7 +465,11 @@ data:
   application.resourceTrackingMethod: annotation+label
 "#;
         let settings = Settings::from_config_map_manifest(manifest).expect("parse");
-        assert!(settings.health_script("cert-manager.io", "Certificate").is_some());
+        assert!(
+            settings
+                .health_script("cert-manager.io", "Certificate")
+                .is_some()
+        );
         assert!(
             settings
                 .health_script("pkg.crossplane.io", "Provider")
@@ -505,7 +506,10 @@ data:
             "owner".to_string(),
         );
         let error = Settings::from_config_map_data(&data).expect_err("bad");
-        assert!(error.to_string().contains("resourceTrackingMethod"), "{error}");
+        assert!(
+            error.to_string().contains("resourceTrackingMethod"),
+            "{error}"
+        );
         let mut data = BTreeMap::new();
         data.insert(
             "resource.customizations.ignoreDifferences.apps_Deployment".to_string(),

@@ -103,9 +103,15 @@ mod tests {
     #[test]
     fn tracking_id_golden() {
         let key = ResourceKey::new("apps", "Deployment", "shop", "web");
-        assert_eq!(tracking_id("guestbook", &key), "guestbook:apps/Deployment:shop/web");
+        assert_eq!(
+            tracking_id("guestbook", &key),
+            "guestbook:apps/Deployment:shop/web"
+        );
         let cluster = ResourceKey::new("", "Namespace", "", "shop");
-        assert_eq!(tracking_id("guestbook", &cluster), "guestbook:/Namespace:/shop");
+        assert_eq!(
+            tracking_id("guestbook", &cluster),
+            "guestbook:/Namespace:/shop"
+        );
     }
 
     #[test]
@@ -113,8 +119,14 @@ mod tests {
         let mut object = json!({"apiVersion": "v1", "kind": "ConfigMap",
                                 "metadata": {"name": "a", "namespace": "n"}});
         set_tracking(&mut object, "app", TrackingMethod::AnnotationAndLabel);
-        assert_eq!(owner(&object, TrackingMethod::Annotation).as_deref(), Some("app"));
-        assert_eq!(owner(&object, TrackingMethod::Label).as_deref(), Some("app"));
+        assert_eq!(
+            owner(&object, TrackingMethod::Annotation).as_deref(),
+            Some("app")
+        );
+        assert_eq!(
+            owner(&object, TrackingMethod::Label).as_deref(),
+            Some("app")
+        );
         object["metadata"]["name"] = json!("copy");
         assert_eq!(owner(&object, TrackingMethod::Annotation), None);
         assert!(!is_owned_by(&object, "app", TrackingMethod::Annotation));

@@ -382,7 +382,11 @@ mod tests {
         // Rules for other kinds leave a ConfigMap alone (apart from the `*` rule).
         let mut config_map = json!({"spec": {"replicas": 3}});
         rules
-            .apply(&ResourceKey::new("", "ConfigMap", "default", "c"), &mut config_map, None)
+            .apply(
+                &ResourceKey::new("", "ConfigMap", "default", "c"),
+                &mut config_map,
+                None,
+            )
             .expect("apply");
         assert_eq!(config_map, json!({"spec": {"replicas": 3}}));
     }
@@ -430,7 +434,12 @@ mod tests {
         let path = vec![
             FieldStep::Field("spec".into()),
             FieldStep::Field("containers".into()),
-            FieldStep::Key(json!({"name": "b"}).as_object().cloned().unwrap_or_default()),
+            FieldStep::Key(
+                json!({"name": "b"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
             FieldStep::Field("image".into()),
         ];
         remove_path(&mut object, &path);

@@ -40,10 +40,19 @@ pub fn builtin_scope(group: &str, kind: &str) -> Scope {
         ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
         ("apiregistration.k8s.io", "APIService"),
         ("scheduling.k8s.io", "PriorityClass"),
-        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
-        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration",
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration",
+        ),
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingAdmissionPolicyBinding",
+        ),
         ("networking.k8s.io", "IngressClass"),
         ("node.k8s.io", "RuntimeClass"),
         ("certificates.k8s.io", "CertificateSigningRequest"),
@@ -199,9 +208,7 @@ pub fn prepare_desired(
     for (key, count) in repeated {
         prepared.warnings.push(Condition {
             kind: ConditionKind::RepeatedResourceWarning,
-            message: format!(
-                "Resource {key} appeared {count} times among application resources."
-            ),
+            message: format!("Resource {key} appeared {count} times among application resources."),
         });
     }
     prepared
@@ -250,9 +257,8 @@ pub struct ResourceComparison {
 pub fn to_yaml(object: &Value) -> String {
     let mut sorted = object.clone();
     normalize::sort_keys(&mut sorted);
-    serde_saphyr::to_string(&sorted).unwrap_or_else(|_| {
-        serde_json::to_string_pretty(&sorted).unwrap_or_default()
-    })
+    serde_saphyr::to_string(&sorted)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(&sorted).unwrap_or_default())
 }
 
 /// A unified diff between two optional objects, headed with the resource key.
@@ -289,7 +295,11 @@ pub fn compare_resource(
     let prepare = |object: &Value| -> Result<Value, IgnoreError> {
         let mut object = object.clone();
         mask::fold_string_data(&mut object);
-        normalize::normalize(&mut object, &settings.compare_options, settings.tracking_method);
+        normalize::normalize(
+            &mut object,
+            &settings.compare_options,
+            settings.tracking_method,
+        );
         settings.ignore.apply(key, &mut object, live)?;
         Ok(object)
     };
@@ -305,7 +315,10 @@ pub fn compare_resource(
         (Some(desired), None, None) => Some(prepare(desired)?),
     };
     {
-        let mut views: Vec<&mut Value> = live_view.iter_mut().chain(predicted_view.iter_mut()).collect();
+        let mut views: Vec<&mut Value> = live_view
+            .iter_mut()
+            .chain(predicted_view.iter_mut())
+            .collect();
         mask::mask_secrets(&mut views);
     }
     let requires_pruning = desired.is_none() && live.is_some() && !hook;

@@ -53,7 +53,11 @@ pub fn normalize(object: &mut Value, options: &CompareOptions, tracking: Trackin
         for field in SERVER_METADATA {
             metadata.remove(*field);
         }
-        remove_key_and_empty(metadata, "annotations", &[TRACKING_ANNOTATION, LAST_APPLIED_ANNOTATION]);
+        remove_key_and_empty(
+            metadata,
+            "annotations",
+            &[TRACKING_ANNOTATION, LAST_APPLIED_ANNOTATION],
+        );
         let labels: &[&str] = match tracking {
             TrackingMethod::Annotation => &[],
             TrackingMethod::Label | TrackingMethod::AnnotationAndLabel => &[INSTANCE_LABEL],
@@ -142,7 +146,11 @@ mod tests {
             "data": {"k": "v"},
             "status": {"x": 1}
         });
-        normalize(&mut live, &CompareOptions::default(), TrackingMethod::AnnotationAndLabel);
+        normalize(
+            &mut live,
+            &CompareOptions::default(),
+            TrackingMethod::AnnotationAndLabel,
+        );
         assert_eq!(
             live,
             json!({

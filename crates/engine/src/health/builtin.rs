@@ -82,7 +82,10 @@ fn deployment(object: &Value) -> HealthStatus {
     if progressing.is_some_and(|c| str_at(c, &["reason"]) == "ProgressDeadlineExceeded") {
         return status(
             HealthStatusCode::Degraded,
-            format!("Deployment {:?} exceeded its progress deadline", name(object)),
+            format!(
+                "Deployment {:?} exceeded its progress deadline",
+                name(object)
+            ),
         );
     }
     if let Some(desired) = opt_int_at(object, &["spec", "replicas"])
@@ -304,8 +307,8 @@ fn pod(object: &Value) -> HealthStatus {
         }
         "Running" => match restart_policy {
             "Always" => {
-                let ready = condition(object, "Ready")
-                    .is_some_and(|c| str_at(c, &["status"]) == "True");
+                let ready =
+                    condition(object, "Ready").is_some_and(|c| str_at(c, &["status"]) == "True");
                 if ready {
                     return status(HealthStatusCode::Healthy, pod_message);
                 }
@@ -378,7 +381,10 @@ fn cron_job(object: &Value) -> HealthStatus {
     if !last_success.is_empty() && last_schedule < last_success {
         return status(HealthStatusCode::Healthy, "CronJob has run successfully");
     }
-    status(HealthStatusCode::Degraded, "CronJob has not run successfully")
+    status(
+        HealthStatusCode::Degraded,
+        "CronJob has not run successfully",
+    )
 }
 
 fn persistent_volume_claim(object: &Value) -> HealthStatus {
@@ -413,9 +419,10 @@ fn horizontal_pod_autoscaler(object: &Value) -> HealthStatus {
     // autoscaling/v1 keeps its conditions in an annotation as a JSON list.
     let from_annotation: Vec<Value>;
     let conditions: &[Value] = if crate::json::api_version(object) == "autoscaling/v1" {
-        from_annotation = crate::json::annotation(object, "autoscaling.alpha.kubernetes.io/conditions")
-            .and_then(|text| serde_json::from_str(text).ok())
-            .unwrap_or_default();
+        from_annotation =
+            crate::json::annotation(object, "autoscaling.alpha.kubernetes.io/conditions")
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_default();
         &from_annotation
     } else {
         array_at(object, &["status", "conditions"])

@@ -68,7 +68,9 @@ impl HookDeletePolicy {
 }
 
 fn csv(text: &str) -> impl Iterator<Item = &str> {
-    text.split(',').map(str::trim).filter(|part| !part.is_empty())
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
 }
 
 /// Helm hook names Argo CD runs, and the phase it runs them in. Other Helm hooks (tests,

@@ -148,7 +148,9 @@ impl SyncOptions {
             "SkipDryRunOnMissingResource" => {
                 self.skip_dry_run_on_missing_resource = parse_bool(name, value)?
             }
-            "RespectIgnoreDifferences" => self.respect_ignore_differences = parse_bool(name, value)?,
+            "RespectIgnoreDifferences" => {
+                self.respect_ignore_differences = parse_bool(name, value)?
+            }
             "FailOnSharedResource" => self.fail_on_shared_resource = parse_bool(name, value)?,
             _ => return Err(SyncOptionError::Unknown(name.to_string())),
         }

@@ -179,7 +179,10 @@ impl ResourceSelector {
         self.group == key.group
             && self.kind == key.kind
             && self.name == key.name
-            && self.namespace.as_ref().is_none_or(|ns| *ns == key.namespace)
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| *ns == key.namespace)
     }
 }
 
@@ -249,7 +252,12 @@ fn group_steps(tasks: &[SyncTask]) -> Vec<Step<'_>> {
 
 /// The name Argo CD gives a hook that only has `generateName`:
 /// `<generateName><revision[:7]>-<phase>-<unix start>`, lower-cased.
-pub fn generated_hook_name(generate_name: &str, revision: &str, phase: SyncPhase, started_at: i64) -> String {
+pub fn generated_hook_name(
+    generate_name: &str,
+    revision: &str,
+    phase: SyncPhase,
+    started_at: i64,
+) -> String {
     let short_revision = if revision.len() >= 8 {
         revision.get(..7).unwrap_or(revision)
     } else {
@@ -432,8 +440,12 @@ pub fn plan_post_delete(targets: &[Value], revision: &str, started_at: i64) -> V
             if json::name(&object).is_empty() {
                 let generate_name =
                     json::str_at(&object, &["metadata", "generateName"]).to_string();
-                let name =
-                    generated_hook_name(&generate_name, revision, SyncPhase::PostDelete, started_at);
+                let name = generated_hook_name(
+                    &generate_name,
+                    revision,
+                    SyncPhase::PostDelete,
+                    started_at,
+                );
                 json::metadata_mut(&mut object)?.insert("name".into(), Value::String(name));
             }
             let key = ResourceKey::from_object(&object)?;

@@ -88,8 +88,8 @@ impl Backoff {
 
     /// How long to wait before retry number `retry` (0 for the first retry).
     pub fn delay(&self, retry: u32) -> Duration {
-        let scaled =
-            self.duration.as_secs_f64() * (self.factor as f64).powi(i32::try_from(retry).unwrap_or(i32::MAX));
+        let scaled = self.duration.as_secs_f64()
+            * (self.factor as f64).powi(i32::try_from(retry).unwrap_or(i32::MAX));
         let capped = if self.max_duration > Duration::ZERO {
             scaled.min(self.max_duration.as_secs_f64())
         } else {
