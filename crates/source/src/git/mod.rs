@@ -1,0 +1,1128 @@
+//! Git repositories: revision resolution, a cache of bare mirrors, read-only checkouts of one
+//! commit, commit metadata and submodules. All through the `git` binary (see [`auth`] for how
+//! credentials reach it).
+//!
+//! Concurrency: each mirror has its own fetch lock (one fetch at a time per repository);
+//! reading objects needs no lock (git writes packs and refs atomically), so renders of
+//! different paths of one repository never wait on each other. A checkout of a commit is
+//! built once and shared read-only by every render of that commit.
+
+mod auth;
+pub mod revision;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::command::{self, CommandError, CommandSpec, UnsafeArgument};
+use crate::creds::{CredentialStore, Credentials};
+use crate::url::{RepoUrl, UrlError, UrlPolicy};
+pub use revision::{RemoteRef, Resolution, RevisionError};
+
+/// How the git layer behaves.
+#[derive(Debug, Clone)]
+pub struct GitConfig {
+    /// Where mirrors and checkouts live.
+    pub cache_dir: PathBuf,
+    /// Mirrors are evicted (least recently used first) above this many bytes.
+    pub max_mirror_bytes: u64,
+    /// Checkouts kept for reuse (each is one commit of one repository).
+    pub max_checkouts: usize,
+    /// Per git command.
+    pub timeout: Duration,
+    pub url_policy: UrlPolicy,
+    /// ssh known_hosts content (Argo CD's `argocd-ssh-known-hosts-cm`).
+    pub ssh_known_hosts: Option<String>,
+    pub git_binary: PathBuf,
+}
+
+impl GitConfig {
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        GitConfig {
+            cache_dir: cache_dir.into(),
+            max_mirror_bytes: 10 * 1024 * 1024 * 1024,
+            max_checkouts: 64,
+            timeout: Duration::from_secs(90),
+            url_policy: UrlPolicy::default(),
+            ssh_known_hosts: None,
+            git_binary: PathBuf::from("git"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error(transparent)]
+    UnsafeArgument(#[from] UnsafeArgument),
+    #[error("authentication failed for {url}: {message}")]
+    AuthFailed { url: String, message: String },
+    #[error("host key verification failed for {url}: {message}")]
+    HostKey { url: String, message: String },
+    #[error("repository {url} is unreachable: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("repository {url} not found: {message}")]
+    RepositoryNotFound { url: String, message: String },
+    #[error("{source} in {url}")]
+    Revision {
+        url: String,
+        #[source]
+        source: RevisionError,
+    },
+    #[error("git {operation} for {url} failed: {message}")]
+    Failed {
+        operation: &'static str,
+        url: String,
+        message: String,
+    },
+    #[error("git {operation} for {url}: {source}")]
+    Command {
+        operation: &'static str,
+        url: String,
+        #[source]
+        source: CommandError,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("submodule {path:?} of {url}: {message}")]
+    Submodule {
+        url: String,
+        path: String,
+        message: String,
+    },
+}
+
+impl GitError {
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GitError {
+        let what = what.into();
+        move |source| GitError::Io { what, source }
+    }
+}
+
+/// A resolved revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRevision {
+    pub sha: String,
+    /// The ref it was found through (`refs/heads/main`), if any.
+    pub via: Option<String>,
+}
+
+/// Commit metadata for history and the UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitMetadata {
+    pub sha: String,
+    pub author_name: String,
+    pub author_email: String,
+    /// ISO 8601 author date.
+    pub date: String,
+    pub message: String,
+    /// Whether the commit carries a signature at all.
+    pub signed: bool,
+    /// git's `%G?`: G good, B bad, U unknown validity, X/Y expired, R revoked, E cannot be
+    /// checked (e.g. no key), N none.
+    pub signature_status: char,
+}
+
+/// A read-only copy of one commit's tree. Removed from disk when the cache has evicted it
+/// and the last render using it is done.
+#[derive(Debug)]
+pub struct Checkout {
+    root: PathBuf,
+    pub sha: String,
+    pub url: String,
+    /// Symlinks that resolve outside the checkout (repository-relative paths); any render
+    /// of this commit refuses them, as Argo CD does.
+    pub escaping_symlinks: Vec<String>,
+}
+
+impl Checkout {
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        // Best effort: a directory left behind is swept on the next start.
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+struct Mirror {
+    dir: PathBuf,
+    fetch_lock: tokio::sync::Mutex<()>,
+    last_used: AtomicU64,
+    bytes: AtomicU64,
+    /// Renders and fetches currently using this mirror; never evicted while non-zero.
+    users: std::sync::atomic::AtomicUsize,
+}
+
+struct MirrorUse(Arc<Mirror>);
+
+impl Drop for MirrorUse {
+    fn drop(&mut self) {
+        self.0.users.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+type CheckoutSlot = Arc<tokio::sync::Mutex<Option<Arc<Checkout>>>>;
+
+/// Statistics for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct GitStats {
+    pub ls_remotes: AtomicU64,
+    pub fetches: AtomicU64,
+    pub checkouts: AtomicU64,
+    pub reclones: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
+/// The cache of mirrors and checkouts.
+pub struct GitCache {
+    config: GitConfig,
+    askpass: PathBuf,
+    known_hosts: Option<PathBuf>,
+    mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
+    checkouts: Mutex<HashMap<String, (CheckoutSlot, u64)>>,
+    clock: AtomicU64,
+    pub stats: GitStats,
+}
+
+fn key_of(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..12])
+}
+
+impl GitCache {
+    /// Opens (creating) the cache directory. Mirrors left by an earlier run are reused;
+    /// checkouts are not (they are cheap to rebuild and may be half-written).
+    pub fn open(config: GitConfig) -> Result<GitCache, GitError> {
+        let root = &config.cache_dir;
+        for dir in ["mirrors", "checkouts", "scratch"] {
+            std::fs::create_dir_all(root.join(dir)).map_err(GitError::io(format!(
+                "creating {}",
+                root.join(dir).display()
+            )))?;
+        }
+        for stale in ["checkouts", "scratch"] {
+            if let Ok(entries) = std::fs::read_dir(root.join(stale)) {
+                for entry in entries.flatten() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        let askpass = auth::write_askpass(root).map_err(GitError::io(format!(
+            "writing the askpass helper in {}",
+            root.display()
+        )))?;
+        let known_hosts = match &config.ssh_known_hosts {
+            Some(text) => {
+                let path = root.join("known_hosts");
+                std::fs::write(&path, text)
+                    .map_err(GitError::io(format!("writing {}", path.display())))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let mut mirrors = HashMap::new();
+        if let Ok(entries) = std::fs::read_dir(root.join("mirrors")) {
+            for entry in entries.flatten() {
+                let dir = entry.path();
+                let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                    continue;
+                };
+                let bytes = dir_size(&dir);
+                mirrors.insert(
+                    name,
+                    Arc::new(Mirror {
+                        dir,
+                        fetch_lock: tokio::sync::Mutex::new(()),
+                        last_used: AtomicU64::new(0),
+                        bytes: AtomicU64::new(bytes),
+                        users: Default::default(),
+                    }),
+                );
+            }
+        }
+        Ok(GitCache {
+            config,
+            askpass,
+            known_hosts,
+            mirrors: Mutex::new(mirrors),
+            checkouts: Mutex::new(HashMap::new()),
+            clock: AtomicU64::new(1),
+            stats: GitStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &GitConfig {
+        &self.config
+    }
+
+    pub fn parse_url(&self, url: &str) -> Result<RepoUrl, GitError> {
+        Ok(RepoUrl::parse(url, self.config.url_policy)?)
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn auth(&self, url: &RepoUrl, creds: Option<&Credentials>) -> Result<auth::GitAuth, GitError> {
+        auth::git_auth(
+            url,
+            creds,
+            &auth::AuthContext {
+                askpass: &self.askpass,
+                scratch: &self.config.cache_dir.join("scratch"),
+                known_hosts: self.known_hosts.as_deref(),
+                allow_file: self.config.url_policy.allow_file,
+            },
+        )
+        .map_err(GitError::io("preparing git credentials"))
+    }
+
+    /// A git command against `git_dir` with the credentials for `url`.
+    fn git(&self, git_dir: Option<&Path>, auth: &auth::GitAuth) -> CommandSpec {
+        let mut spec = CommandSpec::new(&self.config.git_binary).timeout(self.config.timeout);
+        for (k, v) in &auth.env {
+            spec = spec.env(k, v);
+        }
+        for c in &auth.config {
+            spec = spec.arg("-c").arg(c);
+        }
+        if let Some(dir) = git_dir {
+            spec = spec.arg("--git-dir").arg(dir);
+        }
+        spec
+    }
+
+    fn plain_git(&self, git_dir: &Path) -> CommandSpec {
+        CommandSpec::new(&self.config.git_binary)
+            .timeout(self.config.timeout)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("LC_ALL", "C")
+            .arg("--git-dir")
+            .arg(git_dir)
+    }
+
+    /// The refs the remote advertises (one `git ls-remote`, no fetch).
+    pub async fn ls_remote(
+        &self,
+        url: &RepoUrl,
+        creds: Option<&Credentials>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<RemoteRef>, GitError> {
+        let auth = self.auth(url, creds)?;
+        let spec = self
+            .git(None, &auth)
+            .args(["ls-remote", "--"])
+            .arg(url.fetch_url())
+            .max_stdout(64 * 1024 * 1024);
+        self.stats.ls_remotes.fetch_add(1, Ordering::Relaxed);
+        let out = command::run(&spec, cancel)
+            .await
+            .map_err(|source| GitError::Command {
+                operation: "ls-remote",
+                url: url.to_string(),
+                source,
+            })?;
+        if !out.success {
+            return Err(classify(url, "ls-remote", &out.stderr, creds));
+        }
+        Ok(revision::parse_ls_remote(&String::from_utf8_lossy(
+            &out.stdout,
+        )))
+    }
+
+    /// Resolves `revision` to a commit with one ls-remote; fetches only when the revision is
+    /// an abbreviated SHA that no ref points at.
+    pub async fn resolve(
+        &self,
+        url: &RepoUrl,
+        revision: &str,
+        creds: Option<&Credentials>,
+        cancel: &CancellationToken,
+    ) -> Result<ResolvedRevision, GitError> {
+        command::check_argument("revision", revision)?;
+        // A full SHA names its commit already: no round trip (a render of it can then be
+        // served from the cache without starting any process).
+        if revision::is_full_sha(revision.trim()) {
+            return Ok(ResolvedRevision {
+                sha: revision.trim().to_lowercase(),
+                via: None,
+            });
+        }
+        let refs = self.ls_remote(url, creds, cancel).await?;
+        let wrap = |source| GitError::Revision {
+            url: url.to_string(),
+            source,
+        };
+        match revision::resolve(revision, &refs).map_err(wrap)? {
+            Resolution::Commit { sha, via } => Ok(ResolvedRevision { sha, via }),
+            Resolution::ShortSha(short) => {
+                let sha = self.ensure_commit(url, &short, creds, cancel).await?;
+                Ok(ResolvedRevision { sha, via: None })
+            }
+        }
+    }
+
+    fn mirror(&self, url: &RepoUrl) -> Arc<Mirror> {
+        let key = key_of(url.normalized());
+        let mut mirrors = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
+        let mirror = mirrors
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Mirror {
+                    dir: self.config.cache_dir.join("mirrors").join(&key),
+                    fetch_lock: tokio::sync::Mutex::new(()),
+                    last_used: AtomicU64::new(0),
+                    bytes: AtomicU64::new(0),
+                    users: Default::default(),
+                })
+            })
+            .clone();
+        mirror.last_used.store(self.tick(), Ordering::SeqCst);
+        mirror.users.fetch_add(1, Ordering::SeqCst);
+        mirror
+    }
+
+    /// Whether `rev` names a commit present in the mirror. `Err` when the mirror is broken.
+    async fn has_commit(
+        &self,
+        mirror: &Mirror,
+        rev: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<String>, String> {
+        if !mirror.dir.join("HEAD").is_file() {
+            return Ok(None);
+        }
+        let spec = self
+            .plain_git(&mirror.dir)
+            .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+            .arg(format!("{rev}^{{commit}}"));
+        match command::run(&spec, cancel).await {
+            Ok(out) if out.success => Ok(Some(
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            )),
+            Ok(out) if looks_corrupt(&out.stderr) => Err(out.stderr),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Makes sure the commit `rev` (full or abbreviated SHA) is in the mirror, fetching if it
+    /// is not; returns its full SHA. One fetch at a time per repository; a broken mirror is
+    /// removed and cloned again.
+    pub async fn ensure_commit(
+        &self,
+        url: &RepoUrl,
+        rev: &str,
+        creds: Option<&Credentials>,
+        cancel: &CancellationToken,
+    ) -> Result<String, GitError> {
+        command::check_argument("revision", rev)?;
+        let mirror = self.mirror(url);
+        let _use = MirrorUse(mirror.clone());
+        if let Ok(Some(sha)) = self.has_commit(&mirror, rev, cancel).await {
+            return Ok(sha);
+        }
+        let _fetching = mirror.fetch_lock.lock().await;
+        // Someone else may have fetched it while we waited.
+        let mut broken = match self.has_commit(&mirror, rev, cancel).await {
+            Ok(Some(sha)) => return Ok(sha),
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        for attempt in 0..2 {
+            if broken
+                || !mirror.dir.join("HEAD").is_file()
+                || !self.mirror_is_sound(&mirror, cancel).await
+            {
+                if mirror.dir.exists() {
+                    tracing::warn!(url = %url, "mirror is broken; cloning it again");
+                    self.stats.reclones.fetch_add(1, Ordering::Relaxed);
+                }
+                self.init_mirror(&mirror, url, cancel).await?;
+            }
+            match self.fetch(&mirror, url, creds, rev, cancel).await {
+                Ok(()) => {}
+                Err(FetchFailure::Corrupt(message)) if attempt == 0 => {
+                    tracing::warn!(url = %url, %message, "fetch found a corrupt mirror");
+                    broken = true;
+                    continue;
+                }
+                Err(FetchFailure::Corrupt(message)) => {
+                    return Err(GitError::Failed {
+                        operation: "fetch",
+                        url: url.to_string(),
+                        message,
+                    });
+                }
+                Err(FetchFailure::Other(e)) => return Err(e),
+            }
+            match self.has_commit(&mirror, rev, cancel).await {
+                Ok(Some(sha)) => {
+                    mirror.bytes.store(dir_size(&mirror.dir), Ordering::Relaxed);
+                    drop(_fetching);
+                    self.evict_mirrors();
+                    return Ok(sha);
+                }
+                Ok(None) => break,
+                Err(_) if attempt == 0 => broken = true,
+                Err(message) => {
+                    return Err(GitError::Failed {
+                        operation: "rev-parse",
+                        url: url.to_string(),
+                        message,
+                    });
+                }
+            }
+        }
+        Err(GitError::Revision {
+            url: url.to_string(),
+            source: RevisionError::NotFound(rev.to_string()),
+        })
+    }
+
+    async fn mirror_is_sound(&self, mirror: &Mirror, cancel: &CancellationToken) -> bool {
+        let spec = self
+            .plain_git(&mirror.dir)
+            .args(["rev-parse", "--is-bare-repository"]);
+        matches!(command::run(&spec, cancel).await, Ok(out) if out.success && out.stdout.starts_with(b"true"))
+    }
+
+    async fn init_mirror(
+        &self,
+        mirror: &Mirror,
+        url: &RepoUrl,
+        cancel: &CancellationToken,
+    ) -> Result<(), GitError> {
+        if mirror.dir.exists() {
+            std::fs::remove_dir_all(&mirror.dir).map_err(GitError::io(format!(
+                "removing broken mirror {}",
+                mirror.dir.display()
+            )))?;
+        }
+        let spec = CommandSpec::new(&self.config.git_binary)
+            .timeout(self.config.timeout)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["init", "--bare", "--quiet", "--"])
+            .arg(&mirror.dir);
+        let out = command::run(&spec, cancel)
+            .await
+            .map_err(|source| GitError::Command {
+                operation: "init",
+                url: url.to_string(),
+                source,
+            })?;
+        if !out.success {
+            return Err(GitError::Failed {
+                operation: "init",
+                url: url.to_string(),
+                message: out.stderr.trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn fetch(
+        &self,
+        mirror: &Mirror,
+        url: &RepoUrl,
+        creds: Option<&Credentials>,
+        rev: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), FetchFailure> {
+        let auth = self.auth(url, creds).map_err(FetchFailure::Other)?;
+        let mut spec = self
+            .git(Some(&mirror.dir), &auth)
+            .args([
+                "-c",
+                "gc.auto=0",
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--force",
+                "--",
+            ])
+            .arg(url.fetch_url())
+            .args(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]);
+        // A full SHA that no branch or tag reaches (an old commit, a PR head) is asked for by
+        // name as well; servers allow that for reachable commits (protocol v2).
+        if revision::is_full_sha(rev) {
+            spec = spec.arg(rev);
+        }
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        let out = command::run(&spec, cancel).await.map_err(|source| {
+            FetchFailure::Other(GitError::Command {
+                operation: "fetch",
+                url: url.to_string(),
+                source,
+            })
+        })?;
+        if out.success {
+            return Ok(());
+        }
+        if looks_corrupt(&out.stderr) {
+            return Err(FetchFailure::Corrupt(redact(out.stderr.trim(), creds)));
+        }
+        // Asking for an unknown SHA fails the whole fetch: retry with the refs alone so that
+        // the caller reports "revision not found" rather than a protocol error.
+        if revision::is_full_sha(rev) && out.stderr.contains(rev) {
+            let mut retry = spec.clone();
+            retry.args.pop();
+            if let Ok(out) = command::run(&retry, cancel).await
+                && out.success
+            {
+                return Ok(());
+            }
+        }
+        Err(FetchFailure::Other(classify(
+            url,
+            "fetch",
+            &out.stderr,
+            creds,
+        )))
+    }
+
+    fn evict_mirrors(&self) {
+        let mut mirrors = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total: u64 = mirrors
+            .values()
+            .map(|m| m.bytes.load(Ordering::Relaxed))
+            .sum();
+        while total > self.config.max_mirror_bytes {
+            let victim = mirrors
+                .iter()
+                .filter(|(_, m)| {
+                    m.users.load(Ordering::SeqCst) == 0 && m.fetch_lock.try_lock().is_ok()
+                })
+                .min_by_key(|(_, m)| m.last_used.load(Ordering::SeqCst))
+                .map(|(k, _)| k.clone());
+            let Some(victim) = victim else { break };
+            if let Some(mirror) = mirrors.remove(&victim) {
+                total = total.saturating_sub(mirror.bytes.load(Ordering::Relaxed));
+                let _ = std::fs::remove_dir_all(&mirror.dir);
+                self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(dir = %mirror.dir.display(), "evicted mirror");
+            }
+        }
+    }
+
+    /// Total bytes the mirrors take on disk (as last measured).
+    pub fn mirror_bytes(&self) -> u64 {
+        let mirrors = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
+        mirrors
+            .values()
+            .map(|m| m.bytes.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The directory of the mirror of `url` (tests and diagnostics).
+    pub fn mirror_dir(&self, url: &RepoUrl) -> PathBuf {
+        self.config
+            .cache_dir
+            .join("mirrors")
+            .join(key_of(url.normalized()))
+    }
+
+    /// A read-only checkout of commit `sha` (full SHA) of `url`, with submodules, fetched
+    /// first when missing. Shared by every caller asking for the same commit.
+    pub async fn checkout(
+        &self,
+        url: &RepoUrl,
+        sha: &str,
+        store: &CredentialStore,
+        cancel: &CancellationToken,
+    ) -> Result<Arc<Checkout>, GitError> {
+        self.checkout_depth(url, sha, store, cancel, 0).await
+    }
+
+    fn checkout_depth<'a>(
+        &'a self,
+        url: &'a RepoUrl,
+        sha: &'a str,
+        store: &'a CredentialStore,
+        cancel: &'a CancellationToken,
+        depth: usize,
+    ) -> futures::future::BoxFuture<'a, Result<Arc<Checkout>, GitError>> {
+        Box::pin(async move {
+            let key = key_of(&format!("{}\n{sha}", url.normalized()));
+            let slot = {
+                let mut checkouts = self.checkouts.lock().unwrap_or_else(|e| e.into_inner());
+                let tick = self.tick();
+                let entry = checkouts
+                    .entry(key.clone())
+                    .or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(None)), tick));
+                entry.1 = tick;
+                entry.0.clone()
+            };
+            let mut guard = slot.lock().await;
+            if let Some(existing) = guard.as_ref()
+                && existing.root.is_dir()
+            {
+                return Ok(existing.clone());
+            }
+            let creds = store.lookup(url);
+            let sha = self.ensure_commit(url, sha, creds, cancel).await?;
+            let mirror = self.mirror(url);
+            let _use = MirrorUse(mirror.clone());
+            let root = self.config.cache_dir.join("checkouts").join(&key);
+            let tmp = self
+                .config
+                .cache_dir
+                .join("checkouts")
+                .join(format!("{key}.tmp-{}", self.tick()));
+            let result = self
+                .build_checkout(&mirror.dir, url, &sha, &tmp, store, cancel, depth)
+                .await;
+            if let Err(e) = result {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+            let escaping_symlinks = escaping_symlinks(&tmp);
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::rename(&tmp, &root).map_err(GitError::io(format!(
+                "moving checkout into {}",
+                root.display()
+            )))?;
+            self.stats.checkouts.fetch_add(1, Ordering::Relaxed);
+            let checkout = Arc::new(Checkout {
+                root,
+                sha: sha.clone(),
+                url: url.to_string(),
+                escaping_symlinks,
+            });
+            *guard = Some(checkout.clone());
+            drop(guard);
+            self.evict_checkouts();
+            Ok(checkout)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn build_checkout(
+        &self,
+        mirror: &Path,
+        url: &RepoUrl,
+        sha: &str,
+        dest: &Path,
+        store: &CredentialStore,
+        cancel: &CancellationToken,
+        depth: usize,
+    ) -> Result<(), GitError> {
+        std::fs::create_dir_all(dest)
+            .map_err(GitError::io(format!("creating {}", dest.display())))?;
+        let index = dest.with_extension("index");
+        let run = |spec: CommandSpec, operation: &'static str| async move {
+            let out = command::run(&spec, cancel)
+                .await
+                .map_err(|source| GitError::Command {
+                    operation,
+                    url: url.to_string(),
+                    source,
+                })?;
+            if out.success {
+                Ok(out)
+            } else {
+                Err(GitError::Failed {
+                    operation,
+                    url: url.to_string(),
+                    message: out.stderr.trim().to_string(),
+                })
+            }
+        };
+        // A private index file: checkouts of the same mirror run side by side.
+        run(
+            self.plain_git(mirror).env("GIT_INDEX_FILE", &index).args([
+                "read-tree",
+                "--end-of-options",
+                sha,
+            ]),
+            "read-tree",
+        )
+        .await?;
+        let checked_out = run(
+            self.plain_git(mirror)
+                .env("GIT_INDEX_FILE", &index)
+                .arg("--work-tree")
+                .arg(dest)
+                .args(["checkout-index", "--all", "--force"]),
+            "checkout-index",
+        )
+        .await;
+        let _ = std::fs::remove_file(&index);
+        checked_out?;
+        if dest.join(".gitmodules").is_file() {
+            if depth >= 4 {
+                return Err(GitError::Submodule {
+                    url: url.to_string(),
+                    path: String::new(),
+                    message: "submodules nested more than 4 deep".to_string(),
+                });
+            }
+            self.checkout_submodules(mirror, url, sha, dest, store, cancel, depth)
+                .await?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn checkout_submodules(
+        &self,
+        mirror: &Path,
+        url: &RepoUrl,
+        sha: &str,
+        dest: &Path,
+        store: &CredentialStore,
+        cancel: &CancellationToken,
+        depth: usize,
+    ) -> Result<(), GitError> {
+        let gitmodules = dest.join(".gitmodules");
+        let listing = CommandSpec::new(&self.config.git_binary)
+            .timeout(self.config.timeout)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["config", "--file"])
+            .arg(&gitmodules)
+            .args(["--get-regexp", r"^submodule\..*\.(path|url)$"]);
+        let out = command::run(&listing, cancel)
+            .await
+            .map_err(|source| GitError::Command {
+                operation: "config",
+                url: url.to_string(),
+                source,
+            })?;
+        let mut modules: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some((key, value)) = line.split_once(' ') else {
+                continue;
+            };
+            let Some(rest) = key.strip_prefix("submodule.") else {
+                continue;
+            };
+            if let Some(name) = rest.strip_suffix(".path") {
+                modules.entry(name.to_string()).or_default().0 = Some(value.to_string());
+            } else if let Some(name) = rest.strip_suffix(".url") {
+                modules.entry(name.to_string()).or_default().1 = Some(value.to_string());
+            }
+        }
+        for (name, (path, sub_url)) in modules {
+            let (Some(path), Some(sub_url)) = (path, sub_url) else {
+                continue;
+            };
+            let fail = |message: String| GitError::Submodule {
+                url: url.to_string(),
+                path: path.clone(),
+                message,
+            };
+            if crate::paths::check_relative(&path).is_err() {
+                return Err(fail(format!("submodule {name:?} has an unsafe path")));
+            }
+            // The commit the superproject records for the submodule (a gitlink).
+            let tree = self
+                .plain_git(mirror)
+                .args(["ls-tree", "--end-of-options", sha, "--"])
+                .arg(&path);
+            let out = command::run(&tree, cancel)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let listing = String::from_utf8_lossy(&out.stdout);
+            let Some(gitlink) = listing
+                .lines()
+                .find(|l| l.starts_with("160000 commit "))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .map(str::to_string)
+            else {
+                // Declared in .gitmodules but not recorded in this commit: nothing to check out.
+                continue;
+            };
+            let sub = url
+                .join_relative(&sub_url, self.config.url_policy)
+                .map_err(|e| fail(e.to_string()))?;
+            let checkout = self
+                .checkout_depth(&sub, &gitlink, store, cancel, depth + 1)
+                .await?;
+            let target = dest.join(&path);
+            copy_tree(checkout.root(), &target)
+                .map_err(|e| fail(format!("copying the submodule: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn evict_checkouts(&self) {
+        let mut checkouts = self.checkouts.lock().unwrap_or_else(|e| e.into_inner());
+        while checkouts.len() > self.config.max_checkouts {
+            // Only slots nobody is building or holding are candidates.
+            let victim = checkouts
+                .iter()
+                .filter(|(_, (slot, _))| {
+                    slot.try_lock()
+                        .map(|g| g.as_ref().is_none_or(|c| Arc::strong_count(c) == 1))
+                        .unwrap_or(false)
+                })
+                .min_by_key(|(_, (_, tick))| *tick)
+                .map(|(k, _)| k.clone());
+            let Some(victim) = victim else { break };
+            checkouts.remove(&victim);
+        }
+    }
+
+    /// Commit metadata from the mirror (the commit must have been fetched).
+    pub async fn commit_metadata(
+        &self,
+        url: &RepoUrl,
+        sha: &str,
+        cancel: &CancellationToken,
+    ) -> Result<CommitMetadata, GitError> {
+        command::check_argument("revision", sha)?;
+        let dir = self.mirror_dir(url);
+        let spec = self.plain_git(&dir).args([
+            "log",
+            "-1",
+            "--format=%H%x00%an%x00%ae%x00%aI%x00%G?%x00%B",
+            "--end-of-options",
+            sha,
+            "--",
+        ]);
+        let out = command::run(&spec, cancel)
+            .await
+            .map_err(|source| GitError::Command {
+                operation: "log",
+                url: url.to_string(),
+                source,
+            })?;
+        if !out.success {
+            return Err(GitError::Revision {
+                url: url.to_string(),
+                source: RevisionError::NotFound(sha.to_string()),
+            });
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut fields = text.splitn(6, '\0');
+        let mut next = || fields.next().unwrap_or("").to_string();
+        let (sha, author_name, author_email, date, status, message) =
+            (next(), next(), next(), next(), next(), next());
+        let raw = self.plain_git(&dir).args(["cat-file", "commit", &sha]);
+        let signed = match command::run(&raw, cancel).await {
+            Ok(out) => String::from_utf8_lossy(&out.stdout)
+                .split("\n\n")
+                .next()
+                .is_some_and(|headers| headers.lines().any(|l| l.starts_with("gpgsig"))),
+            Err(_) => false,
+        };
+        Ok(CommitMetadata {
+            sha,
+            author_name,
+            author_email,
+            date,
+            message: message.trim_end().to_string(),
+            signed,
+            signature_status: status.chars().next().unwrap_or('N'),
+        })
+    }
+}
+
+enum FetchFailure {
+    Corrupt(String),
+    Other(GitError),
+}
+
+fn looks_corrupt(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    [
+        "not a git repository",
+        "is corrupt",
+        "corrupt loose object",
+        "bad object",
+        "did not send all necessary objects",
+        "unable to read",
+        "packfile",
+        "broken link",
+        "bad config",
+        "invalid object",
+    ]
+    .iter()
+    .any(|needle| s.contains(needle))
+}
+
+/// Never echo a secret, even if a tool printed one.
+fn redact(message: &str, creds: Option<&Credentials>) -> String {
+    let mut message = message.to_string();
+    if let Some(creds) = creds {
+        for secret in [
+            &creds.password,
+            &creds.ssh_private_key,
+            &creds.tls_client_cert_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !secret.is_empty() {
+                message = message.replace(secret.as_str(), "*****");
+            }
+        }
+    }
+    message
+}
+
+/// The remote's own words, sorted into the failures callers act on.
+fn classify(
+    url: &RepoUrl,
+    operation: &'static str,
+    stderr: &str,
+    creds: Option<&Credentials>,
+) -> GitError {
+    let message = redact(
+        &stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("hint:"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        creds,
+    );
+    let lower = message.to_ascii_lowercase();
+    let url_text = url.to_string();
+    if lower.contains("host key verification failed")
+        || lower.contains("remote host identification has changed")
+    {
+        return GitError::HostKey {
+            url: url_text,
+            message,
+        };
+    }
+    if lower.contains("authentication failed")
+        || lower.contains("could not read username")
+        || lower.contains("could not read password")
+        || lower.contains("permission denied")
+        || lower.contains("403")
+        || lower.contains("401")
+        || lower.contains("invalid username or password")
+    {
+        return GitError::AuthFailed {
+            url: url_text,
+            message,
+        };
+    }
+    if lower.contains("could not resolve host")
+        || lower.contains("connection refused")
+        || lower.contains("failed to connect")
+        || lower.contains("connection timed out")
+        || lower.contains("operation timed out")
+        || lower.contains("no route to host")
+        || lower.contains("connection reset")
+        || lower.contains("could not read from remote repository")
+        || lower.contains("connection closed")
+    {
+        return GitError::Unreachable {
+            url: url_text,
+            message,
+        };
+    }
+    if lower.contains("not found")
+        || lower.contains("does not appear to be a git repository")
+        || lower.contains("does not exist")
+    {
+        return GitError::RepositoryNotFound {
+            url: url_text,
+            message,
+        };
+    }
+    GitError::Failed {
+        operation,
+        url: url_text,
+        message,
+    }
+}
+
+/// Bytes under `dir` (files only; symlinks not followed).
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+/// Symlinks under `root` whose target, resolved, leaves `root` (or does not resolve into it).
+pub(crate) fn escaping_symlinks(root: &Path) -> Vec<String> {
+    let Ok(real_root) = root.canonicalize() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = path.symlink_metadata() else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                let inside = match path.canonicalize() {
+                    Ok(real) => real.starts_with(&real_root),
+                    // A dangling link: judge its text lexically.
+                    Err(_) => std::fs::read_link(&path).is_ok_and(|target| {
+                        let base = path.parent().unwrap_or(root);
+                        crate::paths::lexically_inside(root, &base.join(target))
+                    }),
+                };
+                if !inside {
+                    let rel = path.strip_prefix(root).unwrap_or(&path);
+                    found.push(rel.display().to_string());
+                }
+            } else if meta.is_dir() && entry.file_name() != ".git" {
+                stack.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Copies `from` into `to` (files, directories, symlinks as links); hard links when the file
+/// system allows, since checkouts are never written.
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let meta = src.symlink_metadata()?;
+        if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if meta.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! From a path of a checkout (and an Argo CD `ApplicationSource`) to Kubernetes objects.
+//!
+//! Type detection follows Argo CD: an explicit `kustomize`/`helm`/`directory` block (or
+//! `chart`) decides; otherwise `kustomization.yaml|yml|Kustomization` means Kustomize,
+//! `Chart.yaml` means Helm, and anything else is a directory of YAML/JSON/Jsonnet files.
+
+mod directory;
+pub mod helm;
+mod jsonnet;
+pub mod kustomize;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use plumb_model::application::ApplicationSource;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::command::{CommandError, UnsafeArgument};
+use crate::creds::CredentialStore;
+use crate::paths::PathError;
+
+/// One rendered object and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub object: Value,
+    /// Repository-relative file the object was read from (for Helm, the chart template; for
+    /// Kustomize, the kustomization).
+    pub file: String,
+    /// 1-based line the object starts on, when known.
+    pub line: Option<u64>,
+}
+
+/// How a source is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceType {
+    Directory,
+    Kustomize,
+    Helm,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error(transparent)]
+    UnsafeArgument(#[from] UnsafeArgument),
+    #[error(
+        "the repository contains symlinks that point outside it: {}; refusing to render",
+        .paths.join(", ")
+    )]
+    EscapingSymlinks { paths: Vec<String> },
+    #[error("{file}:{line}: malformed YAML: {message}")]
+    Yaml {
+        file: String,
+        line: u64,
+        message: String,
+    },
+    #[error("{file}{}: {message}", .line.map(|l| format!(":{l}")).unwrap_or_default())]
+    NotAnObject {
+        file: String,
+        line: Option<u64>,
+        message: String,
+    },
+    #[error("{file}: jsonnet: {message}")]
+    Jsonnet { file: String, message: String },
+    #[error("manifests under {path:?} are {size} bytes, over the limit of {limit} bytes{}", .file.as_ref().map(|f| format!(" ({f})")).unwrap_or_default())]
+    TooLarge {
+        path: String,
+        size: u64,
+        limit: u64,
+        file: Option<String>,
+    },
+    #[error("{tool} is needed to render {path:?} but was not found ({hint})")]
+    ToolMissing {
+        tool: &'static str,
+        path: String,
+        hint: &'static str,
+    },
+    #[error("{tool} failed on {path:?}: {message}")]
+    Tool {
+        tool: &'static str,
+        path: String,
+        message: String,
+    },
+    #[error("{tool} on {path:?}: {source}")]
+    Command {
+        tool: &'static str,
+        path: String,
+        #[source]
+        source: CommandError,
+    },
+    #[error("path {0:?} is not a directory in the repository")]
+    NotADirectory(String),
+    #[error("source defines more than one of helm, kustomize and directory")]
+    MultipleTypes,
+    #[error("{what}: {message}")]
+    BadOption { what: String, message: String },
+    #[error(
+        "value file {0:?} refers to source ref {1:?}, which no source of the application defines"
+    )]
+    UnknownRef(String, String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RenderError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RenderError {
+        let what = what.into();
+        move |source| RenderError::Io { what, source }
+    }
+}
+
+/// Limits and tool settings shared by every render.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// Combined size of the manifest files of one directory source (Argo CD's
+    /// `reposerver.max.combined.directory.manifests.size`, 10M by default).
+    pub max_directory_bytes: u64,
+    /// Per helm/kustomize run.
+    pub tool_timeout: Duration,
+    /// Most bytes a tool may print.
+    pub max_tool_output: usize,
+    /// Extra `kustomize build` flags (Argo CD's `kustomize.buildOptions`).
+    pub kustomize_build_options: Vec<String>,
+    /// Where temporary copies for Kustomize edits and Helm dependency builds are made
+    /// (same file system as the checkouts, so copies are hard links).
+    pub scratch_dir: PathBuf,
+}
+
+impl RenderOptions {
+    pub fn new(scratch_dir: impl Into<PathBuf>) -> Self {
+        RenderOptions {
+            max_directory_bytes: 10 * 1024 * 1024,
+            tool_timeout: Duration::from_secs(90),
+            max_tool_output: 100 * 1024 * 1024,
+            kustomize_build_options: Vec::new(),
+            scratch_dir: scratch_dir.into(),
+        }
+    }
+}
+
+/// How Kustomize is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KustomizeTool {
+    /// `kustomize build DIR`
+    Kustomize(PathBuf),
+    /// `kubectl kustomize DIR`
+    Kubectl(PathBuf),
+}
+
+/// The external tools found on this machine.
+#[derive(Debug)]
+pub struct Tools {
+    pub helm: Option<PathBuf>,
+    pub kustomize: Option<KustomizeTool>,
+    /// HELM_CACHE_HOME etc. live here, so user configuration never leaks in.
+    pub helm_home: PathBuf,
+    versions: tokio::sync::OnceCell<String>,
+}
+
+/// Finds `name` as an executable in `extra` directories first, then in `PATH`.
+pub fn find_executable(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    extra
+        .iter()
+        .chain(path_dirs.iter())
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+impl Tools {
+    /// Looks for `helm`, `kustomize` and `kubectl` in `extra_dirs`, then `PATH`.
+    pub fn discover(extra_dirs: &[PathBuf], helm_home: impl Into<PathBuf>) -> Tools {
+        let kustomize = find_executable("kustomize", extra_dirs)
+            .map(KustomizeTool::Kustomize)
+            .or_else(|| find_executable("kubectl", extra_dirs).map(KustomizeTool::Kubectl));
+        Tools {
+            helm: find_executable("helm", extra_dirs),
+            kustomize,
+            helm_home: helm_home.into(),
+            versions: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn new(
+        helm: Option<PathBuf>,
+        kustomize: Option<KustomizeTool>,
+        helm_home: impl Into<PathBuf>,
+    ) -> Tools {
+        Tools {
+            helm,
+            kustomize,
+            helm_home: helm_home.into(),
+            versions: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The tools' versions, asked once per process (part of every render cache key, so a
+    /// tool upgrade invalidates earlier renders).
+    pub async fn versions(&self) -> String {
+        self.versions
+            .get_or_init(|| async {
+                let cancel = CancellationToken::new();
+                let ask = |program: &Path, args: &[&str]| {
+                    crate::command::CommandSpec::new(program)
+                        .args(args.iter().copied())
+                        .timeout(Duration::from_secs(20))
+                        .max_stdout(1024 * 1024)
+                };
+                let mut parts = vec![format!("plumb-source {}", env!("CARGO_PKG_VERSION"))];
+                if let Some(helm) = &self.helm {
+                    let spec =
+                        ask(helm, &["version", "--short"]).env("HELM_CONFIG_HOME", &self.helm_home);
+                    if let Ok(out) = crate::command::run(&spec, &cancel).await {
+                        parts.push(format!(
+                            "helm {}",
+                            String::from_utf8_lossy(&out.stdout).trim()
+                        ));
+                    }
+                }
+                match &self.kustomize {
+                    Some(KustomizeTool::Kustomize(bin)) => {
+                        if let Ok(out) = crate::command::run(&ask(bin, &["version"]), &cancel).await
+                        {
+                            parts.push(format!(
+                                "kustomize {}",
+                                String::from_utf8_lossy(&out.stdout).trim()
+                            ));
+                        }
+                    }
+                    Some(KustomizeTool::Kubectl(bin)) => {
+                        if let Ok(out) = crate::command::run(
+                            &ask(bin, &["version", "--client", "-o", "json"]),
+                            &cancel,
+                        )
+                        .await
+                        {
+                            let v: Value =
+                                serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                            parts.push(format!(
+                                "kubectl-kustomize {}",
+                                v["kustomizeVersion"].as_str().unwrap_or("unknown")
+                            ));
+                        }
+                    }
+                    None => {}
+                }
+                parts.join("; ")
+            })
+            .await
+            .clone()
+    }
+}
+
+/// Everything one render needs besides the source itself.
+pub struct RenderContext<'a> {
+    /// Root of the checkout the source's path is in (for a Helm repository chart, the
+    /// directory the chart was pulled into).
+    pub repo_root: &'a Path,
+    pub app_name: &'a str,
+    pub namespace: &'a str,
+    pub kube_version: Option<&'a str>,
+    pub api_versions: &'a [String],
+    /// `ref` name → root of that source's checkout (multi-source `$ref/...` value files).
+    pub refs: &'a HashMap<String, PathBuf>,
+    pub credentials: &'a CredentialStore,
+    pub options: &'a RenderOptions,
+    pub tools: &'a Tools,
+    pub cancel: &'a CancellationToken,
+}
+
+/// Which renderer a source uses (Argo CD's rules).
+pub fn detect_type(source: &ApplicationSource, app_dir: &Path) -> Result<SourceType, RenderError> {
+    let explicit: Vec<SourceType> = [
+        (
+            source.helm.is_some() || !source.chart.is_empty(),
+            SourceType::Helm,
+        ),
+        (source.kustomize.is_some(), SourceType::Kustomize),
+        (source.directory.is_some(), SourceType::Directory),
+    ]
+    .into_iter()
+    .filter_map(|(set, ty)| set.then_some(ty))
+    .collect();
+    match explicit.as_slice() {
+        [one] => return Ok(*one),
+        [] => {}
+        _ => return Err(RenderError::MultipleTypes),
+    }
+    if kustomize::kustomization_file(app_dir).is_some() {
+        return Ok(SourceType::Kustomize);
+    }
+    if app_dir.join("Chart.yaml").is_file() {
+        return Ok(SourceType::Helm);
+    }
+    Ok(SourceType::Directory)
+}
+
+/// What a render produced, with an estimate of its size for the cache's bound.
+pub struct Rendered {
+    pub manifests: Vec<Manifest>,
+    pub approx_bytes: usize,
+}
+
+/// Renders `source` at its `path` inside `ctx.repo_root`.
+pub async fn render_source(
+    source: &ApplicationSource,
+    ctx: &RenderContext<'_>,
+) -> Result<Rendered, RenderError> {
+    let path = if source.path.is_empty() {
+        "."
+    } else {
+        source.path.as_str()
+    };
+    let app_dir = crate::paths::resolve_inside(ctx.repo_root, ctx.repo_root, path, "path")?;
+    if !app_dir.is_dir() {
+        return Err(RenderError::NotADirectory(path.to_string()));
+    }
+    match detect_type(source, &app_dir)? {
+        SourceType::Directory => {
+            let root = ctx.repo_root.to_path_buf();
+            let source = source.clone();
+            let rel = path.to_string();
+            let limit = ctx.options.max_directory_bytes;
+            tokio::task::spawn_blocking(move || {
+                directory::render(&root, &app_dir, &rel, &source, limit)
+            })
+            .await
+            .map_err(|e| RenderError::Io {
+                what: "directory render task".to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+        }
+        SourceType::Kustomize => kustomize::render(source, &app_dir, path, ctx).await,
+        SourceType::Helm => helm::render(source, &app_dir, path, ctx).await,
+    }
+}
+
+/// `root`-relative display of `path`.
+pub(crate) fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let text = rel.display().to_string();
+    if text.is_empty() {
+        ".".to_string()
+    } else {
+        text
+    }
+}
