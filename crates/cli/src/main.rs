@@ -2,12 +2,17 @@
 //!
 //! Each subcommand lives in its own module; `main` only parses and dispatches.
 
+mod admin;
 mod local;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "plumb", version, about = "GitOps continuous delivery, compatible with Argo CD")]
+#[command(
+    name = "plumb",
+    version,
+    about = "GitOps continuous delivery, compatible with Argo CD"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,6 +22,9 @@ struct Cli {
 enum Command {
     /// Run the embedded Kubernetes-compatible API server alone and write a kubeconfig.
     Local(local::LocalArgs),
+    /// Offline tools: health assessment and resource actions on objects in files.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,5 +38,6 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Local(args) => local::run(args),
+        Command::Admin(command) => admin::run(command),
     }
 }
