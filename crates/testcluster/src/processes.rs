@@ -3,9 +3,9 @@
 //! Every component runs in one process group whose leader is a tiny `sh` supervisor. The
 //! supervisor reads component pids on its stdin, a pipe whose only writer is this process.
 //! When this process ends for any reason — normal exit, panic, or SIGKILL — the kernel
-//! closes the pipe, the supervisor sees end-of-file, sends SIGTERM to the group, waits for the
-//! components to go, sends SIGKILL to stragglers, and removes the cluster's temporary
-//! directory. So no component outlives the process that started it, without `unsafe`
+//! closes the pipe, the supervisor sees end-of-file, kills the components (SIGKILL: the
+//! cluster's state is disposable, and a graceful kube-apiserver shutdown takes many seconds),
+//! waits until they are gone and removes the cluster's temporary directory. So no component outlives the process that started it, without `unsafe`
 //! (no `prctl(PR_SET_PDEATHSIG)`).
 
 use std::fs::File;
@@ -13,7 +13,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use crate::Error;
 
@@ -22,7 +21,7 @@ const SUPERVISOR_SCRIPT: &str = r#"
 trap '' INT TERM HUP PIPE
 pids=""
 while IFS= read -r pid; do pids="$pids $pid"; done
-kill -TERM -$$ 2>/dev/null
+[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
 i=0
 while [ "$i" -lt 100 ]; do
   alive=""
@@ -31,7 +30,6 @@ while [ "$i" -lt 100 ]; do
   sleep 0.1
   i=$((i + 1))
 done
-[ -n "$alive" ] && kill -KILL $alive 2>/dev/null
 [ -n "$1" ] && rm -rf "$1"
 exit 0
 "#;
@@ -133,30 +131,18 @@ impl ProcessGroup {
         self.log_dir.join(format!("{name}.log"))
     }
 
-    /// Stops everything: the supervisor terminates the group while this waits for (and reaps)
-    /// each component, then for the supervisor (which removes the directory last).
+    /// Stops everything: kills the components in reverse start order (clients before the API
+    /// server before etcd) and reaps them, then lets the supervisor remove the directory.
     pub(crate) fn shutdown(&mut self) {
-        let stdin = self
-            .supervisor_stdin
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        drop(stdin);
-        let deadline = Instant::now() + Duration::from_secs(20);
         let mut components = self.components.lock().unwrap_or_else(|p| p.into_inner());
-        for component in components.iter_mut() {
-            while Instant::now() < deadline {
-                match component.child.try_wait() {
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                    _ => break,
-                }
-            }
-            if Instant::now() >= deadline {
-                let _ = component.child.kill();
-                let _ = component.child.wait();
-            }
+        for component in components.iter_mut().rev() {
+            let _ = component.child.kill();
+            let _ = component.child.wait();
         }
         components.clear();
+        drop(components);
+        let stdin = self.supervisor_stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(stdin);
         let _ = self.supervisor.wait();
     }
 }
