@@ -1,0 +1,393 @@
+//! Real servers the tests start on loopback ports: lighttpd running `git http-backend` (with a
+//! basic-auth area) and serving static files (a Helm chart repository), OpenSSH's sshd, and
+//! Debian's docker-registry (an OCI registry). Each lives in its own temporary directory and
+//! is killed when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const HTTP_USER: &str = "alice";
+pub const HTTP_PASSWORD: &str = "correct-horse-battery";
+
+/// A port that was free a moment ago (servers that cannot report a port-0 bind get this).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("addr").port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!(
+        "{what} did not listen on port {port}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Runs `git` in `dir`, panicking with its output on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Ada Author")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada Author")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .env("GIT_AUTHOR_DATE", "2026-01-02T03:04:05Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-02T03:04:05Z")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A work tree whose commits are pushed to a bare repository the servers export.
+pub struct Repo {
+    pub work: PathBuf,
+    pub bare: PathBuf,
+}
+
+impl Repo {
+    /// Creates `<root>/<name>.git` (bare) and a work tree beside it with branch `main`.
+    pub fn create(root: &Path, name: &str) -> Repo {
+        let bare = root.join(format!("{name}.git"));
+        let work = root.join(format!("{name}-work"));
+        std::fs::create_dir_all(&work).expect("mkdir");
+        git(
+            root,
+            &[
+                "init",
+                "-q",
+                "--bare",
+                "-b",
+                "main",
+                bare.to_str().expect("utf8"),
+            ],
+        );
+        git(&work, &["init", "-q", "-b", "main"]);
+        // http-backend refuses repositories it does not own unless told they are safe.
+        git(&bare, &["config", "http.receivepack", "true"]);
+        Repo { work, bare }
+    }
+
+    /// Writes files (creating directories), commits everything and pushes `main`.
+    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (path, content) in files {
+            let path = self.work.join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, content).expect("write");
+        }
+        git(&self.work, &["add", "-A"]);
+        git(
+            &self.work,
+            &["commit", "-q", "--allow-empty", "-m", message],
+        );
+        git(
+            &self.work,
+            &[
+                "push",
+                "-q",
+                "--force",
+                self.bare.to_str().expect("utf8"),
+                "main",
+            ],
+        );
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    pub fn tag(&self, name: &str, annotated: bool) {
+        if annotated {
+            git(&self.work, &["tag", "-a", "-m", name, name]);
+        } else {
+            git(&self.work, &["tag", name]);
+        }
+        git(
+            &self.work,
+            &["push", "-q", self.bare.to_str().expect("utf8"), name],
+        );
+    }
+
+    pub fn file_url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+}
+
+/// lighttpd with `git http-backend` at `/git/` (public) and `/private/` (basic auth), and
+/// static files from `www/`.
+pub struct HttpServer {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl HttpServer {
+    pub fn start() -> HttpServer {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("repos")).expect("mkdir");
+        std::fs::create_dir_all(root.join("www")).expect("mkdir");
+        std::fs::write(root.join("users"), format!("{HTTP_USER}:{HTTP_PASSWORD}\n"))
+            .expect("users");
+        let backend = "/usr/lib/git-core/git-http-backend/";
+        for attempt in 0..5 {
+            let port = free_port();
+            let config = format!(
+                r#"server.document-root = "{root}/www"
+server.port = {port}
+server.bind = "127.0.0.1"
+server.modules = ("mod_alias", "mod_setenv", "mod_auth", "mod_authn_file", "mod_cgi")
+server.errorlog = "{root}/error.log"
+mimetype.assign = (".yaml" => "text/yaml", ".tgz" => "application/gzip")
+alias.url = ( "/git/" => "{backend}", "/private/" => "{backend}" )
+$HTTP["url"] =~ "^/(git|private)/" {{
+  cgi.assign = ( "" => "" )
+  setenv.add-environment = ( "GIT_PROJECT_ROOT" => "{root}/repos", "GIT_HTTP_EXPORT_ALL" => "1" )
+}}
+auth.backend = "plain"
+auth.backend.plain.userfile = "{root}/users"
+auth.require = ( "/private/" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
+"#,
+                root = root.display()
+            );
+            std::fs::write(root.join("lighttpd.conf"), config).expect("config");
+            let mut child = Command::new("lighttpd")
+                .args(["-D", "-f"])
+                .arg(root.join("lighttpd.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("lighttpd (scripts/install-test-deps installs it)");
+            std::thread::sleep(Duration::from_millis(50));
+            if let Ok(Some(_)) = child.try_wait() {
+                if attempt < 4 {
+                    continue; // the port was taken in between: try another
+                }
+            }
+            wait_for_port(port, &mut child, "lighttpd", &root.join("error.log"));
+            return HttpServer { child, port, dir };
+        }
+        panic!("lighttpd could not start")
+    }
+
+    pub fn repos(&self) -> PathBuf {
+        self.dir.path().join("repos")
+    }
+
+    pub fn www(&self) -> PathBuf {
+        self.dir.path().join("www")
+    }
+
+    /// URL of a repository under `repos/` (`name` without `.git`).
+    pub fn public_url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/git/{name}.git", self.port)
+    }
+
+    pub fn private_url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/private/{name}.git", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// OpenSSH's sshd on a loopback port with a generated host key, accepting one generated user
+/// key for the current user.
+pub struct SshServer {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    pub user: String,
+    /// The user's private key (PEM/OpenSSH format), as a repository Secret holds it.
+    pub private_key: String,
+    /// A known_hosts line for this server.
+    pub known_hosts: String,
+}
+
+fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "plumb-test", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+}
+
+impl SshServer {
+    pub fn start() -> SshServer {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        keygen(&root.join("host"));
+        keygen(&root.join("user"));
+        std::fs::copy(root.join("user.pub"), root.join("authorized_keys")).expect("copy");
+        // sshd's privilege separation directory (absent on a fresh machine until sshd ran).
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let user = String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout)
+            .expect("utf8")
+            .trim()
+            .to_string();
+        let host_pub = std::fs::read_to_string(root.join("host.pub")).expect("host key");
+        for attempt in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host\nPidFile {root}/sshd.pid\n\
+                 AuthorizedKeysFile {root}/authorized_keys\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nUsePAM no\n\
+                 PermitRootLogin prohibit-password\n",
+                root = root.display()
+            );
+            std::fs::write(root.join("sshd_config"), config).expect("config");
+            let log = std::fs::File::create(root.join("sshd.log")).expect("log");
+            let mut child = Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(root.join("sshd_config"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("sshd (openssh-server; scripts/install-test-deps installs it)");
+            std::thread::sleep(Duration::from_millis(50));
+            if let Ok(Some(_)) = child.try_wait() {
+                if attempt < 4 {
+                    continue;
+                }
+            }
+            wait_for_port(port, &mut child, "sshd", &root.join("sshd.log"));
+            return SshServer {
+                child,
+                port,
+                user: user.clone(),
+                private_key: std::fs::read_to_string(root.join("user")).expect("key"),
+                known_hosts: format!("[127.0.0.1]:{port} {host_pub}"),
+                _dir: dir,
+            };
+        }
+        panic!("sshd could not start")
+    }
+
+    pub fn url(&self, bare: &Path) -> String {
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            bare.display()
+        )
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's docker-registry (distribution) on a loopback port: an OCI registry for charts.
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        for attempt in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n\
+                 http:\n  addr: 127.0.0.1:{port}\n",
+                root = root.display()
+            );
+            std::fs::write(root.join("config.yml"), config).expect("config");
+            let log = std::fs::File::create(root.join("registry.log")).expect("log");
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(root.join("config.yml"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("docker-registry (scripts/install-test-deps installs it)");
+            std::thread::sleep(Duration::from_millis(50));
+            if let Ok(Some(_)) = child.try_wait() {
+                if attempt < 4 {
+                    continue;
+                }
+            }
+            wait_for_port(
+                port,
+                &mut child,
+                "docker-registry",
+                &root.join("registry.log"),
+            );
+            return Registry {
+                child,
+                port,
+                _dir: dir,
+            };
+        }
+        panic!("docker-registry could not start")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP server that accepts connections and never answers (for timeouts).
+pub fn black_hole() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(16).flatten() {
+            held.push(stream);
+        }
+    });
+    (port, handle)
+}
+
+/// Where the Go-built helm and kustomize are: `PLUMB_TESTCLUSTER_BIN` (set by scripts/test),
+/// else what `scripts/build-testcluster` prints (it builds once per machine, then answers
+/// from its cache).
+pub fn tool_bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PLUMB_TESTCLUSTER_BIN") {
+        return PathBuf::from(dir);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-testcluster");
+    let out = Command::new(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/build-testcluster");
+    assert!(out.status.success(), "scripts/build-testcluster failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
