@@ -80,7 +80,7 @@ async fn resolves_branches_tags_shas_and_semver_over_http() {
         .await
         .expect("render");
     assert_eq!(names(&rendered), ["ConfigMap/one"]);
-    assert_eq!(rendered.revisions, [first.clone()]);
+    assert_eq!(rendered.revisions, std::slice::from_ref(&first));
 
     // Commit metadata from the mirror.
     let parsed = svc.git().parse_url(&url).expect("url");
@@ -381,7 +381,7 @@ async fn concurrent_renders_of_one_commit_share_one_fetch_and_checkout() {
     for (i, task) in tasks.into_iter().enumerate() {
         let rendered = task.await.expect("join").expect("render");
         assert_eq!(names(&rendered), [format!("ConfigMap/app{i}")]);
-        assert_eq!(rendered.revisions, [sha.clone()]);
+        assert_eq!(rendered.revisions, std::slice::from_ref(&sha));
     }
     let stats = &svc.git().stats;
     assert_eq!(

@@ -179,10 +179,10 @@ auth.require = ( "/private/" => ( "method" => "basic", "realm" => "git", "requir
                 .spawn()
                 .expect("lighttpd (scripts/install-test-deps installs it)");
             std::thread::sleep(Duration::from_millis(50));
-            if let Ok(Some(_)) = child.try_wait() {
-                if attempt < 4 {
-                    continue; // the port was taken in between: try another
-                }
+            if let Ok(Some(_)) = child.try_wait()
+                && attempt < 4
+            {
+                continue; // the port was taken in between: try another
             }
             wait_for_port(port, &mut child, "lighttpd", &root.join("error.log"));
             return HttpServer { child, port, dir };
@@ -271,10 +271,10 @@ impl SshServer {
                 .spawn()
                 .expect("sshd (openssh-server; scripts/install-test-deps installs it)");
             std::thread::sleep(Duration::from_millis(50));
-            if let Ok(Some(_)) = child.try_wait() {
-                if attempt < 4 {
-                    continue;
-                }
+            if let Ok(Some(_)) = child.try_wait()
+                && attempt < 4
+            {
+                continue;
             }
             wait_for_port(port, &mut child, "sshd", &root.join("sshd.log"));
             return SshServer {
@@ -335,10 +335,10 @@ impl Registry {
                 .spawn()
                 .expect("docker-registry (scripts/install-test-deps installs it)");
             std::thread::sleep(Duration::from_millis(50));
-            if let Ok(Some(_)) = child.try_wait() {
-                if attempt < 4 {
-                    continue;
-                }
+            if let Ok(Some(_)) = child.try_wait()
+                && attempt < 4
+            {
+                continue;
             }
             wait_for_port(
                 port,
