@@ -4,6 +4,7 @@
 
 mod admin;
 mod local;
+mod render;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ enum Command {
     /// Offline tools: health assessment and resource actions on objects in files.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Render a source's manifests (Git path, Helm chart) and print them as YAML; no server.
+    Render(render::RenderArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +42,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Local(args) => local::run(args),
         Command::Admin(command) => admin::run(command),
+        Command::Render(args) => render::run(args),
     }
 }
