@@ -22,13 +22,25 @@ impl Cause {
         }
     }
     pub fn required(field: impl Into<String>, why: impl std::fmt::Display) -> Self {
-        Cause { reason: "FieldValueRequired", message: format!("Required value: {why}"), field: field.into() }
+        Cause {
+            reason: "FieldValueRequired",
+            message: format!("Required value: {why}"),
+            field: field.into(),
+        }
     }
     pub fn forbidden(field: impl Into<String>, why: impl std::fmt::Display) -> Self {
-        Cause { reason: "FieldValueForbidden", message: format!("Forbidden: {why}"), field: field.into() }
+        Cause {
+            reason: "FieldValueForbidden",
+            message: format!("Forbidden: {why}"),
+            field: field.into(),
+        }
     }
     pub fn too_long(field: impl Into<String>, why: impl std::fmt::Display) -> Self {
-        Cause { reason: "FieldValueTooLong", message: format!("Too long: {why}"), field: field.into() }
+        Cause {
+            reason: "FieldValueTooLong",
+            message: format!("Too long: {why}"),
+            field: field.into(),
+        }
     }
 }
 
@@ -43,12 +55,21 @@ pub struct ApiError {
 
 /// `deployments.apps` or `configmaps`: how Kubernetes names a resource in messages.
 pub fn qualified(group: &str, resource: &str) -> String {
-    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
 }
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
     fn with_details(mut self, name: &str, group: &str, kind: &str) -> Self {
         let mut d = json!({"name": name, "kind": kind});
@@ -68,31 +89,50 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
-            .with_details(name, group, resource)
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, resource)),
+        )
+        .with_details(name, group, resource)
     }
     /// 404 for a path that names no known resource.
     pub fn no_route() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
-            .with_empty_details()
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_empty_details()
     }
     fn with_empty_details(mut self) -> Self {
         self.details = Some(json!({}));
         self
     }
     pub fn method_not_allowed(method: &str) -> Self {
-        Self::new(405, "MethodNotAllowed", format!("the server does not allow this method on the requested resource ({method})"))
-            .with_empty_details()
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({method})"),
+        )
+        .with_empty_details()
     }
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)))
-            .with_details(name, group, resource)
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, resource)),
+        )
+        .with_details(name, group, resource)
     }
     pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, resource)),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified(group, resource)
+            ),
         )
         .with_details(name, group, resource)
     }
@@ -108,13 +148,26 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type:?})"
+            ),
+        )
     }
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let summary: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let summary: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         let message = if summary.len() == 1 {
             format!("{kind} \"{name}\" is invalid: {}", summary[0])
         } else {

@@ -21,36 +21,66 @@ pub(crate) fn validate_crd(crd: &Value) -> Vec<Cause> {
     if group.is_empty() {
         causes.push(Cause::required("spec.group", ""));
     } else if !is_dns1123_subdomain(group) || !group.contains('.') {
-        causes.push(Cause::invalid("spec.group", group, "should be a domain with at least one dot"));
+        causes.push(Cause::invalid(
+            "spec.group",
+            group,
+            "should be a domain with at least one dot",
+        ));
     }
     if plural.is_empty() {
         causes.push(Cause::required("spec.names.plural", ""));
     } else if !is_dns1123_label(plural) {
-        causes.push(Cause::invalid("spec.names.plural", plural, "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"));
+        causes.push(Cause::invalid(
+            "spec.names.plural",
+            plural,
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'",
+        ));
     }
     if kind.is_empty() {
         causes.push(Cause::required("spec.names.kind", ""));
     }
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
-        causes.push(Cause::invalid("metadata.name", name, "must be spec.names.plural+\".\"+spec.group"));
+        causes.push(Cause::invalid(
+            "metadata.name",
+            name,
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
     }
     match s(crd, "/spec/scope") {
         "Namespaced" | "Cluster" => {}
         "" => causes.push(Cause::required("spec.scope", "")),
-        other => causes.push(Cause::invalid("spec.scope", other, "supported values: \"Cluster\", \"Namespaced\"")),
+        other => causes.push(Cause::invalid(
+            "spec.scope",
+            other,
+            "supported values: \"Cluster\", \"Namespaced\"",
+        )),
     }
     let versions = crd.pointer("/spec/versions").and_then(Value::as_array);
     match versions {
-        None => causes.push(Cause::required("spec.versions", "must have exactly one version marked as storage version")),
+        None => causes.push(Cause::required(
+            "spec.versions",
+            "must have exactly one version marked as storage version",
+        )),
         Some(vs) => {
-            let storage = vs.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).count();
+            let storage = vs
+                .iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .count();
             if storage != 1 {
-                causes.push(Cause::invalid("spec.versions", &storage.to_string(), "must have exactly one version marked as storage version"));
+                causes.push(Cause::invalid(
+                    "spec.versions",
+                    &storage.to_string(),
+                    "must have exactly one version marked as storage version",
+                ));
             }
             for (i, v) in vs.iter().enumerate() {
                 let vn = v.get("name").and_then(Value::as_str).unwrap_or("");
                 if !is_dns1123_label(vn) {
-                    causes.push(Cause::invalid(format!("spec.versions[{i}].name"), vn, "must be a DNS-1035 label"));
+                    causes.push(Cause::invalid(
+                        format!("spec.versions[{i}].name"),
+                        vn,
+                        "must be a DNS-1035 label",
+                    ));
                 }
             }
         }
@@ -60,7 +90,10 @@ pub(crate) fn validate_crd(crd: &Value) -> Vec<Cause> {
 
 /// Sets the status a healthy CRD gets from Kubernetes' controllers, at once.
 pub(crate) fn default_crd(crd: &mut Value) {
-    let names = crd.pointer("/spec/names").cloned().unwrap_or_else(|| json!({}));
+    let names = crd
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let mut accepted = names.clone();
     if accepted.get("singular").is_none()
         && let Some(kind) = names.get("kind").and_then(Value::as_str)
@@ -72,7 +105,10 @@ pub(crate) fn default_crd(crd: &mut Value) {
     {
         accepted["listKind"] = json!(format!("{kind}List"));
     }
-    if let Some(spec_names) = crd.pointer_mut("/spec/names").and_then(Value::as_object_mut) {
+    if let Some(spec_names) = crd
+        .pointer_mut("/spec/names")
+        .and_then(Value::as_object_mut)
+    {
         for field in ["singular", "listKind"] {
             if let Some(v) = accepted.get(field) {
                 spec_names.entry(field).or_insert_with(|| v.clone());
@@ -83,14 +119,20 @@ pub(crate) fn default_crd(crd: &mut Value) {
         .pointer("/spec/versions")
         .and_then(Value::as_array)
         .map(|vs| {
-            vs.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).filter_map(|v| v.get("name").cloned()).collect()
+            vs.iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .filter_map(|v| v.get("name").cloned())
+                .collect()
         })
         .unwrap_or_default();
     let now = crate::objects::now_rfc3339();
     let keep_time = |t: &str| -> String {
         crd.pointer("/status/conditions")
             .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(t)))
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some(t))
+            })
             .and_then(|c| c.get("lastTransitionTime").and_then(Value::as_str))
             .map(str::to_string)
             .unwrap_or_else(|| now.clone())
@@ -99,7 +141,8 @@ pub(crate) fn default_crd(crd: &mut Value) {
         {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": keep_time("NamesAccepted")},
         {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": keep_time("Established")}
     ]);
-    crd["status"] = json!({"conditions": conditions, "acceptedNames": accepted, "storedVersions": stored});
+    crd["status"] =
+        json!({"conditions": conditions, "acceptedNames": accepted, "storedVersions": stored});
 }
 
 /// The resource a (valid) CRD serves.
@@ -111,11 +154,16 @@ pub(crate) fn resource_info(crd: &Value) -> Option<ResourceInfo> {
         return None;
     }
     let all_versions = crd.pointer("/spec/versions").and_then(Value::as_array)?;
-    let served: Vec<&Value> =
-        all_versions.iter().filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(true)).collect();
+    let served: Vec<&Value> = all_versions
+        .iter()
+        .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(true))
+        .collect();
     // Preferred version first: the storage version when served, else the first served.
     let mut versions: Vec<String> = Vec::new();
-    if let Some(st) = served.iter().find(|v| v.get("storage").and_then(Value::as_bool) == Some(true)) {
+    if let Some(st) = served
+        .iter()
+        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+    {
         versions.push(s(st, "/name").to_string());
     }
     for v in &served {
@@ -138,20 +186,44 @@ pub(crate) fn resource_info(crd: &Value) -> Option<ResourceInfo> {
                     name: s(c, "/name").to_string(),
                     type_: s(c, "/type").to_string(),
                     json_path: s(c, "/jsonPath").to_string(),
-                    priority: c.get("priority").and_then(Value::as_u64).unwrap_or(0).min(1) as u8,
+                    priority: c
+                        .get("priority")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                        .min(1) as u8,
                 })
                 .collect()
         })
-        .unwrap_or_else(|| vec![PrinterColumn { name: "Age".into(), type_: "date".into(), json_path: ".metadata.creationTimestamp".into(), priority: 0 }]);
+        .unwrap_or_else(|| {
+            vec![PrinterColumn {
+                name: "Age".into(),
+                type_: "date".into(),
+                json_path: ".metadata.creationTimestamp".into(),
+                priority: 0,
+            }]
+        });
     let strings = |p: &str| -> Vec<String> {
         crd.pointer(p)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     Some(ResourceInfo {
-        singular: crd.pointer("/spec/names/singular").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| kind.to_lowercase()),
-        list_kind: crd.pointer("/spec/names/listKind").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("{kind}List")),
+        singular: crd
+            .pointer("/spec/names/singular")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| kind.to_lowercase()),
+        list_kind: crd
+            .pointer("/spec/names/listKind")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{kind}List")),
         short_names: strings("/spec/names/shortNames"),
         categories: strings("/spec/names/categories"),
         namespaced: s(crd, "/spec/scope") == "Namespaced",
@@ -168,6 +240,7 @@ pub(crate) fn resource_info(crd: &Value) -> Option<ResourceInfo> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -188,7 +261,10 @@ mod tests {
         let c = crd();
         assert!(validate_crd(&c).is_empty());
         let info = resource_info(&c).unwrap();
-        assert_eq!((info.kind.as_str(), info.resource.as_str(), info.namespaced), ("Application", "applications", true));
+        assert_eq!(
+            (info.kind.as_str(), info.resource.as_str(), info.namespaced),
+            ("Application", "applications", true)
+        );
         assert_eq!(info.short_names, vec!["app", "apps"]);
         assert!(info.status_subresource);
         assert_eq!(info.list_kind, "ApplicationList");
@@ -198,7 +274,12 @@ mod tests {
     fn crd_status_is_established() {
         let mut c = crd();
         default_crd(&mut c);
-        let types: Vec<&str> = c["status"]["conditions"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+        let types: Vec<&str> = c["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
         assert_eq!(types, vec!["NamesAccepted", "Established"]);
         assert_eq!(c["status"]["storedVersions"], json!(["v1alpha1"]));
         assert_eq!(c["spec"]["names"]["singular"], json!("application"));

@@ -26,7 +26,9 @@ pub enum Error {
         supported: u64,
     },
     /// The store is unreadable; it is left untouched.
-    #[error("{path}: store is corrupt or not a plumb store ({detail}); refusing to open it (the file was not modified)")]
+    #[error(
+        "{path}: store is corrupt or not a plumb store ({detail}); refusing to open it (the file was not modified)"
+    )]
     Corrupt {
         /// The store file.
         path: PathBuf,

@@ -11,10 +11,12 @@ use serde_json::{Value, json};
 
 use crate::api_error::{ApiError, Cause};
 use crate::http::{Body, error_response, json_response};
-use crate::objects::{apply_defaults, generated_name, meta_mut, meta_str, now_rfc3339, spec_changed};
+use crate::objects::{
+    apply_defaults, generated_name, meta_mut, meta_str, now_rfc3339, spec_changed,
+};
 use crate::registry::{Registry, ResourceInfo};
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{Expect, ObjKey, Obj, Op, Outcome, Store};
+use crate::store::{Expect, Obj, ObjKey, Op, Outcome, Store};
 use crate::{Error, discovery, openapi, table, watch};
 
 const NAMESPACES: &str = "/namespaces";
@@ -46,7 +48,11 @@ struct Target {
 
 impl Target {
     fn key(&self, name: &str) -> ObjKey {
-        ObjKey { resource: self.info.store_key(), namespace: self.namespace.clone().unwrap_or_default(), name: name.to_string() }
+        ObjKey {
+            resource: self.info.store_key(),
+            namespace: self.namespace.clone().unwrap_or_default(),
+            name: name.to_string(),
+        }
     }
 }
 
@@ -128,13 +134,21 @@ impl AppState {
     }
 
     fn registry(&self) -> Arc<Registry> {
-        self.0.registry.read().map(|r| Arc::clone(&r)).unwrap_or_default()
+        self.0
+            .registry
+            .read()
+            .map(|r| Arc::clone(&r))
+            .unwrap_or_default()
     }
 
     /// Rebuilds the served resources from the stored CRDs.
     fn refresh_registry(&self) {
         let (crds, _) = self.0.store.list(CRDS, None, None);
-        let infos = crds.iter().filter_map(|o| o.value().ok()).filter_map(|v| crate::crd::resource_info(&v)).collect();
+        let infos = crds
+            .iter()
+            .filter_map(|o| o.value().ok())
+            .filter_map(|v| crate::crd::resource_info(&v))
+            .collect();
         if let Ok(mut r) = self.0.registry.write() {
             *r = Arc::new(Registry::new(infos));
         }
@@ -143,21 +157,40 @@ impl AppState {
     /// Creates the namespaces every cluster has, and resumes interrupted cleanups.
     async fn bootstrap(&self) -> Result<(), Error> {
         let registry = self.registry();
-        let Some(ns_info) = registry.find("", "v1", "namespaces") else { return Ok(()) };
+        let Some(ns_info) = registry.find("", "v1", "namespaces") else {
+            return Ok(());
+        };
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            let key = ObjKey { resource: NAMESPACES.into(), namespace: String::new(), name: name.into() };
+            let key = ObjKey {
+                resource: NAMESPACES.into(),
+                namespace: String::new(),
+                name: name.into(),
+            };
             if self.0.store.get(&key).is_some() {
                 continue;
             }
-            let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            let mut obj =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             self.stamp_new(&ns_info, &mut obj);
             apply_defaults(&ns_info, &mut obj, true);
-            self.0.store.write_one(Op::Put { key, expect: Expect::Absent, object: obj }).await.map_err(|e| Error::Storage(e.0))?;
+            self.0
+                .store
+                .write_one(Op::Put {
+                    key,
+                    expect: Expect::Absent,
+                    object: obj,
+                })
+                .await
+                .map_err(|e| Error::Storage(e.0))?;
         }
         for resource in [NAMESPACES, CRDS] {
             let (objs, _) = self.0.store.list(resource, None, None);
             for o in objs {
-                if o.value().ok().and_then(|v| meta_str(&v, "deletionTimestamp").map(str::to_string)).is_some() {
+                if o.value()
+                    .ok()
+                    .and_then(|v| meta_str(&v, "deletionTimestamp").map(str::to_string))
+                    .is_some()
+                {
                     self.spawn_cleanup(resource == NAMESPACES, o.name.clone());
                 }
             }
@@ -169,7 +202,13 @@ impl AppState {
         if let Some(meta) = meta_mut(obj) {
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-            for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"] {
+            for f in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+                "managedFields",
+            ] {
                 meta.remove(f);
             }
             if info.generation {
@@ -202,7 +241,10 @@ impl AppState {
         match segs.as_slice() {
             ["healthz" | "livez" | "readyz"] => {
                 let mut r = Response::new(crate::http::full("ok"));
-                r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("text/plain"),
+                );
                 Ok(r)
             }
             ["version"] => discovery_get(Some(discovery::version())),
@@ -214,11 +256,28 @@ impl AppState {
             ["api", v] => discovery_get(discovery::resource_list(&registry, "", v)),
             ["apis", g] => discovery_get(discovery::api_group(&registry, g)),
             ["apis", g, v] => discovery_get(discovery::resource_list(&registry, g, v)),
+            ["openapi", "v2"] => {
+                if !get {
+                    return Err(ApiError::method_not_allowed(parts.method.as_str()));
+                }
+                let accept = parts
+                    .headers
+                    .get(hyper::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                Ok(openapi::v2_response(accept))
+            }
             ["openapi", "v3"] => discovery_get(Some(openapi::v3_root(&registry))),
             ["openapi", "v3", "api", v] => discovery_get(self.openapi_gv(&registry, "", v)),
             ["openapi", "v3", "apis", g, v] => discovery_get(self.openapi_gv(&registry, g, v)),
-            ["api", v, rest @ ..] => self.resource_request(&registry, parts, &query, "", v, rest, body).await,
-            ["apis", g, v, rest @ ..] => self.resource_request(&registry, parts, &query, g, v, rest, body).await,
+            ["api", v, rest @ ..] => {
+                self.resource_request(&registry, parts, &query, "", v, rest, body)
+                    .await
+            }
+            ["apis", g, v, rest @ ..] => {
+                self.resource_request(&registry, parts, &query, g, v, rest, body)
+                    .await
+            }
             _ => Err(ApiError::no_route()),
         }
     }
@@ -226,7 +285,11 @@ impl AppState {
     fn openapi_gv(&self, registry: &Registry, group: &str, version: &str) -> Option<Value> {
         let store = &self.0.store;
         openapi::v3_group_version_with(registry, group, version, &|info| {
-            let key = ObjKey { resource: CRDS.into(), namespace: String::new(), name: format!("{}.{}", info.resource, info.group) };
+            let key = ObjKey {
+                resource: CRDS.into(),
+                namespace: String::new(),
+                name: format!("{}.{}", info.resource, info.group),
+            };
             let crd = store.get(&key)?.value().ok()?;
             crd.pointer("/spec/versions")?
                 .as_array()?
@@ -237,10 +300,26 @@ impl AppState {
         })
     }
 
-    fn resolve(&self, registry: &Registry, group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
-        let find = |resource: &str| registry.find(group, version, resource).ok_or_else(ApiError::no_route);
+    fn resolve(
+        &self,
+        registry: &Registry,
+        group: &str,
+        version: &str,
+        rest: &[&str],
+    ) -> Result<Target, ApiError> {
+        let find = |resource: &str| {
+            registry
+                .find(group, version, resource)
+                .ok_or_else(ApiError::no_route)
+        };
         let core_ns = |name: &str| -> Result<Target, ApiError> {
-            Ok(Target { info: find("namespaces")?, version: version.into(), namespace: None, name: Some(name.into()), status: false })
+            Ok(Target {
+                info: find("namespaces")?,
+                version: version.into(),
+                namespace: None,
+                name: Some(name.into()),
+                status: false,
+            })
         };
         let (info, namespace, name, sub) = match rest {
             [res] => (find(res)?, None, None, None),
@@ -274,7 +353,13 @@ impl AppState {
             Some("status") if info.status_subresource => true,
             Some(_) => return Err(ApiError::no_route()),
         };
-        Ok(Target { info, version: version.into(), namespace: namespace.map(str::to_string), name: name.map(str::to_string), status })
+        Ok(Target {
+            info,
+            version: version.into(),
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+            status,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -289,24 +374,56 @@ impl AppState {
         body: Bytes,
     ) -> Result<Response<Body>, ApiError> {
         let target = self.resolve(registry, group, version, rest)?;
-        let accept = parts.headers.get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let content_type =
-            parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
+        let accept = parts
+            .headers
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let content_type = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .to_string();
         let dry_run = match query.get("dryRun").map(String::as_str) {
             None | Some("") => false,
             Some("All") => true,
-            Some(other) => return Err(ApiError::bad_request(format!("unsupported dryRun value {other:?}: supported values: \"All\""))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "unsupported dryRun value {other:?}: supported values: \"All\""
+                )));
+            }
         };
         use hyper::Method;
         match (&parts.method, &target.name) {
-            (&Method::GET, None) if flag(query, "watch") => watch::serve(self.0.store.clone(), &target.info, &target.version, target.namespace.as_deref(), query, &accept, self.0.watcher_queue),
+            (&Method::GET, None) if flag(query, "watch") => watch::serve(
+                self.0.store.clone(),
+                &target.info,
+                &target.version,
+                target.namespace.as_deref(),
+                query,
+                &accept,
+                self.0.watcher_queue,
+            ),
             (&Method::GET, None) => self.list(&target, query, &accept),
-            (&Method::POST, None) if !target.status => self.create(&target, &content_type, &body, dry_run, &accept).await,
+            (&Method::POST, None) if !target.status => {
+                self.create(&target, &content_type, &body, dry_run, &accept)
+                    .await
+            }
             (&Method::DELETE, None) => self.delete_collection(&target, query, dry_run).await,
             (&Method::GET, Some(name)) => self.get(&target, name, &accept),
-            (&Method::PUT, Some(name)) => self.update(&target, name, &content_type, &body, dry_run).await,
-            (&Method::PATCH, Some(name)) => self.patch(&target, name, &content_type, &body, query, dry_run).await,
-            (&Method::DELETE, Some(name)) if !target.status => self.delete(&target, name, &body, dry_run).await,
+            (&Method::PUT, Some(name)) => {
+                self.update(&target, name, &content_type, &body, dry_run)
+                    .await
+            }
+            (&Method::PATCH, Some(name)) => {
+                self.patch(&target, name, &content_type, &body, query, dry_run)
+                    .await
+            }
+            (&Method::DELETE, Some(name)) if !target.status => {
+                self.delete(&target, name, &body, dry_run).await
+            }
             (m, _) => Err(ApiError::method_not_allowed(m.as_str())),
         }
     }
@@ -314,7 +431,11 @@ impl AppState {
     // ----- reads -----
 
     fn get(&self, t: &Target, name: &str, accept: &str) -> Result<Response<Body>, ApiError> {
-        let obj = self.0.store.get(&t.key(name)).ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.resource, name))?;
+        let obj = self
+            .0
+            .store
+            .get(&t.key(name))
+            .ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.resource, name))?;
         if table::wants_table(accept) {
             let v = obj.value().map_err(|e| ApiError::internal(e.to_string()))?;
             let rv = obj.rv.to_string();
@@ -324,34 +445,51 @@ impl AppState {
     }
 
     fn list(&self, t: &Target, query: &Query, accept: &str) -> Result<Response<Body>, ApiError> {
-        let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let labels =
+            LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields =
+            FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let limit = match query.get("limit").map(String::as_str) {
             None | Some("") | Some("0") => usize::MAX,
-            Some(l) => l.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+            Some(l) => l
+                .parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
         };
         let after = match query.get("continue").map(String::as_str) {
             None | Some("") => None,
             Some(token) => Some(decode_continue(token)?),
         };
-        let (items, rv) = self.0.store.list(&t.info.store_key(), t.namespace.as_deref(), after.as_ref());
-        let mut matching = items.into_iter().filter(|o| labels.matches(&o.labels) && fields.matches(&o.namespace, &o.name));
+        let (items, rv) =
+            self.0
+                .store
+                .list(&t.info.store_key(), t.namespace.as_deref(), after.as_ref());
+        let mut matching = items
+            .into_iter()
+            .filter(|o| labels.matches(&o.labels) && fields.matches(&o.namespace, &o.name));
         let page: Vec<Arc<Obj>> = matching.by_ref().take(limit).collect();
         let remaining = matching.count();
-        let continue_token = (remaining > 0).then(|| page.last().map(|o| encode_continue(&o.namespace, &o.name))).flatten();
+        let continue_token = (remaining > 0)
+            .then(|| page.last().map(|o| encode_continue(&o.namespace, &o.name)))
+            .flatten();
         if table::wants_table(accept) {
             let values: Vec<Value> = page.iter().filter_map(|o| o.value().ok()).collect();
-            return Ok(ok_json(200, &table::table(&t.info, &values, &rv.to_string(), continue_token.as_deref())));
+            return Ok(ok_json(
+                200,
+                &table::table(&t.info, &values, &rv.to_string(), continue_token.as_deref()),
+            ));
         }
         let mut meta = format!("{{\"resourceVersion\":\"{rv}\"");
         if let Some(c) = &continue_token {
-            meta.push_str(&format!(",\"continue\":\"{c}\",\"remainingItemCount\":{remaining}"));
+            meta.push_str(&format!(
+                ",\"continue\":\"{c}\",\"remainingItemCount\":{remaining}"
+            ));
         }
         meta.push('}');
         let api_version = t.info.api_version(&t.version);
-        let mut out = Vec::with_capacity(page.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 128);
+        let mut out =
+            Vec::with_capacity(page.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 128);
         out.extend_from_slice(format!("{{\"kind\":\"{}\",\"apiVersion\":\"{api_version}\",\"metadata\":{meta},\"items\":[", t.info.list_kind).as_bytes());
         for (i, o) in page.iter().enumerate() {
             if i > 0 {
@@ -368,12 +506,18 @@ impl AppState {
     fn decode(&self, t: &Target, content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
         let value = decode_body(&t.info.kind, content_type, body)?;
         if !value.is_object() {
-            return Err(ApiError::bad_request(format!("the object provided is unrecognized (must be of type {}): the body is not a JSON object", t.info.kind)));
+            return Err(ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): the body is not a JSON object",
+                t.info.kind
+            )));
         }
         if let Some(kind) = value.get("kind").and_then(Value::as_str)
             && kind != t.info.kind
         {
-            return Err(ApiError::bad_request(format!("the kind in the body ({kind}) does not match the resource {} (kind {})", t.info.resource, t.info.kind)));
+            return Err(ApiError::bad_request(format!(
+                "the kind in the body ({kind}) does not match the resource {} (kind {})",
+                t.info.resource, t.info.kind
+            )));
         }
         if let Some(av) = value.get("apiVersion").and_then(Value::as_str)
             && av != t.info.api_version(&t.version)
@@ -394,10 +538,14 @@ impl AppState {
             }
             return Ok(());
         }
-        let path_ns = t.namespace.clone().ok_or_else(|| ApiError::bad_request("a namespace is required for this resource".to_string()))?;
+        let path_ns = t.namespace.clone().ok_or_else(|| {
+            ApiError::bad_request("a namespace is required for this resource".to_string())
+        })?;
         match meta_str(obj, "namespace") {
             Some(ns) if !ns.is_empty() && ns != path_ns => {
-                return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
             }
             _ => {
                 if let Some(meta) = meta_mut(obj) {
@@ -405,15 +553,29 @@ impl AppState {
                 }
             }
         }
-        let ns_key = ObjKey { resource: NAMESPACES.into(), namespace: String::new(), name: path_ns.clone() };
-        let ns = self.0.store.get(&ns_key).ok_or_else(|| ApiError::not_found("", "namespaces", &path_ns))?;
-        let terminating = ns.value().ok().and_then(|v| meta_str(&v, "deletionTimestamp").map(str::to_string)).is_some();
+        let ns_key = ObjKey {
+            resource: NAMESPACES.into(),
+            namespace: String::new(),
+            name: path_ns.clone(),
+        };
+        let ns = self
+            .0
+            .store
+            .get(&ns_key)
+            .ok_or_else(|| ApiError::not_found("", "namespaces", &path_ns))?;
+        let terminating = ns
+            .value()
+            .ok()
+            .and_then(|v| meta_str(&v, "deletionTimestamp").map(str::to_string))
+            .is_some();
         if terminating {
             let mut e = ApiError::forbidden(format!(
                 "{} \"{name}\" is forbidden: unable to create new content in namespace {path_ns} because it is being terminated",
                 crate::api_error::qualified(&t.info.group, &t.info.resource)
             ));
-            e.details = Some(json!({"name": name, "kind": t.info.resource, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {path_ns} is being terminated"), "field": "metadata.namespace"}]}));
+            e.details = Some(
+                json!({"name": name, "kind": t.info.resource, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {path_ns} is being terminated"), "field": "metadata.namespace"}]}),
+            );
             return Err(e);
         }
         Ok(())
@@ -445,7 +607,10 @@ impl AppState {
             }
         }
         if name.is_empty() {
-            let causes = vec![Cause::required("metadata.name", "name or generateName is required")];
+            let causes = vec![Cause::required(
+                "metadata.name",
+                "name or generateName is required",
+            )];
             return Err(ApiError::invalid(&t.info.kind, &t.info.group, "", causes));
         }
         self.stamp_new(&t.info, &mut obj);
@@ -460,29 +625,56 @@ impl AppState {
         Ok((name, obj))
     }
 
-    async fn create(&self, t: &Target, content_type: &str, body: &Bytes, dry_run: bool, accept: &str) -> Result<Response<Body>, ApiError> {
+    async fn create(
+        &self,
+        t: &Target,
+        content_type: &str,
+        body: &Bytes,
+        dry_run: bool,
+        accept: &str,
+    ) -> Result<Response<Body>, ApiError> {
         let obj = self.decode(t, content_type, body)?;
         let (name, obj) = self.prepare_create(t, obj)?;
         if dry_run {
             if self.0.store.get(&t.key(&name)).is_some() {
-                return Err(ApiError::already_exists(&t.info.group, &t.info.resource, &name));
+                return Err(ApiError::already_exists(
+                    &t.info.group,
+                    &t.info.resource,
+                    &name,
+                ));
             }
             return Ok(ok_json(201, &obj));
         }
-        let outcome = self.write(Op::Put { key: t.key(&name), expect: Expect::Absent, object: obj }).await?;
+        let outcome = self
+            .write(Op::Put {
+                key: t.key(&name),
+                expect: Expect::Absent,
+                object: obj,
+            })
+            .await?;
         let _ = accept;
         match outcome {
             Outcome::Written(o) => {
                 self.after_write(t);
                 Ok(json_response(201, render(&t.info, &t.version, &o)))
             }
-            Outcome::AlreadyExists => Err(ApiError::already_exists(&t.info.group, &t.info.resource, &name)),
-            Outcome::NotFound | Outcome::Conflict => Err(ApiError::internal("unexpected store outcome for a create")),
+            Outcome::AlreadyExists => Err(ApiError::already_exists(
+                &t.info.group,
+                &t.info.resource,
+                &name,
+            )),
+            Outcome::NotFound | Outcome::Conflict => {
+                Err(ApiError::internal("unexpected store outcome for a create"))
+            }
         }
     }
 
     async fn write(&self, op: Op) -> Result<Outcome, ApiError> {
-        self.0.store.write_one(op).await.map_err(|e| ApiError::internal(e.0))
+        self.0
+            .store
+            .write_one(op)
+            .await
+            .map_err(|e| ApiError::internal(e.0))
     }
 
     fn after_write(&self, t: &Target) {
@@ -492,21 +684,31 @@ impl AppState {
     }
 
     /// Computes what an update of `old` to `new` stores, or None when nothing changes.
-    fn prepare_update(&self, t: &Target, name: &str, old: &Obj, mut new: Value) -> Result<UpdatePlan, ApiError> {
+    fn prepare_update(
+        &self,
+        t: &Target,
+        name: &str,
+        old: &Obj,
+        mut new: Value,
+    ) -> Result<UpdatePlan, ApiError> {
         let old_v = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
         if !new.is_object() {
             return Err(ApiError::bad_request("the object must be a JSON object"));
         }
         match meta_str(&new, "name") {
             Some(n) if !n.is_empty() && n != name => {
-                return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
             }
             _ => {}
         }
         if t.info.namespaced {
             match meta_str(&new, "namespace") {
                 Some(ns) if !ns.is_empty() && Some(ns) != t.namespace.as_deref() => {
-                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
                 }
                 _ => {}
             }
@@ -537,14 +739,23 @@ impl AppState {
             }
             new
         };
-        result["apiVersion"] = old_v.get("apiVersion").cloned().unwrap_or_else(|| json!(t.info.api_version(&t.info.versions[0])));
+        result["apiVersion"] = old_v
+            .get("apiVersion")
+            .cloned()
+            .unwrap_or_else(|| json!(t.info.api_version(&t.info.versions[0])));
         result["kind"] = json!(t.info.kind);
         if let Some(meta) = meta_mut(&mut result) {
             meta.insert("name".into(), json!(name));
             if let Some(ns) = &t.namespace {
                 meta.insert("namespace".into(), json!(ns));
             }
-            for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
                 match old_v.pointer(&format!("/metadata/{f}")) {
                     Some(v) => {
                         meta.insert(f.into(), v.clone());
@@ -559,7 +770,11 @@ impl AppState {
         apply_defaults(&t.info, &mut result, false);
         self.validate(t, &result)?;
         if t.info.generation && spec_changed(&t.info, &old_v, &result) {
-            let g = old_v.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+            let g = old_v
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
             if let Some(meta) = meta_mut(&mut result) {
                 meta.insert("generation".into(), json!(g));
             }
@@ -567,24 +782,43 @@ impl AppState {
         if result == old_v {
             return Ok(UpdatePlan::Unchanged(old_v));
         }
-        let finalizers_empty = result.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
-        if meta_str(&result, "deletionTimestamp").is_some() && finalizers_empty && !is_cleanup_managed(&t.info) {
+        let finalizers_empty = result
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+        if meta_str(&result, "deletionTimestamp").is_some()
+            && finalizers_empty
+            && !is_cleanup_managed(&t.info)
+        {
             return Ok(UpdatePlan::Delete(result));
         }
         Ok(UpdatePlan::Put(result))
     }
 
     /// Runs a read-compute-write cycle, retrying on conflicts when `retry`.
-    async fn update_with<F>(&self, t: &Target, name: &str, dry_run: bool, retry: bool, mut compute: F) -> Result<Response<Body>, ApiError>
+    async fn update_with<F>(
+        &self,
+        t: &Target,
+        name: &str,
+        dry_run: bool,
+        retry: bool,
+        mut compute: F,
+    ) -> Result<Response<Body>, ApiError>
     where
         F: FnMut(&Obj) -> Result<Value, ApiError>,
     {
         for _ in 0..CONFLICT_RETRIES {
             let key = t.key(name);
-            let old = self.0.store.get(&key).ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.resource, name))?;
+            let old = self
+                .0
+                .store
+                .get(&key)
+                .ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.resource, name))?;
             let new = compute(&old)?;
             if let Some(rv) = meta_str(&new, "resourceVersion").filter(|s| !s.is_empty()) {
-                let parsed: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
+                let parsed: u64 = rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                })?;
                 if parsed != old.rv {
                     return Err(ApiError::stale(&t.info.group, &t.info.resource, name));
                 }
@@ -593,61 +827,103 @@ impl AppState {
             let op = match plan {
                 UpdatePlan::Unchanged(v) => return Ok(ok_json(200, &v)),
                 _ if dry_run => {
-                    let (UpdatePlan::Put(v) | UpdatePlan::Delete(v)) = plan else { continue };
+                    let (UpdatePlan::Put(v) | UpdatePlan::Delete(v)) = plan else {
+                        continue;
+                    };
                     return Ok(ok_json(200, &v));
                 }
-                UpdatePlan::Put(v) => Op::Put { key, expect: Expect::Rv(old.rv), object: v },
-                UpdatePlan::Delete(_) => Op::Delete { key, expect: Expect::Rv(old.rv) },
+                UpdatePlan::Put(v) => Op::Put {
+                    key,
+                    expect: Expect::Rv(old.rv),
+                    object: v,
+                },
+                UpdatePlan::Delete(_) => Op::Delete {
+                    key,
+                    expect: Expect::Rv(old.rv),
+                },
             };
             match self.write(op).await? {
                 Outcome::Written(o) => {
                     self.after_write(t);
                     return Ok(json_response(200, render(&t.info, &t.version, &o)));
                 }
-                Outcome::NotFound => return Err(ApiError::not_found(&t.info.group, &t.info.resource, name)),
+                Outcome::NotFound => {
+                    return Err(ApiError::not_found(&t.info.group, &t.info.resource, name));
+                }
                 Outcome::Conflict if retry => continue,
-                Outcome::Conflict => return Err(ApiError::stale(&t.info.group, &t.info.resource, name)),
-                Outcome::AlreadyExists => return Err(ApiError::internal("unexpected store outcome for an update")),
+                Outcome::Conflict => {
+                    return Err(ApiError::stale(&t.info.group, &t.info.resource, name));
+                }
+                Outcome::AlreadyExists => {
+                    return Err(ApiError::internal("unexpected store outcome for an update"));
+                }
             }
         }
         Err(ApiError::stale(&t.info.group, &t.info.resource, name))
     }
 
-    async fn update(&self, t: &Target, name: &str, content_type: &str, body: &Bytes, dry_run: bool) -> Result<Response<Body>, ApiError> {
+    async fn update(
+        &self,
+        t: &Target,
+        name: &str,
+        content_type: &str,
+        body: &Bytes,
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
         let new = self.decode(t, content_type, body)?;
         // No resourceVersion in the body means an unconditional update (retried on races).
         let unconditional = meta_str(&new, "resourceVersion").is_none_or(str::is_empty);
-        self.update_with(t, name, dry_run, unconditional, |_| Ok(new.clone())).await
+        self.update_with(t, name, dry_run, unconditional, |_| Ok(new.clone()))
+            .await
     }
 
-    async fn patch(&self, t: &Target, name: &str, content_type: &str, body: &Bytes, query: &Query, dry_run: bool) -> Result<Response<Body>, ApiError> {
-        let media = content_type.split(';').next().unwrap_or("").trim().to_string();
+    async fn patch(
+        &self,
+        t: &Target,
+        name: &str,
+        content_type: &str,
+        body: &Bytes,
+        query: &Query,
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         let patch_kind = match media.as_str() {
             "application/merge-patch+json" => PatchKind::Merge,
             "application/json-patch+json" => PatchKind::Json,
             "application/strategic-merge-patch+json" if !t.info.custom => PatchKind::Strategic,
             "application/strategic-merge-patch+json" => {
-                return Err(ApiError::unsupported_media_type(&format!("{media} (strategic merge patch is not supported for custom resources; use a merge patch)")));
+                return Err(ApiError::unsupported_media_type(&format!(
+                    "{media} (strategic merge patch is not supported for custom resources; use a merge patch)"
+                )));
             }
             "application/apply-patch+yaml" | "application/apply-patch+cbor" => PatchKind::Apply,
             other => return Err(ApiError::unsupported_media_type(other)),
         };
         let patch: Value = match patch_kind {
             PatchKind::Apply => decode_body(&t.info.kind, "application/yaml", body)?,
-            _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+            _ => serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
         };
         if patch_kind == PatchKind::Apply {
             if query.get("fieldManager").is_none_or(String::is_empty) {
-                return Err(ApiError::bad_request("PATCH with apply requires the fieldManager query parameter"));
+                return Err(ApiError::bad_request(
+                    "PATCH with apply requires the fieldManager query parameter",
+                ));
             }
             if !patch.is_object() {
-                return Err(ApiError::bad_request("the applied configuration must be an object"));
+                return Err(ApiError::bad_request(
+                    "the applied configuration must be an object",
+                ));
             }
             if self.0.store.get(&t.key(name)).is_none() && !t.status {
                 return self.apply_create(t, name, patch, dry_run).await;
             }
         }
-        let is_status = t.status;
         self.update_with(t, name, dry_run, true, |old| {
             let live = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
             let mut out = match patch_kind {
@@ -667,23 +943,32 @@ impl AppState {
             {
                 meta.remove("resourceVersion");
             }
-            if patch_kind == PatchKind::Json && let Some(meta) = meta_mut(&mut out) {
-                if meta.get("resourceVersion").and_then(Value::as_str) == Some(old.rv.to_string().as_str()) {
-                    meta.remove("resourceVersion");
-                }
+            if patch_kind == PatchKind::Json
+                && let Some(meta) = meta_mut(&mut out)
+                && meta.get("resourceVersion").and_then(Value::as_str)
+                    == Some(old.rv.to_string().as_str())
+            {
+                meta.remove("resourceVersion");
             }
-            let _ = is_status;
             Ok(out)
         })
         .await
     }
 
-    async fn apply_create(&self, t: &Target, name: &str, applied: Value, dry_run: bool) -> Result<Response<Body>, ApiError> {
+    async fn apply_create(
+        &self,
+        t: &Target,
+        name: &str,
+        applied: Value,
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
         let mut obj = applied;
         if let Some(meta) = meta_mut(&mut obj) {
             match meta.get("name").and_then(Value::as_str) {
                 Some(n) if n != name => {
-                    return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({n}) does not match the name on the URL ({name})"
+                    )));
                 }
                 _ => {
                     meta.insert("name".into(), json!(name));
@@ -694,7 +979,14 @@ impl AppState {
         if dry_run {
             return Ok(ok_json(201, &obj));
         }
-        match self.write(Op::Put { key: t.key(name), expect: Expect::Absent, object: obj }).await? {
+        match self
+            .write(Op::Put {
+                key: t.key(name),
+                expect: Expect::Absent,
+                object: obj,
+            })
+            .await?
+        {
             Outcome::Written(o) => {
                 self.after_write(t);
                 Ok(json_response(201, render(&t.info, &t.version, &o)))
@@ -706,21 +998,51 @@ impl AppState {
 
     // ----- deletes -----
 
-    async fn delete(&self, t: &Target, name: &str, body: &Bytes, dry_run: bool) -> Result<Response<Body>, ApiError> {
+    async fn delete(
+        &self,
+        t: &Target,
+        name: &str,
+        body: &Bytes,
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
         let options: Value = if body.is_empty() {
             json!({})
         } else {
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
         };
-        let dry_run = dry_run || options.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
-        let want_rv = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
-        let want_uid = options.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
+        let dry_run = dry_run
+            || options
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
+        let want_rv = options
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let want_uid = options
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         for _ in 0..CONFLICT_RETRIES {
             let key = t.key(name);
-            let cur = self.0.store.get(&key).ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.resource, name))?;
+            let cur = self
+                .0
+                .store
+                .get(&key)
+                .ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.resource, name))?;
             let v = cur.value().map_err(|e| ApiError::internal(e.to_string()))?;
-            if want_rv.as_ref().is_some_and(|rv| *rv != cur.rv.to_string()) || want_uid.as_deref().is_some_and(|u| Some(u) != meta_str(&v, "uid")) {
-                return Err(ApiError::conflict(&t.info.group, &t.info.resource, name, "the precondition of the delete was not met"));
+            if want_rv.as_ref().is_some_and(|rv| *rv != cur.rv.to_string())
+                || want_uid
+                    .as_deref()
+                    .is_some_and(|u| Some(u) != meta_str(&v, "uid"))
+            {
+                return Err(ApiError::conflict(
+                    &t.info.group,
+                    &t.info.resource,
+                    name,
+                    "the precondition of the delete was not met",
+                ));
             }
             let op = match deletion_step(&t.info, &v) {
                 DeletionStep::AlreadyDeleting => return Ok(ok_json(200, &v)),
@@ -728,13 +1050,20 @@ impl AppState {
                     if dry_run {
                         return Ok(ok_json(200, &v));
                     }
-                    Op::Delete { key, expect: Expect::Rv(cur.rv) }
+                    Op::Delete {
+                        key,
+                        expect: Expect::Rv(cur.rv),
+                    }
                 }
                 DeletionStep::MarkDeleting(marked) => {
                     if dry_run {
                         return Ok(ok_json(200, &marked));
                     }
-                    Op::Put { key, expect: Expect::Rv(cur.rv), object: marked }
+                    Op::Put {
+                        key,
+                        expect: Expect::Rv(cur.rv),
+                        object: marked,
+                    }
                 }
             };
             match self.write(op).await? {
@@ -746,22 +1075,45 @@ impl AppState {
                     return Ok(json_response(200, render(&t.info, &t.version, &o)));
                 }
                 Outcome::Conflict => continue,
-                Outcome::NotFound => return Err(ApiError::not_found(&t.info.group, &t.info.resource, name)),
-                Outcome::AlreadyExists => return Err(ApiError::internal("unexpected store outcome for a delete")),
+                Outcome::NotFound => {
+                    return Err(ApiError::not_found(&t.info.group, &t.info.resource, name));
+                }
+                Outcome::AlreadyExists => {
+                    return Err(ApiError::internal("unexpected store outcome for a delete"));
+                }
             }
         }
         Err(ApiError::stale(&t.info.group, &t.info.resource, name))
     }
 
-    async fn delete_collection(&self, t: &Target, query: &Query, dry_run: bool) -> Result<Response<Body>, ApiError> {
-        let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let (items, _) = self.0.store.list(&t.info.store_key(), t.namespace.as_deref(), None);
+    async fn delete_collection(
+        &self,
+        t: &Target,
+        query: &Query,
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        let labels =
+            LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields =
+            FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let (items, _) = self
+            .0
+            .store
+            .list(&t.info.store_key(), t.namespace.as_deref(), None);
         let mut deleted = Vec::new();
-        for o in items.iter().filter(|o| labels.matches(&o.labels) && fields.matches(&o.namespace, &o.name)) {
-            let sub = Target { info: Arc::clone(&t.info), version: t.version.clone(), namespace: (!o.namespace.is_empty()).then(|| o.namespace.clone()), name: Some(o.name.clone()), status: false };
+        for o in items
+            .iter()
+            .filter(|o| labels.matches(&o.labels) && fields.matches(&o.namespace, &o.name))
+        {
+            let sub = Target {
+                info: Arc::clone(&t.info),
+                version: t.version.clone(),
+                namespace: (!o.namespace.is_empty()).then(|| o.namespace.clone()),
+                name: Some(o.name.clone()),
+                status: false,
+            };
             match self.delete(&sub, &o.name, &Bytes::new(), dry_run).await {
                 Ok(_) => deleted.push(o.value().unwrap_or(Value::Null)),
                 Err(e) if e.code == 404 => {}
@@ -769,7 +1121,10 @@ impl AppState {
             }
         }
         let rv = self.0.store.current_rv().to_string();
-        Ok(ok_json(200, &json!({"kind": t.info.list_kind, "apiVersion": t.info.api_version(&t.version), "metadata": {"resourceVersion": rv}, "items": deleted})))
+        Ok(ok_json(
+            200,
+            &json!({"kind": t.info.list_kind, "apiVersion": t.info.api_version(&t.version), "metadata": {"resourceVersion": rv}, "items": deleted}),
+        ))
     }
 
     /// Deletes a terminating namespace's contents (or a deleted CRD's objects), waits for
@@ -794,18 +1149,29 @@ impl AppState {
 
     async fn cleanup(&self, namespace: bool, name: &str) -> Result<(), ApiError> {
         let owner = if namespace {
-            ObjKey { resource: NAMESPACES.into(), namespace: String::new(), name: name.into() }
+            ObjKey {
+                resource: NAMESPACES.into(),
+                namespace: String::new(),
+                name: name.into(),
+            }
         } else {
-            ObjKey { resource: CRDS.into(), namespace: String::new(), name: name.into() }
+            ObjKey {
+                resource: CRDS.into(),
+                namespace: String::new(),
+                name: name.into(),
+            }
         };
         let crd_resource = if namespace {
             None
         } else {
             let crd = self.0.store.get(&owner).and_then(|o| o.value().ok());
-            crd.and_then(|c| crate::crd::resource_info(&c)).map(|i| i.store_key())
+            crd.and_then(|c| crate::crd::resource_info(&c))
+                .map(|i| i.store_key())
         };
         loop {
-            let Some(owner_obj) = self.0.store.get(&owner) else { return Ok(()) };
+            let Some(owner_obj) = self.0.store.get(&owner) else {
+                return Ok(());
+            };
             let victims: Vec<Arc<Obj>> = match &crd_resource {
                 Some(resource) => self.0.store.list(resource, None, None).0,
                 None if namespace => self
@@ -818,7 +1184,15 @@ impl AppState {
                 None => Vec::new(),
             };
             if victims.is_empty() {
-                let outcome = self.0.store.write_one(Op::Delete { key: owner.clone(), expect: Expect::Rv(owner_obj.rv) }).await.map_err(|e| ApiError::internal(e.0))?;
+                let outcome = self
+                    .0
+                    .store
+                    .write_one(Op::Delete {
+                        key: owner.clone(),
+                        expect: Expect::Rv(owner_obj.rv),
+                    })
+                    .await
+                    .map_err(|e| ApiError::internal(e.0))?;
                 if matches!(outcome, Outcome::Conflict) {
                     continue;
                 }
@@ -835,23 +1209,43 @@ impl AppState {
                     Some(r) => r.clone(),
                     None => self.store_key_of(&value),
                 };
-                let key = ObjKey { resource, namespace: v.namespace.clone(), name: v.name.clone() };
-                let info = self.registry().all().iter().find(|i| i.store_key() == key.resource).cloned();
+                let key = ObjKey {
+                    resource,
+                    namespace: v.namespace.clone(),
+                    name: v.name.clone(),
+                };
+                let info = self
+                    .registry()
+                    .all()
+                    .iter()
+                    .find(|i| i.store_key() == key.resource)
+                    .cloned();
                 let step = match &info {
                     Some(i) => deletion_step(i, &value),
                     None => DeletionStep::Remove,
                 };
                 match step {
-                    DeletionStep::Remove => ops.push(Op::Delete { key, expect: Expect::Rv(v.rv) }),
+                    DeletionStep::Remove => ops.push(Op::Delete {
+                        key,
+                        expect: Expect::Rv(v.rv),
+                    }),
                     DeletionStep::MarkDeleting(m) => {
                         waiting = true;
-                        ops.push(Op::Put { key, expect: Expect::Rv(v.rv), object: m });
+                        ops.push(Op::Put {
+                            key,
+                            expect: Expect::Rv(v.rv),
+                            object: m,
+                        });
                     }
                     DeletionStep::AlreadyDeleting => waiting = true,
                 }
             }
             if !ops.is_empty() {
-                self.0.store.write(ops).await.map_err(|e| ApiError::internal(e.0))?;
+                self.0
+                    .store
+                    .write(ops)
+                    .await
+                    .map_err(|e| ApiError::internal(e.0))?;
             }
             if waiting {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -860,10 +1254,16 @@ impl AppState {
     }
 
     fn store_key_of(&self, value: &Value) -> String {
-        let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let api_version = value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
-        self.registry().find_kind(group, kind).map(|i| i.store_key()).unwrap_or_default()
+        self.registry()
+            .find_kind(group, kind)
+            .map(|i| i.store_key())
+            .unwrap_or_default()
     }
 }
 
@@ -899,7 +1299,10 @@ fn deletion_step(info: &ResourceInfo, v: &Value) -> DeletionStep {
     if meta_str(v, "deletionTimestamp").is_some() {
         return DeletionStep::AlreadyDeleting;
     }
-    let has_finalizers = v.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    let has_finalizers = v
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
     if !has_finalizers && !is_cleanup_managed(info) {
         return DeletionStep::Remove;
     }
@@ -941,11 +1344,15 @@ fn decode_body(kind: &str, content_type: &str, body: &Bytes) -> Result<Value, Ap
         return Err(ApiError::unsupported_media_type(content_type));
     }
     if body.is_empty() {
-        return Err(ApiError::bad_request(format!("the object provided is unrecognized (must be of type {kind}): the request body is empty")));
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {kind}): the request body is empty"
+        )));
     }
     let yaml = content_type.contains("yaml");
     let parsed: Result<Value, String> = if yaml {
-        std::str::from_utf8(body).map_err(|e| e.to_string()).and_then(|s| serde_saphyr::from_str::<Value>(s).map_err(|e| e.to_string()))
+        std::str::from_utf8(body)
+            .map_err(|e| e.to_string())
+            .and_then(|s| serde_saphyr::from_str::<Value>(s).map_err(|e| e.to_string()))
     } else {
         serde_json::from_slice(body).map_err(|e| e.to_string())
     };
@@ -959,13 +1366,16 @@ fn decode_body(kind: &str, content_type: &str, body: &Bytes) -> Result<Value, Ap
 
 fn encode_continue(namespace: &str, name: &str) -> String {
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"v": 1, "ns": namespace, "name": name}).to_string())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"v": 1, "ns": namespace, "name": name}).to_string())
 }
 
 fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
     use base64::Engine as _;
     let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let ns = v.get("ns").and_then(Value::as_str).ok_or_else(bad)?;
     let name = v.get("name").and_then(Value::as_str).ok_or_else(bad)?;

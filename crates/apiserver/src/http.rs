@@ -14,13 +14,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::Error;
 use crate::api_error::ApiError;
 use crate::handlers::AppState;
 use crate::tls::Material;
-use crate::Error;
 
 /// Largest request body accepted, as Kubernetes (3 MiB).
 pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// How much of an oversized body is read before answering 413.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
 
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
@@ -30,8 +33,12 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
 
 pub(crate) fn json_response(code: u16, bytes: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(full(bytes));
-    *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -56,11 +63,19 @@ impl ServerHandle {
     }
 }
 
-pub(crate) async fn serve(bind: SocketAddr, material: &Material, state: AppState) -> Result<(SocketAddr, ServerHandle), Error> {
+pub(crate) async fn serve(
+    bind: SocketAddr,
+    material: &Material,
+    state: AppState,
+) -> Result<(SocketAddr, ServerHandle), Error> {
     let tls = crate::tls::server_config(material)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let listener = tokio::net::TcpListener::bind(bind).await.map_err(|source| Error::Bind { addr: bind, source })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind { addr: bind, source })?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| Error::Bind { addr: bind, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr: bind, source })?;
     state.set_address(addr);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let token: Arc<str> = Arc::from(material.token.as_str());
@@ -107,16 +122,34 @@ pub(crate) async fn serve(bind: SocketAddr, material: &Material, state: AppState
         .await;
         connections.abort_all();
     });
-    Ok((addr, ServerHandle { shutdown: shutdown_tx, accept_task, state }))
+    Ok((
+        addr,
+        ServerHandle {
+            shutdown: shutdown_tx,
+            accept_task,
+            state,
+        },
+    ))
 }
 
 fn authorized(req: &Request<Incoming>, token: &str) -> bool {
-    let Some(value) = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let Some(given) = value.strip_prefix("Bearer ").map(str::trim) else { return false };
+    let Some(given) = value.strip_prefix("Bearer ").map(str::trim) else {
+        return false;
+    };
     // Constant-time comparison: the token is the only credential.
-    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 async fn dispatch(state: AppState, token: &str, req: Request<Incoming>) -> Response<Body> {
@@ -126,17 +159,28 @@ async fn dispatch(state: AppState, token: &str, req: Request<Incoming>) -> Respo
         return error_response(&ApiError::unauthorized());
     }
     let (parts, body) = req.into_parts();
-    let declared = parts.headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        // Read (and drop) a bounded amount first so a client still sending gets the 413
+        // instead of a broken pipe; beyond the bound the connection is simply closed.
+        let _ = Limited::new(body, DRAIN_BYTES).collect().await;
         return error_response(&ApiError::too_large(MAX_BODY_BYTES));
     }
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return error_response(&ApiError::too_large(MAX_BODY_BYTES));
             }
-            return error_response(&ApiError::bad_request(format!("reading the request body: {e}")));
+            return error_response(&ApiError::bad_request(format!(
+                "reading the request body: {e}"
+            )));
         }
     };
     state.handle(parts, bytes).await

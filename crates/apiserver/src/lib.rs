@@ -147,11 +147,17 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     let store_path = config.data_dir.join("store.redb");
     let cache = config.store_cache_bytes;
     let history = config.watch_history;
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&store_path, cache, history))
-        .await
-        .map_err(|e| Error::Storage(format!("store opening task failed: {e}")))??;
+    let store =
+        tokio::task::spawn_blocking(move || store::Store::open(&store_path, cache, history))
+            .await
+            .map_err(|e| Error::Storage(format!("store opening task failed: {e}")))??;
     let material = tls::load_or_create(&config.data_dir)?;
     let state = handlers::AppState::new(store, config.watcher_queue).await?;
     let (addr, http) = http::serve(config.bind, &material, state).await?;
-    Ok(RunningServer { addr, token: material.token, ca_pem: material.ca_pem, http })
+    Ok(RunningServer {
+        addr,
+        token: material.token,
+        ca_pem: material.ca_pem,
+        http,
+    })
 }

@@ -31,8 +31,9 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<time::OffsetDateTime> {
 pub(crate) fn generated_name(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    let suffix: String =
-        (0..5).map(|_| ALPHABET[rand::Rng::random_range(&mut rng, 0..ALPHABET.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rand::Rng::random_range(&mut rng, 0..ALPHABET.len())] as char)
+        .collect();
     // Kubernetes truncates the prefix so the result stays a valid name length.
     let keep = prefix.len().min(58);
     format!("{}{suffix}", &prefix[..keep])
@@ -40,7 +41,10 @@ pub(crate) fn generated_name(prefix: &str) -> String {
 
 /// The object's metadata map, created when missing (None only for non-object values).
 pub(crate) fn meta_mut(object: &mut Value) -> Option<&mut Map<String, Value>> {
-    let m = object.as_object_mut()?.entry("metadata").or_insert_with(|| json!({}));
+    let m = object
+        .as_object_mut()?
+        .entry("metadata")
+        .or_insert_with(|| json!({}));
     if !m.is_object() {
         *m = json!({});
     }
@@ -73,11 +77,20 @@ pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create:
             if object.get("type").is_none_or(Value::is_null) {
                 object["type"] = json!("Opaque");
             }
-            if let Some(Value::Object(string_data)) = object.as_object_mut().and_then(|o| o.remove("stringData")) {
-                let mut data = object.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
+            if let Some(Value::Object(string_data)) =
+                object.as_object_mut().and_then(|o| o.remove("stringData"))
+            {
+                let mut data = object
+                    .get("data")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 for (k, v) in string_data {
                     let s = v.as_str().unwrap_or_default();
-                    data.insert(k, Value::String(base64::engine::general_purpose::STANDARD.encode(s)));
+                    data.insert(
+                        k,
+                        Value::String(base64::engine::general_purpose::STANDARD.encode(s)),
+                    );
                 }
                 object["data"] = Value::Object(data);
             }
@@ -85,7 +98,8 @@ pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create:
         ("", "services") => {
             if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.entry("type").or_insert_with(|| json!("ClusterIP"));
-                spec.entry("sessionAffinity").or_insert_with(|| json!("None"));
+                spec.entry("sessionAffinity")
+                    .or_insert_with(|| json!("None"));
                 if let Some(Value::Array(ports)) = spec.get_mut("ports") {
                     for p in ports.iter_mut().filter_map(Value::as_object_mut) {
                         p.entry("protocol").or_insert_with(|| json!("TCP"));
@@ -99,7 +113,8 @@ pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create:
         ("apps", "deployments") | ("apps", "statefulsets") | ("apps", "replicasets") => {
             if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.entry("replicas").or_insert_with(|| json!(1));
-                spec.entry("revisionHistoryLimit").or_insert_with(|| json!(10));
+                spec.entry("revisionHistoryLimit")
+                    .or_insert_with(|| json!(10));
             }
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => crate::crd::default_crd(object),
@@ -135,17 +150,29 @@ pub(crate) fn human_age(seconds: i64) -> String {
         format!("{s}s")
     } else if m < 10 {
         let rem = s % 60;
-        if rem == 0 { format!("{m}m") } else { format!("{m}m{rem}s") }
+        if rem == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{rem}s")
+        }
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
         let rem = m % 60;
-        if rem == 0 { format!("{h}h") } else { format!("{h}h{rem}m") }
+        if rem == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{rem}m")
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if d < 8 {
         let rem = h % 24;
-        if rem == 0 { format!("{d}d") } else { format!("{d}d{rem}h") }
+        if rem == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{rem}h")
+        }
     } else if d < 365 * 2 {
         format!("{d}d")
     } else {
@@ -154,6 +181,7 @@ pub(crate) fn human_age(seconds: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -174,15 +202,24 @@ mod tests {
 
     #[test]
     fn secret_string_data_is_encoded() {
-        let info = crate::registry::builtins().into_iter().find(|r| r.resource == "secrets").unwrap();
+        let info = crate::registry::builtins()
+            .into_iter()
+            .find(|r| r.resource == "secrets")
+            .unwrap();
         let mut s = json!({"metadata": {"name": "s"}, "stringData": {"a": "hi"}});
         apply_defaults(&info, &mut s, true);
-        assert_eq!(s, json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "aGk="}}));
+        assert_eq!(
+            s,
+            json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "aGk="}})
+        );
     }
 
     #[test]
     fn generation_ignores_metadata_and_status() {
-        let info = crate::registry::builtins().into_iter().find(|r| r.resource == "deployments").unwrap();
+        let info = crate::registry::builtins()
+            .into_iter()
+            .find(|r| r.resource == "deployments")
+            .unwrap();
         let a = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"replicas": 1}, "status": {"x": 1}});
         let b = json!({"metadata": {"labels": {"a": "2"}}, "spec": {"replicas": 1}, "status": {"x": 2}});
         let c = json!({"metadata": {}, "spec": {"replicas": 2}});

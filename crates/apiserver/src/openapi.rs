@@ -6,6 +6,44 @@ use serde_json::{Map, Value, json};
 
 use crate::registry::{Registry, ResourceInfo};
 
+const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2`: a valid Swagger 2.0 document without definitions. kubectl only reads it
+/// when OpenAPI v3 does not cover a kind (a kind the server does not serve); with no
+/// definitions, client-side validation lets such objects through to the clear
+/// "no matches for kind" error, as against Kubernetes. kubectl asks for the gnostic
+/// protobuf encoding, so that is answered when accepted.
+pub(crate) fn v2_response(accept: &str) -> hyper::Response<crate::http::Body> {
+    if accept.contains("protobuf") {
+        let mut r = hyper::Response::new(crate::http::full(v2_protobuf()));
+        if let Ok(v) = hyper::header::HeaderValue::from_str(V2_PROTOBUF) {
+            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        }
+        return r;
+    }
+    let doc = json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": {}, "definitions": {}});
+    crate::http::json_response(200, doc.to_string())
+}
+
+/// gnostic `openapi_v2.Document{swagger, info{title, version}, paths{}, definitions{}}`.
+fn v2_protobuf() -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+        // Wire type 2 (length-delimited); every length here is below 128 (one varint byte).
+        out.push((number << 3) | 2);
+        out.push(bytes.len() as u8);
+        out.extend_from_slice(bytes);
+    }
+    let mut info = Vec::new();
+    field(&mut info, 1, b"Kubernetes");
+    field(&mut info, 2, b"v1.32.0");
+    let mut doc = Vec::new();
+    field(&mut doc, 1, b"2.0");
+    field(&mut doc, 2, &info);
+    field(&mut doc, 8, &[]);
+    field(&mut doc, 9, &[]);
+    doc
+}
+
 /// `/openapi/v3`: one entry per served group-version.
 pub(crate) fn v3_root(registry: &Registry) -> Value {
     let mut paths = Map::new();
@@ -21,25 +59,38 @@ pub(crate) fn v3_root(registry: &Registry) -> Value {
     for (g, v) in gvs {
         let path = gv_path(&g, &v);
         let hash = registry_hash(registry, &g, &v);
-        paths.insert(path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}));
+        paths.insert(
+            path.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
+        );
     }
     json!({"paths": paths})
 }
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// A cheap content hash so clients cache per version of the document.
 fn registry_hash(registry: &Registry, group: &str, version: &str) -> String {
     use sha2::Digest as _;
-    let doc = v3_group_version(registry, group, version).map(|d| d.to_string()).unwrap_or_default();
+    let doc = v3_group_version(registry, group, version)
+        .map(|d| d.to_string())
+        .unwrap_or_default();
     let digest = sha2::Sha256::digest(doc.as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02X}")).collect()
 }
 
 fn schema_name(info: &ResourceInfo, version: &str) -> String {
-    let group = if info.group.is_empty() { "core".to_string() } else { info.group.clone() };
+    let group = if info.group.is_empty() {
+        "core".to_string()
+    } else {
+        info.group.clone()
+    };
     let reversed: Vec<&str> = group.split('.').rev().collect();
     format!("{}.{version}.{}", reversed.join("."), info.kind)
 }
@@ -91,7 +142,11 @@ pub(crate) fn v3_group_version_with(
     }
     let mut paths = Map::new();
     let mut schemas = Map::new();
-    let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    let prefix = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
     for info in registry.resources_in(group, version) {
         let name = schema_name(&info, version);
         let custom = if info.custom { crd_schema(&info) } else { None };
@@ -108,7 +163,10 @@ pub(crate) fn v3_group_version_with(
             })
         };
         let item = if info.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", info.resource)
+            format!(
+                "{prefix}/namespaces/{{namespace}}/{}/{{name}}",
+                info.resource
+            )
         } else {
             format!("{prefix}/{}/{{name}}", info.resource)
         };

@@ -13,7 +13,12 @@ pub enum PatchError {
     Malformed(String),
     /// A JSON patch operation failed (missing path, failed test).
     #[error("the JSON patch operation {index} ({op} {path}) failed: {why}")]
-    OperationFailed { index: usize, op: String, path: String, why: String },
+    OperationFailed {
+        index: usize,
+        op: String,
+        path: String,
+        why: String,
+    },
 }
 
 /// RFC 7386: objects merge recursively, `null` deletes, everything else replaces.
@@ -46,7 +51,9 @@ fn split_pointer(path: &str) -> Result<Vec<String>, String> {
     if path.is_empty() {
         return Ok(vec![]);
     }
-    let rest = path.strip_prefix('/').ok_or_else(|| format!("path {path:?} must start with '/'"))?;
+    let rest = path
+        .strip_prefix('/')
+        .ok_or_else(|| format!("path {path:?} must start with '/'"))?;
     Ok(rest.split('/').map(unescape).collect())
 }
 
@@ -56,10 +63,17 @@ fn parent_mut<'a>(doc: &'a mut Value, tokens: &[String]) -> Result<&'a mut Value
         cur = match cur {
             Value::Object(m) => m.get_mut(t).ok_or_else(|| format!("missing key {t:?}"))?,
             Value::Array(a) => {
-                let i: usize = t.parse().map_err(|_| format!("{t:?} is not an array index"))?;
-                a.get_mut(i).ok_or_else(|| format!("index {i} out of range"))?
+                let i: usize = t
+                    .parse()
+                    .map_err(|_| format!("{t:?} is not an array index"))?;
+                a.get_mut(i)
+                    .ok_or_else(|| format!("index {i} out of range"))?
             }
-            _ => return Err(format!("{t:?} is below a value that is neither object nor array")),
+            _ => {
+                return Err(format!(
+                    "{t:?} is below a value that is neither object nor array"
+                ));
+            }
         };
     }
     Ok(cur)
@@ -71,7 +85,9 @@ fn get_at<'a>(doc: &'a Value, tokens: &[String]) -> Result<&'a Value, String> {
         cur = match cur {
             Value::Object(m) => m.get(t).ok_or_else(|| format!("missing key {t:?}"))?,
             Value::Array(a) => {
-                let i: usize = t.parse().map_err(|_| format!("{t:?} is not an array index"))?;
+                let i: usize = t
+                    .parse()
+                    .map_err(|_| format!("{t:?} is not an array index"))?;
                 a.get(i).ok_or_else(|| format!("index {i} out of range"))?
             }
             _ => return Err("path goes below a scalar".into()),
@@ -95,7 +111,9 @@ fn add_at(doc: &mut Value, tokens: &[String], value: Value) -> Result<(), String
                 a.push(value);
                 return Ok(());
             }
-            let i: usize = last.parse().map_err(|_| format!("{last:?} is not an array index"))?;
+            let i: usize = last
+                .parse()
+                .map_err(|_| format!("{last:?} is not an array index"))?;
             if i > a.len() {
                 return Err(format!("index {i} out of range"));
             }
@@ -107,11 +125,17 @@ fn add_at(doc: &mut Value, tokens: &[String], value: Value) -> Result<(), String
 }
 
 fn remove_at(doc: &mut Value, tokens: &[String]) -> Result<Value, String> {
-    let (last, parents) = tokens.split_last().ok_or("cannot remove the whole document")?;
+    let (last, parents) = tokens
+        .split_last()
+        .ok_or("cannot remove the whole document")?;
     match parent_mut(doc, parents)? {
-        Value::Object(m) => m.remove(last).ok_or_else(|| format!("missing key {last:?}")),
+        Value::Object(m) => m
+            .remove(last)
+            .ok_or_else(|| format!("missing key {last:?}")),
         Value::Array(a) => {
-            let i: usize = last.parse().map_err(|_| format!("{last:?} is not an array index"))?;
+            let i: usize = last
+                .parse()
+                .map_err(|_| format!("{last:?} is not an array index"))?;
             if i >= a.len() {
                 return Err(format!("index {i} out of range"));
             }
@@ -123,17 +147,41 @@ fn remove_at(doc: &mut Value, tokens: &[String]) -> Result<Value, String> {
 
 /// RFC 6902 JSON patch. All operations apply or none (the input is not modified).
 pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
-    let ops = patch.as_array().ok_or_else(|| PatchError::Malformed("the patch must be a JSON array of operations".into()))?;
+    let ops = patch.as_array().ok_or_else(|| {
+        PatchError::Malformed("the patch must be a JSON array of operations".into())
+    })?;
     let mut doc = target.clone();
     for (index, op) in ops.iter().enumerate() {
-        let name = op.get("op").and_then(Value::as_str).ok_or_else(|| PatchError::Malformed(format!("operation {index} has no \"op\"")))?;
-        let path = op.get("path").and_then(Value::as_str).ok_or_else(|| PatchError::Malformed(format!("operation {index} has no \"path\"")))?;
-        let fail = |why: String| PatchError::OperationFailed { index, op: name.to_string(), path: path.to_string(), why };
+        let name = op
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or_else(|| PatchError::Malformed(format!("operation {index} has no \"op\"")))?;
+        let path = op
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| PatchError::Malformed(format!("operation {index} has no \"path\"")))?;
+        let fail = |why: String| PatchError::OperationFailed {
+            index,
+            op: name.to_string(),
+            path: path.to_string(),
+            why,
+        };
         let tokens = split_pointer(path).map_err(fail)?;
-        let value = || op.get("value").cloned().ok_or_else(|| PatchError::Malformed(format!("operation {index} ({name}) has no \"value\"")));
+        let value = || {
+            op.get("value").cloned().ok_or_else(|| {
+                PatchError::Malformed(format!("operation {index} ({name}) has no \"value\""))
+            })
+        };
         let from = || -> Result<Vec<String>, PatchError> {
-            let f = op.get("from").and_then(Value::as_str).ok_or_else(|| PatchError::Malformed(format!("operation {index} ({name}) has no \"from\"")))?;
-            split_pointer(f).map_err(|why| PatchError::OperationFailed { index, op: name.to_string(), path: f.to_string(), why })
+            let f = op.get("from").and_then(Value::as_str).ok_or_else(|| {
+                PatchError::Malformed(format!("operation {index} ({name}) has no \"from\""))
+            })?;
+            split_pointer(f).map_err(|why| PatchError::OperationFailed {
+                index,
+                op: name.to_string(),
+                path: f.to_string(),
+                why,
+            })
         };
         match name {
             "add" => add_at(&mut doc, &tokens, value()?).map_err(fail)?,
@@ -162,7 +210,11 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
                     return Err(fail(format!("value is {got}, not {want}")));
                 }
             }
-            other => return Err(PatchError::Malformed(format!("unknown operation {other:?} at {index}"))),
+            other => {
+                return Err(PatchError::Malformed(format!(
+                    "unknown operation {other:?} at {index}"
+                )));
+            }
         }
     }
     Ok(doc)
@@ -172,7 +224,12 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
 /// edits most). `None` for lists that are replaced whole.
 fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => Some("name"),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets" => Some("name"),
         "volumeMounts" | "volumeDevices" => Some("mountPath"),
         "ports" => match sample {
             Some(v) if v.get("containerPort").is_some() => Some("containerPort"),
@@ -229,15 +286,20 @@ fn smp_value(target: &Value, patch: &Value, directives: bool) -> Value {
             continue;
         }
         let merged = match (out.get(k), v) {
-            (Some(Value::Array(live)), Value::Array(items)) => Value::Array(smp_list(k, live, items, directives)),
-            (existing, Value::Object(_)) => smp_value(existing.unwrap_or(&Value::Null), v, directives),
+            (Some(Value::Array(live)), Value::Array(items)) => {
+                Value::Array(smp_list(k, live, items, directives))
+            }
+            (existing, Value::Object(_)) => {
+                smp_value(existing.unwrap_or(&Value::Null), v, directives)
+            }
             _ => strip_directives(v),
         };
         out.insert(k.clone(), merged);
     }
     // `$deleteFromPrimitiveList/<field>: [values]`.
     for (k, v) in p {
-        if let (Some(field), Some(values)) = (k.strip_prefix("$deleteFromPrimitiveList/"), v.as_array())
+        if let (Some(field), Some(values)) =
+            (k.strip_prefix("$deleteFromPrimitiveList/"), v.as_array())
             && let Some(Value::Array(list)) = out.get_mut(field)
         {
             list.retain(|item| !values.contains(item));
@@ -259,8 +321,16 @@ fn smp_list(field: &str, live: &[Value], items: &[Value], directives: bool) -> V
     let Some(key) = merge_key(field, items.first().or(live.first())) else {
         return items.iter().map(strip_directives).collect();
     };
-    if directives && items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        return items.iter().filter(|i| i.get("$patch").is_none()).map(strip_directives).collect();
+    if directives
+        && items
+            .iter()
+            .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        return items
+            .iter()
+            .filter(|i| i.get("$patch").is_none())
+            .map(strip_directives)
+            .collect();
     }
     let mut out: Vec<Value> = live.to_vec();
     for item in items {
@@ -282,7 +352,10 @@ fn smp_list(field: &str, live: &[Value], items: &[Value], directives: bool) -> V
 fn strip_directives(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), strip_directives(v))).collect(),
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(strip_directives).collect()),
         other => other.clone(),
@@ -290,6 +363,7 @@ fn strip_directives(v: &Value) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -302,17 +376,29 @@ mod tests {
             (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
             (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
             (json!({"a":"b"}), json!({"a":null}), json!({})),
-            (json!({"a":"b","b":"c"}), json!({"a":null}), json!({"b":"c"})),
+            (
+                json!({"a":"b","b":"c"}),
+                json!({"a":null}),
+                json!({"b":"c"}),
+            ),
             (json!({"a":["b"]}), json!({"a":"c"}), json!({"a":"c"})),
             (json!({"a":"c"}), json!({"a":["b"]}), json!({"a":["b"]})),
-            (json!({"a":{"b":"c"}}), json!({"a":{"b":"d","c":null}}), json!({"a":{"b":"d"}})),
+            (
+                json!({"a":{"b":"c"}}),
+                json!({"a":{"b":"d","c":null}}),
+                json!({"a":{"b":"d"}}),
+            ),
             (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
-            (json!(["a","b"]), json!(["c","d"]), json!(["c","d"])),
+            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
             (json!({"a":"b"}), json!(["c"]), json!(["c"])),
             (json!({"a":"foo"}), json!(null), json!(null)),
             (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
-            (json!([1,2]), json!({"a":"b","c":null}), json!({"a":"b"})),
-            (json!({}), json!({"a":{"bb":{"ccc":null}}}), json!({"a":{"bb":{}}})),
+            (json!([1, 2]), json!({"a":"b","c":null}), json!({"a":"b"})),
+            (
+                json!({}),
+                json!({"a":{"bb":{"ccc":null}}}),
+                json!({"a":{"bb":{}}}),
+            ),
         ];
         for (target, patch, want) in cases {
             assert_eq!(merge_patch(&target, &patch), want, "{target} + {patch}");
@@ -340,9 +426,18 @@ mod tests {
             json_patch(&doc, &json!([{"op": "test", "path": "/c", "value": "z"}])),
             Err(PatchError::OperationFailed { index: 0, .. })
         ));
-        assert!(matches!(json_patch(&doc, &json!([{"op": "remove", "path": "/nope"}])), Err(PatchError::OperationFailed { .. })));
-        assert!(matches!(json_patch(&doc, &json!({"op": "add"})), Err(PatchError::Malformed(_))));
-        assert!(matches!(json_patch(&doc, &json!([{"op": "frob", "path": "/c"}])), Err(PatchError::Malformed(_))));
+        assert!(matches!(
+            json_patch(&doc, &json!([{"op": "remove", "path": "/nope"}])),
+            Err(PatchError::OperationFailed { .. })
+        ));
+        assert!(matches!(
+            json_patch(&doc, &json!({"op": "add"})),
+            Err(PatchError::Malformed(_))
+        ));
+        assert!(matches!(
+            json_patch(&doc, &json!([{"op": "frob", "path": "/c"}])),
+            Err(PatchError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -366,16 +461,23 @@ mod tests {
                 {"name": "c", "image": "c:1"}
             ]}}}, "metadata": {"finalizers": ["f1", "f2"]}})
         );
-        let replaced = strategic_merge_patch(&json!({"data": {"a": "1"}}), &json!({"data": {"$patch": "replace", "b": "2"}}));
+        let replaced = strategic_merge_patch(
+            &json!({"data": {"a": "1"}}),
+            &json!({"data": {"$patch": "replace", "b": "2"}}),
+        );
         assert_eq!(replaced, json!({"data": {"b": "2"}}));
-        let removed = strategic_merge_patch(&json!({"m": {"finalizers": ["a", "b"]}}), &json!({"m": {"$deleteFromPrimitiveList/finalizers": ["a"]}}));
+        let removed = strategic_merge_patch(
+            &json!({"m": {"finalizers": ["a", "b"]}}),
+            &json!({"m": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
+        );
         assert_eq!(removed, json!({"m": {"finalizers": ["b"]}}));
     }
 
     #[test]
     fn apply_merge_keeps_unsent_fields_and_replaces_scalar_lists() {
         let live = json!({"metadata": {"labels": {"a": "1"}}, "data": {"x": "1"}, "args": ["a"]});
-        let applied = json!({"metadata": {"labels": {"b": "2"}}, "data": {"y": "2"}, "args": ["b"]});
+        let applied =
+            json!({"metadata": {"labels": {"b": "2"}}, "data": {"y": "2"}, "args": ["b"]});
         assert_eq!(
             apply_merge(&live, &applied),
             json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"x": "1", "y": "2"}, "args": ["b"]})
@@ -383,9 +485,14 @@ mod tests {
     }
 
     fn json_tree() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![any::<i64>().prop_map(Value::from), "[a-z]{0,4}".prop_map(Value::from), Just(Value::Bool(true))];
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            "[a-z]{0,4}".prop_map(Value::from),
+            Just(Value::Bool(true))
+        ];
         leaf.prop_recursive(3, 16, 4, |inner| {
-            prop::collection::btree_map("[a-d]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
+            prop::collection::btree_map("[a-d]", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
         })
     }
 

@@ -53,7 +53,16 @@ pub struct ResourceInfo {
 }
 
 /// The verbs every resource here supports.
-pub const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 impl ResourceInfo {
     /// The key objects of this resource are stored under: `apps/deployments`, `/configmaps`.
@@ -62,7 +71,11 @@ impl ResourceInfo {
     }
     /// `apps/v1` or `v1` for the given version.
     pub fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() { version.to_string() } else { format!("{}/{version}", self.group) }
+        if self.group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{}/{version}", self.group)
+        }
     }
     pub fn serves(&self, version: &str) -> bool {
         self.versions.iter().any(|v| v == version)
@@ -79,7 +92,12 @@ pub struct Registry {
 const LEN_PREFIX: &str = "#len:";
 
 fn col(name: &str, type_: &str, path: &str, priority: u8) -> PrinterColumn {
-    PrinterColumn { name: name.into(), type_: type_.into(), json_path: path.into(), priority }
+    PrinterColumn {
+        name: name.into(),
+        type_: type_.into(),
+        json_path: path.into(),
+        priority,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -98,7 +116,17 @@ fn builtin(
         ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
         _ => NameRule::Subdomain,
     };
-    let all = ["pods", "services", "deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs", "horizontalpodautoscalers"];
+    let all = [
+        "pods",
+        "services",
+        "deployments",
+        "statefulsets",
+        "daemonsets",
+        "replicasets",
+        "jobs",
+        "cronjobs",
+        "horizontalpodautoscalers",
+    ];
     ResourceInfo {
         group: group.into(),
         versions: vec![version.into()],
@@ -107,7 +135,11 @@ fn builtin(
         kind: kind.into(),
         list_kind: format!("{kind}List"),
         short_names: short_names.iter().map(|s| s.to_string()).collect(),
-        categories: if all.contains(&resource) { vec!["all".into()] } else { vec![] },
+        categories: if all.contains(&resource) {
+            vec!["all".into()]
+        } else {
+            vec![]
+        },
         namespaced,
         status_subresource: status,
         generation,
@@ -121,9 +153,18 @@ fn builtin_columns(group: &str, resource: &str) -> Vec<PrinterColumn> {
     match (group, resource) {
         ("", "namespaces") => vec![col("Status", "string", ".status.phase", 0)],
         ("", "configmaps") => vec![col("Data", "integer", "#len:.data", 0)],
-        ("", "secrets") => vec![col("Type", "string", ".type", 0), col("Data", "integer", "#len:.data", 0)],
-        ("", "services") => vec![col("Type", "string", ".spec.type", 0), col("Cluster-IP", "string", ".spec.clusterIP", 0)],
-        ("", "pods") => vec![col("Status", "string", ".status.phase", 0), col("Node", "string", ".spec.nodeName", 1)],
+        ("", "secrets") => vec![
+            col("Type", "string", ".type", 0),
+            col("Data", "integer", "#len:.data", 0),
+        ],
+        ("", "services") => vec![
+            col("Type", "string", ".spec.type", 0),
+            col("Cluster-IP", "string", ".spec.clusterIP", 0),
+        ],
+        ("", "pods") => vec![
+            col("Status", "string", ".status.phase", 0),
+            col("Node", "string", ".spec.nodeName", 1),
+        ],
         ("apps", "deployments") | ("apps", "statefulsets") | ("apps", "replicasets") => vec![
             col("Desired", "integer", ".spec.replicas", 0),
             col("Ready", "integer", ".status.readyReplicas", 0),
@@ -139,38 +180,281 @@ fn builtin_columns(group: &str, resource: &str) -> Vec<PrinterColumn> {
 /// The built-in kinds, exactly the list the embedded server promises.
 pub fn builtins() -> Vec<ResourceInfo> {
     vec![
-        builtin("", "v1", "namespaces", "Namespace", &["ns"], false, true, false),
-        builtin("", "v1", "configmaps", "ConfigMap", &["cm"], true, false, false),
+        builtin(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            &["ns"],
+            false,
+            true,
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "configmaps",
+            "ConfigMap",
+            &["cm"],
+            true,
+            false,
+            false,
+        ),
         builtin("", "v1", "secrets", "Secret", &[], true, false, false),
         builtin("", "v1", "services", "Service", &["svc"], true, true, false),
-        builtin("", "v1", "serviceaccounts", "ServiceAccount", &["sa"], true, false, false),
+        builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            &["sa"],
+            true,
+            false,
+            false,
+        ),
         builtin("", "v1", "pods", "Pod", &["po"], true, true, true),
-        builtin("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", &["pvc"], true, true, false),
-        builtin("", "v1", "persistentvolumes", "PersistentVolume", &["pv"], false, true, false),
-        builtin("", "v1", "endpoints", "Endpoints", &["ep"], true, false, false),
+        builtin(
+            "",
+            "v1",
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            &["pvc"],
+            true,
+            true,
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "persistentvolumes",
+            "PersistentVolume",
+            &["pv"],
+            false,
+            true,
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "endpoints",
+            "Endpoints",
+            &["ep"],
+            true,
+            false,
+            false,
+        ),
         builtin("", "v1", "events", "Event", &["ev"], true, false, false),
-        builtin("", "v1", "limitranges", "LimitRange", &["limits"], true, false, false),
-        builtin("", "v1", "resourcequotas", "ResourceQuota", &["quota"], true, true, false),
-        builtin("apps", "v1", "deployments", "Deployment", &["deploy"], true, true, true),
-        builtin("apps", "v1", "statefulsets", "StatefulSet", &["sts"], true, true, true),
-        builtin("apps", "v1", "daemonsets", "DaemonSet", &["ds"], true, true, true),
-        builtin("apps", "v1", "replicasets", "ReplicaSet", &["rs"], true, true, true),
-        builtin("apps", "v1", "controllerrevisions", "ControllerRevision", &[], true, false, false),
+        builtin(
+            "",
+            "v1",
+            "limitranges",
+            "LimitRange",
+            &["limits"],
+            true,
+            false,
+            false,
+        ),
+        builtin(
+            "",
+            "v1",
+            "resourcequotas",
+            "ResourceQuota",
+            &["quota"],
+            true,
+            true,
+            false,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            &["deploy"],
+            true,
+            true,
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "statefulsets",
+            "StatefulSet",
+            &["sts"],
+            true,
+            true,
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "daemonsets",
+            "DaemonSet",
+            &["ds"],
+            true,
+            true,
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "replicasets",
+            "ReplicaSet",
+            &["rs"],
+            true,
+            true,
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "controllerrevisions",
+            "ControllerRevision",
+            &[],
+            true,
+            false,
+            false,
+        ),
         builtin("batch", "v1", "jobs", "Job", &[], true, true, true),
-        builtin("batch", "v1", "cronjobs", "CronJob", &["cj"], true, true, true),
-        builtin("networking.k8s.io", "v1", "ingresses", "Ingress", &["ing"], true, true, true),
-        builtin("networking.k8s.io", "v1", "ingressclasses", "IngressClass", &[], false, false, false),
-        builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", &["netpol"], true, false, true),
-        builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", &[], true, false, false),
-        builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", &[], true, false, false),
-        builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", &[], false, false, false),
-        builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", &[], false, false, false),
-        builtin("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", &["pdb"], true, true, true),
-        builtin("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", &["hpa"], true, true, true),
-        builtin("coordination.k8s.io", "v1", "leases", "Lease", &[], true, false, false),
-        builtin("storage.k8s.io", "v1", "storageclasses", "StorageClass", &["sc"], false, false, false),
-        builtin("events.k8s.io", "v1", "events", "Event", &["ev"], true, false, false),
-        builtin("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", &["crd", "crds"], false, true, true),
+        builtin(
+            "batch",
+            "v1",
+            "cronjobs",
+            "CronJob",
+            &["cj"],
+            true,
+            true,
+            true,
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "ingresses",
+            "Ingress",
+            &["ing"],
+            true,
+            true,
+            true,
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "ingressclasses",
+            "IngressClass",
+            &[],
+            false,
+            false,
+            false,
+        ),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "networkpolicies",
+            "NetworkPolicy",
+            &["netpol"],
+            true,
+            false,
+            true,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "roles",
+            "Role",
+            &[],
+            true,
+            false,
+            false,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "rolebindings",
+            "RoleBinding",
+            &[],
+            true,
+            false,
+            false,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterroles",
+            "ClusterRole",
+            &[],
+            false,
+            false,
+            false,
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            &[],
+            false,
+            false,
+            false,
+        ),
+        builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            &["pdb"],
+            true,
+            true,
+            true,
+        ),
+        builtin(
+            "autoscaling",
+            "v2",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            &["hpa"],
+            true,
+            true,
+            true,
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "Lease",
+            &[],
+            true,
+            false,
+            false,
+        ),
+        builtin(
+            "storage.k8s.io",
+            "v1",
+            "storageclasses",
+            "StorageClass",
+            &["sc"],
+            false,
+            false,
+            false,
+        ),
+        builtin(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            &["ev"],
+            true,
+            false,
+            false,
+        ),
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            &["crd", "crds"],
+            false,
+            true,
+            true,
+        ),
     ]
 }
 
@@ -179,7 +463,10 @@ impl Registry {
     pub fn new(custom: Vec<ResourceInfo>) -> Self {
         let mut resources: Vec<Arc<ResourceInfo>> = builtins().into_iter().map(Arc::new).collect();
         for c in custom {
-            if !resources.iter().any(|r| r.group == c.group && r.resource == c.resource) {
+            if !resources
+                .iter()
+                .any(|r| r.group == c.group && r.resource == c.resource)
+            {
                 resources.push(Arc::new(c));
             }
         }
@@ -196,7 +483,10 @@ impl Registry {
 
     /// The resource serving `kind` in `group`.
     pub fn find_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
-        self.resources.iter().find(|r| r.group == group && r.kind == kind).cloned()
+        self.resources
+            .iter()
+            .find(|r| r.group == group && r.kind == kind)
+            .cloned()
     }
 
     pub fn all(&self) -> &[Arc<ResourceInfo>] {
@@ -205,7 +495,9 @@ impl Registry {
 
     /// Whether any resource serves `group/version`.
     pub fn serves_group_version(&self, group: &str, version: &str) -> bool {
-        self.resources.iter().any(|r| r.group == group && r.serves(version))
+        self.resources
+            .iter()
+            .any(|r| r.group == group && r.serves(version))
     }
 
     /// Groups with their versions (preferred first), core group excluded, in a stable order:
@@ -241,7 +533,11 @@ impl Registry {
 
     /// Resources served in `group/version`.
     pub fn resources_in(&self, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
-        self.resources.iter().filter(|r| r.group == group && r.serves(version)).cloned().collect()
+        self.resources
+            .iter()
+            .filter(|r| r.group == group && r.serves(version))
+            .cloned()
+            .collect()
     }
 }
 
@@ -254,14 +550,23 @@ pub fn column_value(object: &serde_json::Value, path: &str) -> serde_json::Value
             _ => 0.into(),
         };
     }
-    lookup_path(object, path).cloned().unwrap_or(serde_json::Value::Null)
+    lookup_path(object, path)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn lookup_path<'a>(object: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
     let mut current = object;
-    for part in path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
+    for part in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+    {
         let (field, index) = match part.find('[') {
-            Some(i) => (&part[..i], part[i + 1..].trim_end_matches(']').parse::<usize>().ok()),
+            Some(i) => (
+                &part[..i],
+                part[i + 1..].trim_end_matches(']').parse::<usize>().ok(),
+            ),
             None => (part, None),
         };
         if !field.is_empty() {
@@ -275,6 +580,7 @@ fn lookup_path<'a>(object: &'a serde_json::Value, path: &str) -> Option<&'a serd
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -283,10 +589,19 @@ mod tests {
         let r = Registry::new(vec![]);
         assert_eq!(r.all().len(), 32);
         assert!(r.find("", "v1", "configmaps").is_some_and(|c| c.namespaced));
-        assert!(r.find("apps", "v1", "deployments").is_some_and(|d| d.status_subresource));
+        assert!(
+            r.find("apps", "v1", "deployments")
+                .is_some_and(|d| d.status_subresource)
+        );
         assert!(r.find("apps", "v2", "deployments").is_none());
-        assert!(r.find("autoscaling", "v2", "horizontalpodautoscalers").is_some());
-        assert!(r.find("", "v1", "namespaces").is_some_and(|n| !n.namespaced));
+        assert!(
+            r.find("autoscaling", "v2", "horizontalpodautoscalers")
+                .is_some()
+        );
+        assert!(
+            r.find("", "v1", "namespaces")
+                .is_some_and(|n| !n.namespaced)
+        );
     }
 
     #[test]
@@ -303,7 +618,8 @@ mod tests {
 
     #[test]
     fn column_paths() {
-        let o = serde_json::json!({"spec": {"r": 3, "l": [{"a": "x"}]}, "data": {"a": "1", "b": "2"}});
+        let o =
+            serde_json::json!({"spec": {"r": 3, "l": [{"a": "x"}]}, "data": {"a": "1", "b": "2"}});
         assert_eq!(column_value(&o, ".spec.r"), serde_json::json!(3));
         assert_eq!(column_value(&o, ".spec.l[0].a"), serde_json::json!("x"));
         assert_eq!(column_value(&o, "#len:.data"), serde_json::json!(2));

@@ -52,8 +52,15 @@ fn split_top_level(s: &str) -> Vec<&str> {
 fn check_key(key: &str, whole: &str) -> Result<String, SelectorError> {
     let errors = crate::validation::label_key_errors(key);
     if key.is_empty() || !errors.is_empty() {
-        let why = if key.is_empty() { "name part must be non-empty".to_string() } else { errors.join("; ") };
-        return Err(SelectorError(format!("<nil>: Invalid value: {:?}: {why} (in {whole:?})", key)));
+        let why = if key.is_empty() {
+            "name part must be non-empty".to_string()
+        } else {
+            errors.join("; ")
+        };
+        return Err(SelectorError(format!(
+            "<nil>: Invalid value: {:?}: {why} (in {whole:?})",
+            key
+        )));
     }
     Ok(key.to_string())
 }
@@ -61,7 +68,10 @@ fn check_key(key: &str, whole: &str) -> Result<String, SelectorError> {
 fn check_value(value: &str, whole: &str) -> Result<String, SelectorError> {
     let errors = crate::validation::label_value_errors(value);
     if !errors.is_empty() {
-        return Err(SelectorError(format!("values[0]: Invalid value: {value:?}: {} (in {whole:?})", errors.join("; "))));
+        return Err(SelectorError(format!(
+            "values[0]: Invalid value: {value:?}: {} (in {whole:?})",
+            errors.join("; ")
+        )));
     }
     Ok(value.to_string())
 }
@@ -71,8 +81,15 @@ fn parse_set(rest: &str, whole: &str) -> Result<Vec<String>, SelectorError> {
     let inner = rest
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| SelectorError(format!("found '{rest}', expected: '(' ... ')' in {whole:?}")))?;
-    inner.split(',').map(|v| check_value(v.trim(), whole)).collect()
+        .ok_or_else(|| {
+            SelectorError(format!(
+                "found '{rest}', expected: '(' ... ')' in {whole:?}"
+            ))
+        })?;
+    inner
+        .split(',')
+        .map(|v| check_value(v.trim(), whole))
+        .collect()
 }
 
 impl LabelSelector {
@@ -85,18 +102,26 @@ impl LabelSelector {
         for raw in split_top_level(input) {
             let part = raw.trim();
             if part.is_empty() {
-                return Err(SelectorError(format!("found '', expected: !, identifier, or 'end of string' in {input:?}")));
+                return Err(SelectorError(format!(
+                    "found '', expected: !, identifier, or 'end of string' in {input:?}"
+                )));
             }
             if let Some(key) = part.strip_prefix('!') {
                 requirements.push(Requirement::DoesNotExist(check_key(key.trim(), input)?));
                 continue;
             }
             if let Some((k, v)) = part.split_once("!=") {
-                requirements.push(Requirement::NotEquals(check_key(k.trim(), input)?, check_value(v.trim(), input)?));
+                requirements.push(Requirement::NotEquals(
+                    check_key(k.trim(), input)?,
+                    check_value(v.trim(), input)?,
+                ));
                 continue;
             }
             if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
-                requirements.push(Requirement::Equals(check_key(k.trim(), input)?, check_value(v.trim(), input)?));
+                requirements.push(Requirement::Equals(
+                    check_key(k.trim(), input)?,
+                    check_value(v.trim(), input)?,
+                ));
                 continue;
             }
             let words: Vec<&str> = part.splitn(2, char::is_whitespace).collect();
@@ -116,7 +141,9 @@ impl LabelSelector {
                 )));
             }
             if part.contains(['(', ')', ' ', '<', '>']) {
-                return Err(SelectorError(format!("found '{part}', expected: identifier in {input:?}")));
+                return Err(SelectorError(format!(
+                    "found '{part}', expected: identifier in {input:?}"
+                )));
             }
             requirements.push(Requirement::Exists(check_key(part, input)?));
         }
@@ -174,7 +201,10 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 (f, v, true)
             } else {
-                return Err(FieldSelectorError::Syntax(input.to_string(), part.to_string()));
+                return Err(FieldSelectorError::Syntax(
+                    input.to_string(),
+                    part.to_string(),
+                ));
             };
             let field = match field.trim() {
                 "metadata.name" => Field::Name,
@@ -198,12 +228,16 @@ impl FieldSelector {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -235,7 +269,16 @@ mod tests {
 
     #[test]
     fn bad_selectors_are_errors() {
-        for sel in ["app=web,", "a b c", "app in web", "x=(", "Bad Key=1", "app=va lue", "-x=1", "=v"] {
+        for sel in [
+            "app=web,",
+            "a b c",
+            "app in web",
+            "x=(",
+            "Bad Key=1",
+            "app=va lue",
+            "-x=1",
+            "=v",
+        ] {
             assert!(LabelSelector::parse(sel).is_err(), "{sel} should not parse");
         }
     }

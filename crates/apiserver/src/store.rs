@@ -80,7 +80,11 @@ pub(crate) enum Expect {
 #[derive(Debug)]
 pub(crate) enum Op {
     /// Store `object` (its metadata.resourceVersion is set by the store).
-    Put { key: ObjKey, expect: Expect, object: Value },
+    Put {
+        key: ObjKey,
+        expect: Expect,
+        object: Value,
+    },
     /// Remove the object.
     Delete { key: ObjKey, expect: Expect },
 }
@@ -159,9 +163,14 @@ struct State {
 
 impl State {
     fn get(&self, key: &ObjKey) -> Option<Arc<Obj>> {
-        self.objects.get(&key.resource)?.get(&(key.namespace.clone(), key.name.clone())).cloned()
+        self.objects
+            .get(&key.resource)?
+            .get(&(key.namespace.clone(), key.name.clone()))
+            .cloned()
     }
 }
+
+type Reply = oneshot::Sender<Result<Vec<Outcome>, StoreError>>;
 
 struct WriteRequest {
     ops: Vec<Op>,
@@ -185,7 +194,10 @@ fn storage<E: std::fmt::Display>(e: E) -> StoreError {
 }
 
 fn corrupt(path: &Path, detail: impl std::fmt::Display) -> Error {
-    Error::Corrupt { path: path.to_path_buf(), detail: detail.to_string() }
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -223,7 +235,11 @@ fn stamp(key: &ObjKey, mut object: Value, rv: u64) -> Result<Obj, StoreError> {
     let labels = object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
         .unwrap_or_default();
     match object.get_mut("metadata").and_then(Value::as_object_mut) {
         Some(meta) => {
@@ -232,24 +248,59 @@ fn stamp(key: &ObjKey, mut object: Value, rv: u64) -> Result<Obj, StoreError> {
         None => return Err(StoreError("object without metadata".into())),
     }
     let bytes = Bytes::from(serde_json::to_vec(&object).map_err(storage)?);
-    Ok(Obj { bytes, namespace: key.namespace.clone(), name: key.name.clone(), labels, rv })
+    Ok(Obj {
+        bytes,
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        labels,
+        rv,
+    })
 }
 
 impl Store {
     /// Opens or creates the store file; never modifies a file it refuses.
-    pub(crate) fn open(path: &Path, cache_bytes: usize, history_cap: usize) -> Result<Arc<Store>, Error> {
+    pub(crate) fn open(
+        path: &Path,
+        cache_bytes: usize,
+        history_cap: usize,
+    ) -> Result<Arc<Store>, Error> {
         let exists = path.exists();
+        if exists {
+            // Look first through a read-only handle, which cannot modify the file: a store
+            // we refuse must stay byte-for-byte as it was.
+            match redb::ReadOnlyDatabase::open(path) {
+                Ok(ro) => {
+                    check_format(&ro, path)?;
+                }
+                // Not shut down cleanly (a crash or SIGKILL): opening it for writing below
+                // runs redb's recovery to the last committed transaction.
+                Err(redb::DatabaseError::RepairAborted) => {}
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(Error::InUse {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(other) => return Err(corrupt(path, other)),
+            }
+        }
         let mut builder = redb::Database::builder();
         builder.set_cache_size(cache_bytes);
-        let opened = if exists { builder.open(path) } else { builder.create(path) };
+        let opened = if exists {
+            builder.open(path)
+        } else {
+            builder.create(path)
+        };
         let db = opened.map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::InUse { path: path.to_path_buf() },
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+                path: path.to_path_buf(),
+            },
             other => corrupt(path, other),
         })?;
         let (rv, objects) = if exists {
             load(&db, path)?
         } else {
-            init(&db).map_err(|e| Error::Storage(format!("{}: initialising: {e}", path.display())))?;
+            init(&db)
+                .map_err(|e| Error::Storage(format!("{}: initialising: {e}", path.display())))?;
             (0, HashMap::new())
         };
         let state = State {
@@ -271,7 +322,10 @@ impl Store {
         let handle = std::thread::Builder::new()
             .name("plumb-store-writer".into())
             .spawn(move || writer_loop(db, for_thread, rx, path_owned))
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if let Ok(mut w) = store.writer.lock() {
             *w = Some(tx);
         }
@@ -294,12 +348,16 @@ impl Store {
         tx.send(WriteRequest { ops, reply })
             .await
             .map_err(|_| StoreError("the server is shutting down".into()))?;
-        rx.await.map_err(|_| StoreError("the store writer stopped".into()))?
+        rx.await
+            .map_err(|_| StoreError("the store writer stopped".into()))?
     }
 
     /// One write.
     pub(crate) async fn write_one(&self, op: Op) -> Result<Outcome, StoreError> {
-        self.write(vec![op]).await?.pop().ok_or_else(|| StoreError("no outcome".into()))
+        self.write(vec![op])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError("no outcome".into()))
     }
 
     /// Stops the writer after it has finished everything already queued.
@@ -332,9 +390,13 @@ impl Store {
         namespace: Option<&str>,
         after: Option<&(String, String)>,
     ) -> (Vec<Arc<Obj>>, u64) {
-        let Ok(state) = self.state.read() else { return (Vec::new(), 0) };
+        let Ok(state) = self.state.read() else {
+            return (Vec::new(), 0);
+        };
         let rv = state.rv;
-        let Some(map) = state.objects.get(resource) else { return (Vec::new(), rv) };
+        let Some(map) = state.objects.get(resource) else {
+            return (Vec::new(), rv);
+        };
         use std::ops::Bound;
         let lower = match after {
             Some(k) => Bound::Excluded(k.clone()),
@@ -353,12 +415,16 @@ impl Store {
 
     /// Resources that have objects in `namespace`.
     pub(crate) fn resources_with_objects_in(&self, namespace: &str) -> Vec<String> {
-        let Ok(state) = self.state.read() else { return Vec::new() };
+        let Ok(state) = self.state.read() else {
+            return Vec::new();
+        };
         state
             .objects
             .iter()
             .filter(|(_, m)| {
-                m.range((namespace.to_string(), String::new())..).next().is_some_and(|((ns, _), _)| ns == namespace)
+                m.range((namespace.to_string(), String::new())..)
+                    .next()
+                    .is_some_and(|((ns, _), _)| ns == namespace)
             })
             .map(|(r, _)| r.clone())
             .collect()
@@ -374,12 +440,18 @@ impl Store {
     ) -> Result<Subscription, Expired> {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let Ok(mut state) = self.state.write() else {
-            return Err(Expired { requested: from_rv.unwrap_or(0), oldest: 0 });
+            return Err(Expired {
+                requested: from_rv.unwrap_or(0),
+                oldest: 0,
+            });
         };
         let backlog = match from_rv {
             Some(rv) if rv > 0 => {
                 if rv < state.compacted_rv {
-                    return Err(Expired { requested: rv, oldest: state.compacted_rv });
+                    return Err(Expired {
+                        requested: rv,
+                        oldest: state.compacted_rv,
+                    });
                 }
                 state
                     .history
@@ -424,7 +496,6 @@ impl Store {
             s.watchers.clear();
         }
     }
-
 }
 
 fn init(db: &redb::Database) -> Result<(), redb::Error> {
@@ -441,16 +512,24 @@ fn init(db: &redb::Database) -> Result<(), redb::Error> {
 
 type Loaded = (u64, HashMap<String, BTreeMap<(String, String), Arc<Obj>>>);
 
-fn load(db: &redb::Database, path: &Path) -> Result<Loaded, Error> {
+/// Refuses stores of a newer format or without plumb's format record; returns the
+/// stored resourceVersion.
+fn check_format(db: &impl redb::ReadableDatabase, path: &Path) -> Result<u64, Error> {
     let txn = db.begin_read().map_err(|e| corrupt(path, e))?;
-    let meta = txn.open_table(META).map_err(|e| corrupt(path, format!("no format record: {e}")))?;
+    let meta = txn
+        .open_table(META)
+        .map_err(|e| corrupt(path, format!("no format record: {e}")))?;
     let format = meta
         .get(META_FORMAT)
         .map_err(|e| corrupt(path, e))?
         .map(|g| g.value())
         .ok_or_else(|| corrupt(path, "no format record"))?;
     if format > FORMAT_VERSION {
-        return Err(Error::NewerFormat { path: path.to_path_buf(), found: format, supported: FORMAT_VERSION });
+        return Err(Error::NewerFormat {
+            path: path.to_path_buf(),
+            found: format,
+            supported: FORMAT_VERSION,
+        });
     }
     if format == 0 {
         return Err(corrupt(path, "format version 0"));
@@ -460,19 +539,34 @@ fn load(db: &redb::Database, path: &Path) -> Result<Loaded, Error> {
         .map_err(|e| corrupt(path, e))?
         .map(|g| g.value())
         .ok_or_else(|| corrupt(path, "no resourceVersion record"))?;
+    Ok(rv)
+}
+
+fn load(db: &redb::Database, path: &Path) -> Result<Loaded, Error> {
+    let rv = check_format(db, path)?;
+    let txn = db.begin_read().map_err(|e| corrupt(path, e))?;
     let table = txn.open_table(OBJECTS).map_err(|e| corrupt(path, e))?;
     let mut objects: HashMap<String, BTreeMap<(String, String), Arc<Obj>>> = HashMap::new();
     for entry in table.iter().map_err(|e| corrupt(path, e))? {
         let (k, v) = entry.map_err(|e| corrupt(path, e))?;
-        let key = ObjKey::decode(k.value()).ok_or_else(|| corrupt(path, format!("bad key {:?}", k.value())))?;
+        let key = ObjKey::decode(k.value())
+            .ok_or_else(|| corrupt(path, format!("bad key {:?}", k.value())))?;
         let obj = obj_from_bytes(&key, Bytes::copy_from_slice(v.value()))
             .map_err(|e| corrupt(path, format!("object {:?}: {e}", k.value())))?;
-        objects.entry(key.resource.clone()).or_default().insert((key.namespace, key.name), Arc::new(obj));
+        objects
+            .entry(key.resource.clone())
+            .or_default()
+            .insert((key.namespace, key.name), Arc::new(obj));
     }
     Ok((rv, objects))
 }
 
-fn writer_loop(db: redb::Database, store: Arc<Store>, mut rx: mpsc::Receiver<WriteRequest>, path: PathBuf) {
+fn writer_loop(
+    db: redb::Database,
+    store: Arc<Store>,
+    mut rx: mpsc::Receiver<WriteRequest>,
+    path: PathBuf,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -489,7 +583,7 @@ fn writer_loop(db: redb::Database, store: Arc<Store>, mut rx: mpsc::Receiver<Wri
 fn commit_batch(db: &redb::Database, store: &Store, batch: Vec<WriteRequest>, path: &Path) {
     let mut overlay: HashMap<ObjKey, Option<Arc<Obj>>> = HashMap::new();
     let mut events: Vec<Arc<Event>> = Vec::new();
-    let mut replies: Vec<(oneshot::Sender<Result<Vec<Outcome>, StoreError>>, Result<Vec<Outcome>, StoreError>)> =
+    let mut replies: Vec<(Reply, Result<Vec<Outcome>, StoreError>)> =
         Vec::with_capacity(batch.len());
     let mut rv = {
         let Ok(state) = store.state.read() else {
@@ -528,17 +622,26 @@ fn commit_batch(db: &redb::Database, store: &Store, batch: Vec<WriteRequest>, pa
                 let result = match op {
                     Op::Put { object, .. } => stamp(&key, object, next_rv).map(|obj| {
                         let obj = Arc::new(obj);
-                        let type_ = if current.is_some() { EventType::Modified } else { EventType::Added };
+                        let type_ = if current.is_some() {
+                            EventType::Modified
+                        } else {
+                            EventType::Added
+                        };
                         overlay.insert(key.clone(), Some(Arc::clone(&obj)));
                         (obj, type_)
                     }),
                     Op::Delete { .. } => {
                         // `current` is Some here: the precondition rejected absence.
-                        let Some(cur) = current.as_ref() else { continue };
-                        cur.value().map_err(storage).and_then(|v| stamp(&key, v, next_rv)).map(|obj| {
-                            overlay.insert(key.clone(), None);
-                            (Arc::new(obj), EventType::Deleted)
-                        })
+                        let Some(cur) = current.as_ref() else {
+                            continue;
+                        };
+                        cur.value()
+                            .map_err(storage)
+                            .and_then(|v| stamp(&key, v, next_rv))
+                            .map(|obj| {
+                                overlay.insert(key.clone(), None);
+                                (Arc::new(obj), EventType::Deleted)
+                            })
                     }
                 };
                 match result {
@@ -600,7 +703,11 @@ fn commit_batch(db: &redb::Database, store: &Store, batch: Vec<WriteRequest>, pa
     }
 }
 
-fn persist(db: &redb::Database, overlay: &HashMap<ObjKey, Option<Arc<Obj>>>, rv: u64) -> Result<(), redb::Error> {
+fn persist(
+    db: &redb::Database,
+    overlay: &HashMap<ObjKey, Option<Arc<Obj>>>,
+    rv: u64,
+) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
     {
         let mut table = txn.open_table(OBJECTS)?;
@@ -626,7 +733,11 @@ fn persist(db: &redb::Database, overlay: &HashMap<ObjKey, Option<Arc<Obj>>>, rv:
 /// is full is dropped (its stream ends), so a slow watcher never holds a writer up.
 fn publish(state: &mut State, event: Arc<Event>) {
     state.watchers.retain(|w| {
-        if w.resource != event.resource || w.namespace.as_ref().is_some_and(|ns| *ns != event.object.namespace) {
+        if w.resource != event.resource
+            || w.namespace
+                .as_ref()
+                .is_some_and(|ns| *ns != event.object.namespace)
+        {
             return !w.tx.is_closed();
         }
         match w.tx.try_send(Arc::clone(&event)) {

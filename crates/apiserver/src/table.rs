@@ -7,11 +7,16 @@ use crate::registry::{ResourceInfo, column_value};
 
 /// Whether the Accept header asks for a Table.
 pub(crate) fn wants_table(accept: &str) -> bool {
-    accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table"))
 }
 
 pub(crate) fn column_definitions(info: &ResourceInfo) -> Value {
-    let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0})];
+    let mut cols = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
+    ];
     let mut has_age = false;
     for c in &info.printer_columns {
         if c.name == "Age" {
@@ -35,7 +40,15 @@ fn cell(c: &crate::registry::PrinterColumn, object: &Value, now: time::OffsetDat
     }
     match v {
         Value::Null => json!("<none>"),
-        Value::Array(a) => json!(a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(",")),
+        Value::Array(a) => json!(
+            a.iter()
+                .map(|x| x
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string()))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         Value::Object(_) => json!(v.to_string()),
         other => other,
     }
@@ -43,7 +56,12 @@ fn cell(c: &crate::registry::PrinterColumn, object: &Value, now: time::OffsetDat
 
 /// One row (with the object's metadata, which kubectl uses for namespaces and labels).
 pub(crate) fn row(info: &ResourceInfo, object: &Value, now: time::OffsetDateTime) -> Value {
-    let mut cells = vec![object.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+    let mut cells = vec![
+        object
+            .pointer("/metadata/name")
+            .cloned()
+            .unwrap_or(Value::Null),
+    ];
     let mut has_age = false;
     for c in &info.printer_columns {
         if c.name == "Age" {
@@ -70,7 +88,12 @@ pub(crate) fn row(info: &ResourceInfo, object: &Value, now: time::OffsetDateTime
     })
 }
 
-pub(crate) fn table(info: &ResourceInfo, objects: &[Value], resource_version: &str, continue_token: Option<&str>) -> Value {
+pub(crate) fn table(
+    info: &ResourceInfo,
+    objects: &[Value],
+    resource_version: &str,
+    continue_token: Option<&str>,
+) -> Value {
     let now = time::OffsetDateTime::now_utc();
     let mut meta = json!({"resourceVersion": resource_version});
     if let Some(c) = continue_token {

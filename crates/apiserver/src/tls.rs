@@ -20,7 +20,10 @@ pub(crate) struct Material {
 }
 
 fn tls_err(path: &Path, detail: impl ToString) -> Error {
-    Error::Tls { path: path.to_path_buf(), detail: detail.to_string() }
+    Error::Tls {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
 }
 
 fn read(path: PathBuf) -> Result<String, Error> {
@@ -46,8 +49,12 @@ pub(crate) fn load_or_create(dir: &Path) -> Result<Material, Error> {
         return Ok(material);
     }
     if present.iter().any(|p| *p) {
-        let missing: Vec<&str> =
-            names.iter().zip(&present).filter(|(_, p)| !**p).map(|(n, _)| *n).collect();
+        let missing: Vec<&str> = names
+            .iter()
+            .zip(&present)
+            .filter(|(_, p)| !**p)
+            .map(|(n, _)| *n)
+            .collect();
         return Err(tls_err(
             dir,
             format!(
@@ -57,13 +64,20 @@ pub(crate) fn load_or_create(dir: &Path) -> Result<Material, Error> {
         ));
     }
     let material = generate().map_err(|e| tls_err(dir, e))?;
-    std::fs::write(dir.join(CA_FILE), &material.ca_pem)
-        .map_err(|source| Error::Io { path: dir.join(CA_FILE), source })?;
-    std::fs::write(dir.join(CERT_FILE), &material.cert_pem)
-        .map_err(|source| Error::Io { path: dir.join(CERT_FILE), source })?;
+    std::fs::write(dir.join(CA_FILE), &material.ca_pem).map_err(|source| Error::Io {
+        path: dir.join(CA_FILE),
+        source,
+    })?;
+    std::fs::write(dir.join(CERT_FILE), &material.cert_pem).map_err(|source| Error::Io {
+        path: dir.join(CERT_FILE),
+        source,
+    })?;
     write_private_file(&dir.join(KEY_FILE), material.key_pem.as_bytes())?;
     // The token goes last: its presence marks the set as complete.
-    write_private_file(&dir.join(TOKEN_FILE), format!("{}\n", material.token).as_bytes())?;
+    write_private_file(
+        &dir.join(TOKEN_FILE),
+        format!("{}\n", material.token).as_bytes(),
+    )?;
     Ok(material)
 }
 
@@ -71,7 +85,9 @@ fn generate() -> Result<Material, rcgen::Error> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, "plumb-ca");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "plumb-ca");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key)?;
@@ -84,7 +100,9 @@ fn generate() -> Result<Material, rcgen::Error> {
         "localhost".to_string(),
         "kubernetes.default.svc".to_string(),
     ])?;
-    params.distinguished_name.push(DnType::CommonName, "plumb-apiserver");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "plumb-apiserver");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.signed_by(&server_key, &issuer)?;
 
@@ -102,7 +120,10 @@ fn generate() -> Result<Material, rcgen::Error> {
 /// Writes a file readable only by its owner, atomically (temporary file + rename).
 pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -121,7 +142,10 @@ pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), Err
 pub(crate) fn server_config(material: &Material) -> Result<rustls::ServerConfig, Error> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let err = |d: String| Error::Tls { path: PathBuf::from(CERT_FILE), detail: d };
+    let err = |d: String| Error::Tls {
+        path: PathBuf::from(CERT_FILE),
+        detail: d,
+    };
     let certs = CertificateDer::pem_slice_iter(material.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(format!("server.crt: {e}")))?;

@@ -51,7 +51,10 @@ pub fn name_errors(name: &str, rule: NameRule) -> Vec<String> {
             vec![format!("may not be '{name}'")]
         }
         NameRule::PathSegment if name.contains('/') || name.contains('%') => {
-            vec![format!("may not contain '{}'", if name.contains('/') { "/" } else { "%" })]
+            vec![format!(
+                "may not contain '{}'",
+                if name.contains('/') { "/" } else { "%" }
+            )]
         }
         _ => vec![],
     }
@@ -60,7 +63,8 @@ pub fn name_errors(name: &str, rule: NameRule) -> Vec<String> {
 fn is_qualified_name_part(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -72,10 +76,10 @@ pub fn label_key_errors(key: &str) -> Vec<String> {
         None => (None, key),
     };
     let mut errors = Vec::new();
-    if let Some(p) = prefix {
-        if !is_dns1123_subdomain(p) {
-            errors.push(format!("prefix part {DNS1123_SUBDOMAIN_MSG}"));
-        }
+    if let Some(p) = prefix
+        && !is_dns1123_subdomain(p)
+    {
+        errors.push(format!("prefix part {DNS1123_SUBDOMAIN_MSG}"));
     }
     if name.is_empty() {
         errors.push("name part must be non-empty".into());
@@ -107,9 +111,15 @@ pub fn label_value_errors(value: &str) -> Vec<String> {
 pub fn metadata_causes(object: &Value, rule: NameRule) -> Vec<Cause> {
     let mut causes = Vec::new();
     let meta = object.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if name.is_empty() {
-        causes.push(Cause::required("metadata.name", "name or generateName is required"));
+        causes.push(Cause::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
     } else {
         for e in name_errors(name, rule) {
             causes.push(Cause::invalid("metadata.name", name, e));
@@ -128,11 +138,19 @@ pub fn metadata_causes(object: &Value, rule: NameRule) -> Vec<Cause> {
                             causes.push(Cause::invalid(format!("metadata.labels.{k}"), s, e));
                         }
                     }
-                    None => causes.push(Cause::invalid(format!("metadata.labels.{k}"), &v.to_string(), "must be a string")),
+                    None => causes.push(Cause::invalid(
+                        format!("metadata.labels.{k}"),
+                        &v.to_string(),
+                        "must be a string",
+                    )),
                 }
             }
         }
-        Some(other) => causes.push(Cause::invalid("metadata.labels", &other.to_string(), "must be a map of strings")),
+        Some(other) => causes.push(Cause::invalid(
+            "metadata.labels",
+            &other.to_string(),
+            "must be a map of strings",
+        )),
     }
     match meta.and_then(|m| m.get("annotations")) {
         None | Some(Value::Null) => {}
@@ -144,7 +162,11 @@ pub fn metadata_causes(object: &Value, rule: NameRule) -> Vec<Cause> {
                 }
                 match v.as_str() {
                     Some(s) => total += k.len() + s.len(),
-                    None => causes.push(Cause::invalid(format!("metadata.annotations.{k}"), &v.to_string(), "must be a string")),
+                    None => causes.push(Cause::invalid(
+                        format!("metadata.annotations.{k}"),
+                        &v.to_string(),
+                        "must be a string",
+                    )),
                 }
             }
             if total > ANNOTATIONS_MAX_BYTES {
@@ -154,7 +176,11 @@ pub fn metadata_causes(object: &Value, rule: NameRule) -> Vec<Cause> {
                 ));
             }
         }
-        Some(other) => causes.push(Cause::invalid("metadata.annotations", &other.to_string(), "must be a map of strings")),
+        Some(other) => causes.push(Cause::invalid(
+            "metadata.annotations",
+            &other.to_string(),
+            "must be a map of strings",
+        )),
     }
     if let Some(finalizers) = meta.and_then(|m| m.get("finalizers")) {
         match finalizers.as_array() {
@@ -162,17 +188,26 @@ pub fn metadata_causes(object: &Value, rule: NameRule) -> Vec<Cause> {
                 for f in list {
                     let s = f.as_str().unwrap_or("");
                     if s.is_empty() || !label_key_errors(s).is_empty() {
-                        causes.push(Cause::invalid("metadata.finalizers", s, "name is neither a standard finalizer name nor is it fully qualified"));
+                        causes.push(Cause::invalid(
+                            "metadata.finalizers",
+                            s,
+                            "name is neither a standard finalizer name nor is it fully qualified",
+                        ));
                     }
                 }
             }
-            None => causes.push(Cause::invalid("metadata.finalizers", &finalizers.to_string(), "must be a list of strings")),
+            None => causes.push(Cause::invalid(
+                "metadata.finalizers",
+                &finalizers.to_string(),
+                "must be a list of strings",
+            )),
         }
     }
     causes
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -207,7 +242,10 @@ mod tests {
 
     #[test]
     fn metadata_causes_name_fields() {
-        let causes = metadata_causes(&serde_json::json!({"metadata": {"name": "Bad_Name", "labels": {"ok": "no way"}}}), NameRule::Subdomain);
+        let causes = metadata_causes(
+            &serde_json::json!({"metadata": {"name": "Bad_Name", "labels": {"ok": "no way"}}}),
+            NameRule::Subdomain,
+        );
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, vec!["metadata.name", "metadata.labels.ok"]);
         let missing = metadata_causes(&serde_json::json!({"metadata": {}}), NameRule::Subdomain);

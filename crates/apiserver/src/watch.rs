@@ -74,7 +74,10 @@ impl Encoder {
             let t = crate::table::table(&self.info, &[value], &obj.rv.to_string(), None);
             return self.line(type_.as_str(), t.to_string().as_bytes());
         }
-        self.line(type_.as_str(), &crate::handlers::render(&self.info, &self.version, obj))
+        self.line(
+            type_.as_str(),
+            &crate::handlers::render(&self.info, &self.version, obj),
+        )
     }
 
     fn bookmark(&self, rv: u64) -> Bytes {
@@ -85,12 +88,23 @@ impl Encoder {
 
 fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b)), rx))
+        rx.recv().await.map(|b| {
+            (
+                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b)),
+                rx,
+            )
+        })
     });
     let body = http_body_util::StreamBody::new(stream).boxed();
     let mut r = Response::new(body);
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-cache, private"),
+    );
     r
 }
 
@@ -110,19 +124,36 @@ pub(crate) fn serve(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let from = match query.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => None,
-        Some(rv) => Some(rv.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?),
+        Some(rv) => Some(
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+        ),
     };
     let timeout = match query.get("timeoutSeconds").map(String::as_str) {
         None | Some("") => DEFAULT_TIMEOUT,
-        Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?),
+        Some(t) => Duration::from_secs(
+            t.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+        ),
     };
-    let bookmarks = matches!(query.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
-    let encoder = Encoder { info: Arc::clone(info), version: version.to_string(), table: crate::table::wants_table(accept) };
+    let bookmarks = matches!(
+        query.get("allowWatchBookmarks").map(String::as_str),
+        Some("true" | "1")
+    );
+    let encoder = Encoder {
+        info: Arc::clone(info),
+        version: version.to_string(),
+        table: crate::table::wants_table(accept),
+    };
     let filter = Filter { labels, fields };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     match store.subscribe(&info.store_key(), namespace, from, queue) {
         Err(expired) => {
-            let status = ApiError::gone(format!("too old resource version: {} ({})", expired.requested, expired.oldest)).to_status();
+            let status = ApiError::gone(format!(
+                "too old resource version: {} ({})",
+                expired.requested, expired.oldest
+            ))
+            .to_status();
             let line = encoder.line("ERROR", status.to_string().as_bytes());
             tokio::spawn(async move {
                 let _ = tx.send(line).await;

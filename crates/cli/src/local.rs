@@ -21,14 +21,23 @@ pub struct LocalArgs {
 }
 
 pub fn run(args: LocalArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let config = plumb_apiserver::Config::new(&args.data_dir, SocketAddr::new(args.bind, args.port));
-        let server = plumb_apiserver::start(config)
-            .await
-            .with_context(|| format!("starting the API server with data directory {}", args.data_dir.display()))?;
+        let config =
+            plumb_apiserver::Config::new(&args.data_dir, SocketAddr::new(args.bind, args.port));
+        let server = plumb_apiserver::start(config).await.with_context(|| {
+            format!(
+                "starting the API server with data directory {}",
+                args.data_dir.display()
+            )
+        })?;
         let kubeconfig = args.data_dir.join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).with_context(|| format!("writing {}", kubeconfig.display()))?;
+        server
+            .write_kubeconfig(&kubeconfig)
+            .with_context(|| format!("writing {}", kubeconfig.display()))?;
         let kubeconfig = std::fs::canonicalize(&kubeconfig).unwrap_or(kubeconfig);
         println!("plumb API server listening on {}", server.url());
         println!("kubeconfig written to {}", kubeconfig.display());

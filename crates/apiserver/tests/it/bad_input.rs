@@ -1,0 +1,414 @@
+//! Every bad input of the issue's list: the Kubernetes-style error (or kubectl's clear
+//! message), the server keeps running, and stored state is untouched.
+
+use serde_json::Value;
+
+use crate::support::{TestServer, kubectl_with};
+
+/// The cluster's resourceVersion: unchanged means nothing was written.
+async fn cluster_rv(s: &TestServer) -> String {
+    let (code, list) = s
+        .raw("GET", "/api/v1/namespaces", "application/json", vec![])
+        .await;
+    assert_eq!(code, 200);
+    list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string()
+}
+
+fn reason(v: &Value) -> (&str, &str) {
+    (
+        v["kind"].as_str().unwrap_or(""),
+        v["reason"].as_str().unwrap_or(""),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_bodies() {
+    let s = TestServer::start().await;
+    let rv = cluster_rv(&s).await;
+    let path = "/api/v1/namespaces/default/configmaps";
+    for (ct, body) in [
+        (
+            "application/json",
+            b"{\"apiVersion\": \"v1\", \"kind\": ".to_vec(),
+        ),
+        ("application/json", b"not json at all".to_vec()),
+        ("application/json", b"[1, 2, 3]".to_vec()),
+        (
+            "application/yaml",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n".to_vec(),
+        ),
+        ("application/json", Vec::new()),
+    ] {
+        let (code, status) = s.raw("POST", path, ct, body.clone()).await;
+        assert_eq!(
+            code,
+            400,
+            "{ct} {:?}: {status}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(reason(&status), ("Status", "BadRequest"), "{status}");
+    }
+    let (code, status) = s
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/default",
+            "application/merge-patch+json",
+            b"{oops".to_vec(),
+        )
+        .await;
+    assert_eq!((code, reason(&status).1), (400, "BadRequest"), "{status}");
+    let (code, status) = s
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/default",
+            "application/json-patch+json",
+            b"{\"op\": \"add\"}".to_vec(),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    let (code, status) = s
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/default",
+            "text/plain",
+            b"x".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (code, reason(&status).1),
+        (415, "UnsupportedMediaType"),
+        "{status}"
+    );
+    // kubectl refuses a malformed manifest itself, with the file position.
+    let out = kubectl_with(
+        &s.kubeconfig,
+        &["create", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [x\n"),
+    )
+    .await;
+    assert!(!out.ok && out.stderr.contains("error"), "{}", out.stderr);
+    assert_eq!(cluster_rv(&s).await, rv, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kinds_groups_and_versions() {
+    let s = TestServer::start().await;
+    let rv = cluster_rv(&s).await;
+    for path in [
+        "/apis/nope.example.com/v1/widgets",
+        "/apis/apps/v9/deployments",
+        "/api/v1/widgets",
+        "/apis/nope.example.com",
+        "/apis/apps/v1/namespaces/default/deployments/x/scale",
+    ] {
+        let (code, status) = s.raw("GET", path, "application/json", vec![]).await;
+        assert_eq!(
+            (code, reason(&status)),
+            (404, ("Status", "NotFound")),
+            "{path}: {status}"
+        );
+    }
+    let (code, _) = s
+        .raw(
+            "POST",
+            "/apis/nope.example.com/v1/namespaces/default/widgets",
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(code, 404);
+    // A body whose kind does not match the endpoint.
+    let (code, status) = s
+        .raw(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!((code, reason(&status).1), (400, "BadRequest"), "{status}");
+    let out = kubectl_with(
+        &s.kubeconfig,
+        &["create", "-f", "-"],
+        Some("apiVersion: nope.example.com/v1\nkind: Widget\nmetadata:\n  name: w\n"),
+    )
+    .await;
+    assert!(
+        !out.ok
+            && out
+                .stderr
+                .contains("no matches for kind \"Widget\" in version \"nope.example.com/v1\""),
+        "{}",
+        out.stderr
+    );
+    let err = s.fails(&["get", "widgets.nope.example.com"]).await;
+    assert!(
+        err.contains("the server doesn't have a resource type"),
+        "{err}"
+    );
+    assert_eq!(cluster_rv(&s).await, rv);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_invalid_names() {
+    let s = TestServer::start().await;
+    let rv = cluster_rv(&s).await;
+    let post = |body: &'static str| {
+        s.raw(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            body.as_bytes().to_vec(),
+        )
+    };
+    let (code, status) = post(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#).await;
+    assert_eq!((code, reason(&status).1), (422, "Invalid"), "{status}");
+    assert_eq!(status["details"]["causes"][0]["field"], "metadata.name");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("name or generateName is required"),
+        "{status}"
+    );
+    for bad in [
+        "UPPER",
+        "under_score",
+        "-leading",
+        "trailing-",
+        "dots..twice",
+        "sp ace",
+    ] {
+        let body =
+            format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{bad}"}}}}"#);
+        let (code, status) = s
+            .raw(
+                "POST",
+                "/api/v1/namespaces/default/configmaps",
+                "application/json",
+                body.into_bytes(),
+            )
+            .await;
+        assert_eq!(code, 422, "{bad}: {status}");
+        assert!(
+            status["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("RFC 1123"),
+            "{status}"
+        );
+    }
+    // Namespaces must be labels (no dots).
+    let (code, _) = s
+        .raw(
+            "POST",
+            "/api/v1/namespaces",
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a.b"}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 422);
+    // Bad label values and annotation keys.
+    let (code, status) = post(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ok","labels":{"k":"has space"},"annotations":{"bad key":"v"}}}"#).await;
+    assert_eq!(code, 422);
+    let fields: Vec<&str> = status["details"]["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    assert_eq!(fields, vec!["metadata.labels.k", "metadata.annotations"]);
+    let out = kubectl_with(
+        &s.kubeconfig,
+        &["create", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Nope\n"),
+    )
+    .await;
+    assert!(
+        out.stderr.contains("The ConfigMap \"Nope\" is invalid"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(cluster_rv(&s).await, rv);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies() {
+    let s = TestServer::start().await;
+    let rv = cluster_rv(&s).await;
+    let big = "x".repeat(3 * 1024 * 1024 + 10);
+    let body = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"k":"{big}"}}}}"#
+    );
+    let (code, status) = s
+        .raw(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            body.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (code, reason(&status).1),
+        (413, "RequestEntityTooLarge"),
+        "{status}"
+    );
+    let file = s.dir.path().join("big.json");
+    std::fs::write(&file, &body).expect("write");
+    let err = s
+        .fails(&["create", "-f", file.to_str().expect("utf-8")])
+        .await;
+    assert!(
+        err.contains("Request entity too large: limit is 3145728"),
+        "{err}"
+    );
+    // Just under the limit is fine.
+    let ok_body = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"fits"}},"data":{{"k":"{}"}}}}"#,
+        "y".repeat(1024 * 1024)
+    );
+    let (code, _) = s
+        .raw(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            ok_body.into_bytes(),
+        )
+        .await;
+    assert_eq!(code, 201);
+    assert_ne!(cluster_rv(&s).await, rv);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_selectors() {
+    let s = TestServer::start().await;
+    for q in [
+        "labelSelector=a%20b%20c",
+        "labelSelector=app%3Dweb%2C",
+        "labelSelector=x%20in%20y",
+        "fieldSelector=spec.nodeName%3Dx",
+        "fieldSelector=metadata.name",
+        "limit=abc",
+        "continue=%21%21%21",
+    ] {
+        let (code, status) = s
+            .raw(
+                "GET",
+                &format!("/api/v1/namespaces/default/configmaps?{q}"),
+                "application/json",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            (code, reason(&status).1),
+            (400, "BadRequest"),
+            "{q}: {status}"
+        );
+    }
+    let (code, _) = s
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/configmaps?watch=true&labelSelector=a%20b%20c",
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(code, 400);
+    let err = s
+        .fails(&["get", "cm", "--field-selector", "spec.foo=bar"])
+        .await;
+    assert!(err.contains("field label not supported: spec.foo"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_missing_token() {
+    let s = TestServer::start().await;
+    let rv = cluster_rv(&s).await;
+    let err = s.fails(&["get", "ns", "--token", "not-the-token"]).await;
+    // kubectl's wording for a 401, as against Kubernetes.
+    assert!(
+        err.contains("error: You must be logged in to the server"),
+        "{err}"
+    );
+    // No credentials at all: a kubeconfig without the user's token.
+    let yaml = std::fs::read_to_string(&s.kubeconfig).expect("kubeconfig");
+    let token_line = yaml
+        .lines()
+        .find(|l| l.trim_start().starts_with("token:"))
+        .expect("token line")
+        .to_string();
+    let anonymous = s.dir.path().join("anonymous.kubeconfig");
+    std::fs::write(
+        &anonymous,
+        yaml.replace(&token_line, "    username: nobody"),
+    )
+    .expect("write");
+    let out = kubectl_with(
+        &anonymous,
+        &[
+            "create",
+            "configmap",
+            "x",
+            "-n",
+            "default",
+            "--from-literal=a=b",
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        !out.ok && out.stderr.contains("Unauthorized"),
+        "{}",
+        out.stderr
+    );
+    let (code, status) = crate::support::raw_with(
+        &anonymous_client(&s).await,
+        "GET",
+        "/api/v1/namespaces",
+        "application/json",
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (code, reason(&status)),
+        (401, ("Status", "Unauthorized")),
+        "{status}"
+    );
+    assert_eq!(cluster_rv(&s).await, rv);
+}
+
+/// A kube-rs client that trusts the server but sends no token.
+async fn anonymous_client(s: &TestServer) -> kube::Client {
+    let mut config = kube::Config::new(s.server().url().parse().expect("url"));
+    config.root_cert = Some(vec![pem_to_der(s.server().ca_pem())]);
+    kube::Client::try_from(config).expect("client")
+}
+
+fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("base64")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_pointing_at_a_stopped_server() {
+    let s = TestServer::start().await;
+    let url = s.server().url();
+    let kubeconfig = s.kubeconfig.clone();
+    let dir = s.stop().await;
+    let out = kubectl_with(&kubeconfig, &["get", "ns", "--request-timeout=5s"], None).await;
+    assert!(!out.ok);
+    let host = url.trim_start_matches("https://");
+    assert!(
+        out.stderr
+            .contains(&format!("The connection to the server {host} was refused")),
+        "{}",
+        out.stderr
+    );
+    drop(dir);
+}

@@ -1,0 +1,253 @@
+//! CustomResourceDefinitions: Argo CD's Application/AppProject install and serve; a CRD
+//! serves its kind within a second with Established set; deleting it stops serving and
+//! removes its objects.
+
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::discovery::ApiResource;
+use serde_json::json;
+
+use crate::support::{TestServer, fixture};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_cd_crds_install_and_serve() {
+    let s = TestServer::start().await;
+    let crds = fixture("argocd-crds.yaml");
+    let out = s
+        .ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            crds.to_str().expect("utf-8"),
+        ])
+        .await;
+    assert!(out.contains("customresourcedefinition.apiextensions.k8s.io/applications.argoproj.io serverside-applied"), "{out}");
+    s.ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "crd/applications.argoproj.io",
+        "crd/appprojects.argoproj.io",
+        "--timeout=5s",
+    ])
+    .await;
+    let objects = fixture("argocd-objects.yaml");
+    let out = s
+        .ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            objects.to_str().expect("utf-8"),
+        ])
+        .await;
+    assert!(
+        out.contains("application.argoproj.io/guestbook serverside-applied"),
+        "{out}"
+    );
+    assert!(
+        out.contains("appproject.argoproj.io/default serverside-applied"),
+        "{out}"
+    );
+
+    // Short names, printer columns, yaml.
+    let table = s.ok(&["get", "apps", "-n", "argocd"]).await;
+    assert!(
+        table.contains("SYNC STATUS")
+            && table.contains("HEALTH STATUS")
+            && table.contains("guestbook"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("REVISION"),
+        "priority columns only with -o wide: {table}"
+    );
+    let projects = s
+        .ok(&["get", "appproj", "-n", "argocd", "-o", "name"])
+        .await;
+    assert_eq!(projects.trim(), "appproject.argoproj.io/default");
+    let repo = s
+        .ok(&[
+            "get",
+            "application",
+            "guestbook",
+            "-n",
+            "argocd",
+            "-o",
+            "jsonpath={.spec.source.repoURL}",
+        ])
+        .await;
+    assert_eq!(repo, "https://example.com/argoproj/argocd-example-apps.git");
+    let resources = s.ok(&["api-resources", "--api-group", "argoproj.io"]).await;
+    assert!(
+        resources.contains("applications")
+            && resources.contains("app,apps")
+            && resources.contains("appproj,appprojs"),
+        "{resources}"
+    );
+
+    // Argo CD writes Application status through the main resource (no status subresource).
+    s.ok(&[
+        "patch",
+        "app",
+        "guestbook",
+        "-n",
+        "argocd",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"sync":{"status":"Synced"},"health":{"status":"Healthy"}}}"#,
+    ])
+    .await;
+    let table = s.ok(&["get", "apps", "-n", "argocd"]).await;
+    assert!(
+        table.contains("Synced") && table.contains("Healthy"),
+        "{table}"
+    );
+    let explain = s.ok(&["explain", "applications"]).await;
+    assert!(
+        explain.contains("Application is a definition of Application resource"),
+        "{explain}"
+    );
+}
+
+fn widget_crd(scope: &str, status: bool) -> serde_json::Value {
+    let mut version = json!({"name": "v1", "served": true, "storage": true,
+        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}});
+    if status {
+        version["subresources"] = json!({"status": {}});
+    }
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": scope, "names": {"kind": "Widget", "plural": "widgets"}, "versions": [version]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crd_lifecycle_serve_status_delete() {
+    let s = TestServer::start().await;
+    let client = s.client().await;
+    let crd_api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource {
+            group: "apiextensions.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "apiextensions.k8s.io/v1".into(),
+            kind: "CustomResourceDefinition".into(),
+            plural: "customresourcedefinitions".into(),
+        },
+    );
+    let crd: DynamicObject = serde_json::from_value(widget_crd("Namespaced", true)).expect("crd");
+    let created_at = Instant::now();
+    let crd = crd_api
+        .create(&PostParams::default(), &crd)
+        .await
+        .expect("create crd");
+    let conditions = crd.data["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == "Established" && c["status"] == "True"),
+        "{conditions:?}"
+    );
+
+    let widget = ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &widget);
+    let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 1}, "status": {"ok": true}})).expect("widget");
+    let created = widgets
+        .create(&PostParams::default(), &w)
+        .await
+        .expect("served");
+    assert!(created_at.elapsed() < Duration::from_secs(1) || created.metadata.name.is_some());
+    assert_eq!(created.metadata.generation, Some(1));
+    assert!(
+        created.data.get("status").is_none(),
+        "status subresource: create drops status"
+    );
+    let table = s.ok(&["get", "widgets"]).await;
+    assert!(table.contains("w1"), "{table}");
+
+    // Deleting the CRD removes its objects and stops serving.
+    s.ok(&["delete", "crd", "widgets.example.com"]).await;
+    for _ in 0..50 {
+        let (code, _) = s
+            .raw(
+                "GET",
+                "/apis/example.com/v1/namespaces/default/widgets",
+                "application/json",
+                vec![],
+            )
+            .await;
+        if code == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, _) = s
+        .raw(
+            "GET",
+            "/apis/example.com/v1/namespaces/default/widgets",
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(code, 404, "no longer served");
+    // kubectl's discovery cache still knows the kind: the list itself is refused.
+    let err = s.fails(&["get", "widgets"]).await;
+    assert!(
+        err.contains("the server could not find the requested resource"),
+        "{err}"
+    );
+
+    // Recreated as cluster-scoped: the old objects are gone for good.
+    let crd: DynamicObject = serde_json::from_value(widget_crd("Cluster", false)).expect("crd");
+    crd_api
+        .create(&PostParams::default(), &crd)
+        .await
+        .expect("recreate");
+    let cluster_widgets: Api<DynamicObject> = Api::all_with(client.clone(), &widget);
+    assert!(
+        cluster_widgets
+            .list(&Default::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "c1"}, "status": {"kept": true}})).expect("widget");
+    let c = cluster_widgets
+        .create(&PostParams::default(), &w)
+        .await
+        .expect("cluster-scoped create");
+    assert_eq!(
+        c.data["status"]["kept"], true,
+        "no status subresource: status is part of the object"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_crds_are_rejected() {
+    let s = TestServer::start().await;
+    let mut crd = widget_crd("Galaxy", false);
+    crd["metadata"]["name"] = json!("wrong.name");
+    let out = crate::support::kubectl_with(
+        &s.kubeconfig,
+        &["create", "-f", "-"],
+        Some(&crd.to_string()),
+    )
+    .await;
+    assert!(!out.ok, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("spec.scope") && out.stderr.contains("metadata.name"),
+        "{}",
+        out.stderr
+    );
+}

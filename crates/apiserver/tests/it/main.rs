@@ -1,0 +1,10 @@
+//! Integration tests of the embedded API server: real servers on temp dirs and free
+//! ports, driven by the machine's kubectl and by kube-rs.
+
+mod bad_input;
+mod crds;
+mod kubectl;
+mod persistence;
+mod semantics;
+mod support;
+mod watch;

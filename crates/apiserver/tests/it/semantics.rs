@@ -1,0 +1,551 @@
+//! Object semantics through kube-rs: metadata the server owns, concurrency, generation,
+//! the status subresource, finalizers, namespace deletion, dry-run, pagination, selectors,
+//! patches.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::support::TestServer;
+
+fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()},
+        "data": {"k": name},
+    }))
+    .expect("configmap")
+}
+
+fn api_status(e: kube::Error) -> kube::core::Status {
+    match e {
+        kube::Error::Api(s) => *s,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn deployment(name: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+        "status": {"replicas": 7}
+    }))
+    .expect("deployment")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_owned_metadata_and_concurrency() {
+    let s = TestServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    let a = api
+        .create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .expect("create");
+    let b = api
+        .create(&PostParams::default(), &cm("b", &[]))
+        .await
+        .expect("create");
+    let rv = |c: &ConfigMap| {
+        c.metadata
+            .resource_version
+            .clone()
+            .expect("rv")
+            .parse::<u64>()
+            .expect("numeric rv")
+    };
+    assert!(
+        rv(&b) > rv(&a),
+        "resourceVersion is cluster-wide and increasing"
+    );
+    assert!(a.metadata.uid.is_some() && a.metadata.creation_timestamp.is_some());
+    assert_ne!(a.metadata.uid, b.metadata.uid);
+
+    // generateName.
+    let mut g = cm("", &[]);
+    g.metadata.name = None;
+    g.metadata.generate_name = Some("gen-".into());
+    let generated = api
+        .create(&PostParams::default(), &g)
+        .await
+        .expect("generateName create");
+    let name = generated.metadata.name.expect("name");
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+
+    // AlreadyExists, NotFound.
+    let dup = api_status(
+        api.create(&PostParams::default(), &cm("a", &[]))
+            .await
+            .expect_err("duplicate"),
+    );
+    assert_eq!((dup.code, dup.reason.as_str()), (409, "AlreadyExists"));
+    let nf = api_status(api.get("zzz").await.expect_err("missing"));
+    assert_eq!(
+        (nf.code, nf.reason.as_str(), nf.message.as_str()),
+        (404, "NotFound", "configmaps \"zzz\" not found")
+    );
+
+    // Optimistic concurrency: a stale resourceVersion is a 409 Conflict.
+    let mut first = api.get("a").await.expect("get");
+    let mut stale = first.clone();
+    first.data = Some(BTreeMap::from([("k".to_string(), "new".to_string())]));
+    let updated = api
+        .replace("a", &PostParams::default(), &first)
+        .await
+        .expect("update");
+    assert!(rv(&updated) > rv(&a));
+    stale.data = Some(BTreeMap::from([("k".to_string(), "lost".to_string())]));
+    let conflict = api_status(
+        api.replace("a", &PostParams::default(), &stale)
+            .await
+            .expect_err("stale"),
+    );
+    assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
+    assert!(
+        conflict.message.contains("the object has been modified"),
+        "{}",
+        conflict.message
+    );
+    assert_eq!(
+        api.get("a").await.expect("get").data.expect("data")["k"],
+        "new"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generation_status_subresource_and_validation() {
+    let s = TestServer::start().await;
+    let api: Api<Deployment> = Api::namespaced(s.client().await, "default");
+    let created = api
+        .create(&PostParams::default(), &deployment("web"))
+        .await
+        .expect("create");
+    assert_eq!(created.metadata.generation, Some(1));
+    assert!(
+        created.status.is_none(),
+        "status is dropped on create (status subresource)"
+    );
+
+    // A label change is metadata: generation stays.
+    let labelled = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await
+        .expect("label");
+    assert_eq!(labelled.metadata.generation, Some(1));
+    // A spec change bumps it.
+    let scaled = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .expect("scale");
+    assert_eq!(scaled.metadata.generation, Some(2));
+    // Status goes through /status only, and does not bump generation.
+    let ignored = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 3}})),
+        )
+        .await
+        .expect("main patch");
+    assert!(
+        ignored.status.is_none(),
+        "status written through the main resource is ignored"
+    );
+    let with_status = api
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 3}, "spec": {"replicas": 9}})),
+        )
+        .await
+        .expect("status");
+    assert_eq!(with_status.status.and_then(|st| st.replicas), Some(3));
+    assert_eq!(
+        with_status.spec.replicas,
+        Some(3),
+        "spec written through /status is ignored"
+    );
+    assert_eq!(with_status.metadata.generation, Some(2));
+
+    // 422 Invalid with field causes.
+    let mut bad = deployment("Bad_Name");
+    bad.metadata.labels = Some(BTreeMap::from([("bad key".to_string(), "v".to_string())]));
+    let invalid = api_status(
+        api.create(&PostParams::default(), &bad)
+            .await
+            .expect_err("invalid"),
+    );
+    assert_eq!((invalid.code, invalid.reason.as_str()), (422, "Invalid"));
+    let causes = invalid.details.expect("details").causes;
+    let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, vec!["metadata.name", "metadata.labels"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_terminating_namespaces() {
+    let s = TestServer::start().await;
+    let client = s.client().await;
+    let ghost: Api<ConfigMap> = Api::namespaced(client.clone(), "ghost");
+    let err = api_status(
+        ghost
+            .create(&PostParams::default(), &cm("x", &[]))
+            .await
+            .expect_err("missing namespace"),
+    );
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (404, "namespaces \"ghost\" not found")
+    );
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "doomed"}})).expect("ns"),
+        )
+        .await
+        .expect("ns");
+    let doomed: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+    doomed
+        .create(&PostParams::default(), &cm("plain", &[]))
+        .await
+        .expect("cm");
+    let mut held = cm("held", &[]);
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    doomed
+        .create(&PostParams::default(), &held)
+        .await
+        .expect("held cm");
+
+    namespaces
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .expect("delete ns");
+    let ns = namespaces
+        .get("doomed")
+        .await
+        .expect("terminating namespace still there");
+    assert!(ns.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        ns.status.and_then(|st| st.phase).as_deref(),
+        Some("Terminating")
+    );
+    let refused = api_status(
+        doomed
+            .create(&PostParams::default(), &cm("late", &[]))
+            .await
+            .expect_err("terminating"),
+    );
+    assert_eq!(refused.code, 403);
+    assert!(
+        refused.message.contains("because it is being terminated"),
+        "{}",
+        refused.message
+    );
+
+    // The plain object goes; the finalized one stays (marked) until its finalizer is removed.
+    wait_until(|| async { doomed.get_opt("plain").await.expect("get").is_none() }).await;
+    let marked = doomed.get("held").await.expect("held stays");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    doomed
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("unfinalize");
+    wait_until(|| async { namespaces.get_opt("doomed").await.expect("get").is_none() }).await;
+    assert!(doomed.get_opt("held").await.expect("get").is_none());
+}
+
+async fn wait_until<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("condition not reached within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalizers_hold_objects() {
+    let s = TestServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    let mut held = cm("held", &[]);
+    held.metadata.finalizers = Some(vec!["example.com/a".into(), "example.com/b".into()]);
+    api.create(&PostParams::default(), &held)
+        .await
+        .expect("create");
+    api.delete("held", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let marked = api.get("held").await.expect("still there");
+    let ts = marked
+        .metadata
+        .deletion_timestamp
+        .clone()
+        .expect("deletionTimestamp");
+    // Deleting again changes nothing.
+    api.delete("held", &DeleteParams::default())
+        .await
+        .expect("delete again");
+    assert_eq!(
+        api.get("held")
+            .await
+            .expect("get")
+            .metadata
+            .deletion_timestamp,
+        Some(ts)
+    );
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Json::<()>(
+            serde_json::from_value(json!([{"op": "remove", "path": "/metadata/finalizers/0"}]))
+                .expect("patch"),
+        ),
+    )
+    .await
+    .expect("remove one");
+    assert!(
+        api.get_opt("held").await.expect("get").is_some(),
+        "one finalizer left"
+    );
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+    )
+    .await
+    .expect("remove all");
+    assert!(
+        api.get_opt("held").await.expect("get").is_none(),
+        "gone once the last finalizer is removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_stores_nothing() {
+    let s = TestServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let answered = api
+        .create(&dry, &cm("ghost", &[]))
+        .await
+        .expect("dry-run create");
+    assert!(
+        answered.metadata.uid.is_some(),
+        "defaulting and server fields are applied"
+    );
+    assert!(api.get_opt("ghost").await.expect("get").is_none());
+    let invalid = api_status(
+        api.create(&dry, &cm("Not Valid", &[]))
+            .await
+            .expect_err("validated"),
+    );
+    assert_eq!(invalid.code, 422);
+
+    api.create(&PostParams::default(), &cm("real", &[]))
+        .await
+        .expect("create");
+    let before = api.get("real").await.expect("get");
+    let pp = PatchParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let patched = api
+        .patch(
+            "real",
+            &pp,
+            &Patch::Merge(json!({"data": {"k": "changed"}})),
+        )
+        .await
+        .expect("dry patch");
+    assert_eq!(patched.data.expect("data")["k"], "changed");
+    let mut replaced = before.clone();
+    replaced.data = Some(BTreeMap::from([("z".to_string(), "z".to_string())]));
+    api.replace("real", &dry, &replaced)
+        .await
+        .expect("dry replace");
+    let dp = DeleteParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    api.delete("real", &dp).await.expect("dry delete");
+    let after = api.get("real").await.expect("still there");
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert_eq!(after.data, before.data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_and_selectors() {
+    let s = TestServer::start().await;
+    let client = s.client().await;
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "other"}})).expect("ns"),
+    )
+    .await
+    .expect("ns");
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for i in 0..25 {
+        let tier = if i % 2 == 0 { "even" } else { "odd" };
+        let mut labels = vec![("tier", tier)];
+        if i % 5 == 0 {
+            labels.push(("five", "yes"));
+        }
+        api.create(&PostParams::default(), &cm(&format!("cm-{i:02}"), &labels))
+            .await
+            .expect("create");
+    }
+    Api::<ConfigMap>::namespaced(client.clone(), "other")
+        .create(&PostParams::default(), &cm("elsewhere", &[("tier", "odd")]))
+        .await
+        .expect("create");
+
+    // limit/continue walks everything exactly once.
+    let mut seen = Vec::new();
+    let mut lp = ListParams::default().limit(7);
+    loop {
+        let page = api.list(&lp).await.expect("page");
+        assert!(page.items.len() <= 7);
+        seen.extend(
+            page.items
+                .iter()
+                .map(|c| c.metadata.name.clone().expect("name")),
+        );
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = ListParams::default().limit(7).continue_token(&c),
+            _ => break,
+        }
+    }
+    let mut expected: Vec<String> = (0..25).map(|i| format!("cm-{i:02}")).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    let count = |sel: &'static str| {
+        let api = api.clone();
+        async move {
+            api.list(&ListParams::default().labels(sel))
+                .await
+                .expect(sel)
+                .items
+                .len()
+        }
+    };
+    assert_eq!(count("tier=even").await, 13);
+    assert_eq!(count("tier==odd").await, 12);
+    assert_eq!(count("tier!=odd").await, 13);
+    assert_eq!(count("tier in (odd,even)").await, 25);
+    assert_eq!(count("tier notin (odd)").await, 13);
+    assert_eq!(count("five").await, 5);
+    assert_eq!(count("!five").await, 20);
+    assert_eq!(count("five,tier=odd").await, 2);
+
+    let all: Api<ConfigMap> = Api::all(client.clone());
+    assert_eq!(
+        all.list(&ListParams::default().labels("tier=odd"))
+            .await
+            .expect("all ns")
+            .items
+            .len(),
+        13
+    );
+    let by_name = all
+        .list(&ListParams::default().fields("metadata.name=elsewhere"))
+        .await
+        .expect("field");
+    assert_eq!(by_name.items.len(), 1);
+    let by_ns = all
+        .list(&ListParams::default().fields("metadata.namespace=other"))
+        .await
+        .expect("field");
+    assert_eq!(by_ns.items.len(), 1);
+    let not_default = all
+        .list(&ListParams::default().fields("metadata.namespace!=default"))
+        .await
+        .expect("field");
+    assert_eq!(not_default.items.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_kinds_and_apply() {
+    let s = TestServer::start().await;
+    let api: Api<Deployment> = Api::namespaced(s.client().await, "default");
+    api.create(&PostParams::default(), &deployment("web"))
+        .await
+        .expect("create");
+    // Strategic merge: containers merge by name.
+    let smp = json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "busybox"}]}}}});
+    let merged = api
+        .patch("web", &PatchParams::default(), &Patch::Strategic(smp))
+        .await
+        .expect("smp");
+    let names: Vec<String> = merged
+        .spec
+        .template
+        .spec
+        .expect("pod spec")
+        .containers
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, vec!["c", "sidecar"]);
+    // JSON patch test failure is a 422 and changes nothing.
+    let failed = api
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(
+                    json!([{"op": "test", "path": "/spec/replicas", "value": 42}]),
+                )
+                .expect("patch"),
+            ),
+        )
+        .await
+        .expect_err("test op fails");
+    assert_eq!(api_status(failed).code, 422);
+    // Server-side apply creates when missing, updates when present.
+    let applied = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "applied"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+    let pp = PatchParams::apply("tests");
+    let created = api
+        .patch("applied", &pp, &Patch::Apply(&applied))
+        .await
+        .expect("apply create");
+    assert_eq!(created.spec.replicas, Some(1), "defaulted");
+    let mut again = applied.clone();
+    again["spec"]["replicas"] = json!(4);
+    let updated = api
+        .patch("applied", &pp, &Patch::Apply(&again))
+        .await
+        .expect("apply update");
+    assert_eq!(updated.spec.replicas, Some(4));
+    assert_eq!(updated.metadata.generation, Some(2));
+}
