@@ -27,7 +27,7 @@ enum Command {
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Render a source's manifests (Git path, Helm chart) and print them as YAML; no server.
-    Render(render::RenderArgs),
+    Render(Box<render::RenderArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +42,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Local(args) => local::run(args),
         Command::Admin(command) => admin::run(command),
-        Command::Render(args) => render::run(args),
+        Command::Render(args) => render::run(*args),
     }
 }
