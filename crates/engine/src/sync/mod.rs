@@ -3,6 +3,7 @@
 pub mod hooks;
 pub mod options;
 pub mod plan;
+pub mod execute;
 pub mod retry;
 
 pub use options::{DeletionOption, PropagationPolicy, SyncOptionError, SyncOptions};

@@ -1,0 +1,562 @@
+//! The I/O shell around the pure cores: one destination cluster through kube-rs.
+//!
+//! Every request the engine sends goes through [`Cluster`], which counts them, so "nothing
+//! changed, nothing sent" can be checked. Compare results (the server-side-apply dry-run
+//! answer for a desired object) are cached by (live resourceVersion, hash of the desired
+//! object): re-comparing an unchanged app sends no request.
+
+use crate::diff::{self, Scope};
+use crate::json;
+use crate::settings::TrackingMethod;
+use crate::tracking;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::core::GroupVersionKind;
+use kube::discovery::{self, Discovery, verbs};
+use plumb_model::ResourceKey;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The field manager plumb applies with (server-side apply).
+pub const FIELD_MANAGER: &str = "plumb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig { path: String, message: String },
+    /// The server answered with an error status.
+    #[error("{message}")]
+    Api {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// The server could not be reached or the answer could not be read.
+    #[error("cluster unreachable: {0}")]
+    Transport(String),
+    #[error("no matches for kind {kind:?} in version {api_version:?}")]
+    UnknownKind { api_version: String, kind: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ClusterError {
+    fn from_kube(error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => ClusterError::Api {
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+            other => ClusterError::Transport(other.to_string()),
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClusterError::Api { code: 404, .. })
+    }
+
+    /// An Invalid (422) answer, e.g. a change to an immutable field.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, ClusterError::Api { code: 422, .. })
+    }
+
+    pub fn is_transport(&self) -> bool {
+        matches!(self, ClusterError::Transport(_))
+    }
+}
+
+/// How a kind is served.
+#[derive(Debug, Clone)]
+pub struct ResolvedKind {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+#[derive(Debug, Clone)]
+struct CacheEntry {
+    live_resource_version: String,
+    desired_hash: [u8; 32],
+    predicted: Value,
+}
+
+/// One destination cluster.
+pub struct Cluster {
+    client: kube::Client,
+    requests: AtomicU64,
+    kinds: Mutex<HashMap<(String, String), Option<ResolvedKind>>>,
+    compare_cache: Mutex<HashMap<ResourceKey, CacheEntry>>,
+}
+
+/// Kinds never worth listing when looking for objects to prune: they are created by
+/// controllers, never by an app, and can be numerous.
+const NOT_LISTED: &[&str] = &[
+    "Event",
+    "Endpoints",
+    "EndpointSlice",
+    "Lease",
+    "ControllerRevision",
+    "ComponentStatus",
+    "Node",
+    "Binding",
+];
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded maps are caches: a panic elsewhere cannot leave them inconsistent.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// SHA-256 of an object's canonical JSON (the desired half of the compare cache key).
+pub fn object_hash(object: &Value) -> [u8; 32] {
+    let mut sorted = object.clone();
+    diff::normalize::sort_keys(&mut sorted);
+    let bytes = serde_json::to_vec(&sorted).unwrap_or_default();
+    Sha256::digest(&bytes).into()
+}
+
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", api_version),
+    }
+}
+
+fn to_value(object: DynamicObject) -> Result<Value, ClusterError> {
+    serde_json::to_value(object).map_err(|e| ClusterError::Other(e.to_string()))
+}
+
+impl Cluster {
+    pub fn new(client: kube::Client) -> Self {
+        Self {
+            client,
+            requests: AtomicU64::new(0),
+            kinds: Mutex::new(HashMap::new()),
+            compare_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Connects with a kubeconfig file (or the default one) and an optional context.
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+    ) -> Result<Self, ClusterError> {
+        let options = kube::config::KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..Default::default()
+        };
+        let path_text = kubeconfig
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(default)".to_string());
+        let kubeconfig_error = |message: String| ClusterError::Kubeconfig {
+            path: path_text.clone(),
+            message,
+        };
+        let config = match kubeconfig {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|e| kubeconfig_error(e.to_string()))?;
+                kube::Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|e| kubeconfig_error(e.to_string()))?
+            }
+            None => kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| kubeconfig_error(e.to_string()))?,
+        };
+        let client = kube::Client::try_from(config).map_err(|e| kubeconfig_error(e.to_string()))?;
+        Ok(Self::new(client))
+    }
+
+    /// Requests sent so far.
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How `apiVersion`/`kind` is served; `None` when the cluster does not know it.
+    pub async fn resolve(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<ResolvedKind>, ClusterError> {
+        let cache_key = (api_version.to_string(), kind.to_string());
+        if let Some(known) = lock(&self.kinds).get(&cache_key) {
+            return Ok(known.clone());
+        }
+        let (group, version) = split_api_version(api_version);
+        self.count();
+        let resolved = match discovery::pinned_kind(
+            &self.client,
+            &GroupVersionKind::gvk(group, version, kind),
+        )
+        .await
+        {
+            Ok((resource, capabilities)) => Some(ResolvedKind {
+                resource,
+                namespaced: capabilities.scope == kube::discovery::Scope::Namespaced,
+            }),
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(kube::Error::Discovery(_)) => None,
+            Err(error) => return Err(ClusterError::from_kube(error)),
+        };
+        lock(&self.kinds).insert(cache_key, resolved.clone());
+        Ok(resolved)
+    }
+
+    /// Forgets kinds that were unknown (after CRDs were created).
+    pub fn forget_unknown_kinds(&self) {
+        lock(&self.kinds).retain(|_, resolved| resolved.is_some());
+    }
+
+    async fn resolved(&self, object: &Value) -> Result<ResolvedKind, ClusterError> {
+        let api_version = json::api_version(object);
+        let kind = json::kind(object);
+        self.resolve(api_version, kind)
+            .await?
+            .ok_or_else(|| ClusterError::UnknownKind {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+            })
+    }
+
+    fn api(&self, resolved: &ResolvedKind, namespace: &str) -> Api<DynamicObject> {
+        if resolved.namespaced {
+            Api::namespaced_with(self.client.clone(), namespace, &resolved.resource)
+        } else {
+            Api::all_with(self.client.clone(), &resolved.resource)
+        }
+    }
+
+    /// Resolves the scope of every kind among `objects`, for [`diff::prepare_desired`].
+    /// A kind the cluster does not serve yet but a CRD among `objects` defines takes the
+    /// CRD's scope.
+    pub async fn scopes(
+        &self,
+        objects: &[Value],
+    ) -> Result<HashMap<(String, String), Scope>, ClusterError> {
+        let crd_scopes = crd_scopes(objects);
+        let mut scopes = HashMap::new();
+        for object in objects {
+            let api_version = json::api_version(object);
+            let kind = json::kind(object);
+            if api_version.is_empty() || kind.is_empty() {
+                continue;
+            }
+            let group = plumb_model::group_of(api_version).to_string();
+            if scopes.contains_key(&(group.clone(), kind.to_string())) {
+                continue;
+            }
+            let scope = match self.resolve(api_version, kind).await? {
+                Some(resolved) if resolved.namespaced => Scope::Namespaced,
+                Some(_) => Scope::Cluster,
+                None => crd_scopes
+                    .get(&(group.clone(), kind.to_string()))
+                    .copied()
+                    .unwrap_or(Scope::Unknown),
+            };
+            scopes.insert((group, kind.to_string()), scope);
+        }
+        Ok(scopes)
+    }
+
+    /// The live objects that matter to an app: those at the desired keys (whoever owns them)
+    /// and every object of a listable kind the app tracks, in `namespaces` and cluster-wide.
+    pub async fn live_state(
+        &self,
+        app: &str,
+        tracking_method: TrackingMethod,
+        desired: &BTreeMap<ResourceKey, Value>,
+        namespaces: &[String],
+    ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
+        let mut live = BTreeMap::new();
+        let selector = match tracking_method {
+            TrackingMethod::Label => Some(tracking::label_selector(app)),
+            _ => None,
+        };
+        // Every listable kind the cluster serves (preferred versions), via aggregated discovery.
+        self.count();
+        let discovery = Discovery::new(self.client.clone())
+            .run_aggregated()
+            .await
+            .map_err(ClusterError::from_kube)?;
+        let mut listed: HashSet<(String, String)> = HashSet::new();
+        let mut kinds: Vec<ResolvedKind> = Vec::new();
+        for group in discovery.groups() {
+            for (resource, capabilities) in group.recommended_resources() {
+                if NOT_LISTED.contains(&resource.kind.as_str())
+                    || !capabilities.supports_operation(verbs::LIST)
+                    || !capabilities.supports_operation(verbs::DELETE)
+                {
+                    continue;
+                }
+                listed.insert((resource.group.clone(), resource.kind.clone()));
+                kinds.push(ResolvedKind {
+                    namespaced: capabilities.scope == kube::discovery::Scope::Namespaced,
+                    resource,
+                });
+            }
+        }
+        // Desired objects of kinds not in the list above (not listable, or new) are fetched
+        // one by one.
+        let mut namespaces: Vec<String> = namespaces.to_vec();
+        namespaces.extend(desired.keys().map(|k| k.namespace.clone()));
+        namespaces.retain(|ns| !ns.is_empty());
+        namespaces.sort();
+        namespaces.dedup();
+        for kind in &kinds {
+            let scopes: Vec<&str> = if kind.namespaced {
+                namespaces.iter().map(String::as_str).collect()
+            } else {
+                vec![""]
+            };
+            for namespace in scopes {
+                let api = self.api(kind, namespace);
+                let mut params = ListParams::default();
+                if let Some(selector) = &selector {
+                    params = params.labels(selector);
+                }
+                self.count();
+                let list = match api.list(&params).await {
+                    Ok(list) => list,
+                    // A kind we may not list (RBAC) or that vanished: nothing of it to prune.
+                    Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404 | 405) => {
+                        continue;
+                    }
+                    Err(error) => return Err(ClusterError::from_kube(error)),
+                };
+                for item in list.items {
+                    let mut object = to_value(item)?;
+                    // Lists omit apiVersion/kind on items.
+                    if let Some(map) = object.as_object_mut() {
+                        map.insert(
+                            "apiVersion".into(),
+                            Value::String(kind.resource.api_version.clone()),
+                        );
+                        map.insert("kind".into(), Value::String(kind.resource.kind.clone()));
+                    }
+                    let key = diff::object_key(&object);
+                    if desired.contains_key(&key)
+                        || tracking::is_owned_by(&object, app, tracking_method)
+                    {
+                        live.insert(key, object);
+                    }
+                }
+            }
+        }
+        for (key, object) in desired {
+            if live.contains_key(key) || listed.contains(&(key.group.clone(), key.kind.clone())) {
+                continue;
+            }
+            if json::name(object).is_empty() {
+                continue;
+            }
+            if let Some(found) = self.get(object).await? {
+                live.insert(key.clone(), found);
+            }
+        }
+        Ok(live)
+    }
+
+    /// The live version of an object, `None` when absent or its kind is unknown.
+    pub async fn get(&self, object: &Value) -> Result<Option<Value>, ClusterError> {
+        let Some(resolved) = self
+            .resolve(json::api_version(object), json::kind(object))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let api = self.api(&resolved, json::namespace(object));
+        self.count();
+        match api.get_opt(json::name(object)).await {
+            Ok(found) => found.map(to_value).transpose(),
+            Err(error) => Err(ClusterError::from_kube(error)),
+        }
+    }
+
+    fn apply_params(validate: bool, dry_run: bool) -> PatchParams {
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params = if validate {
+            params.validation_strict()
+        } else {
+            params.validation_ignore()
+        };
+        if dry_run { params.dry_run() } else { params }
+    }
+
+    /// Server-side apply (field manager `plumb`, conflicts forced as Argo CD does).
+    pub async fn apply(
+        &self,
+        object: &Value,
+        validate: bool,
+        dry_run: bool,
+    ) -> Result<Value, ClusterError> {
+        let resolved = self.resolved(object).await?;
+        let api = self.api(&resolved, json::namespace(object));
+        self.count();
+        api.patch(
+            json::name(object),
+            &Self::apply_params(validate, dry_run),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(ClusterError::from_kube)
+        .and_then(to_value)
+    }
+
+    /// `Replace=true`: PUT over the live object, or create it.
+    pub async fn replace(&self, object: &Value, live: Option<&Value>) -> Result<Value, ClusterError> {
+        let resolved = self.resolved(object).await?;
+        let api = self.api(&resolved, json::namespace(object));
+        let mut object = object.clone();
+        let typed: DynamicObject;
+        self.count();
+        let result = match live {
+            Some(live) => {
+                let version = json::str_at(live, &["metadata", "resourceVersion"]).to_string();
+                if let Some(metadata) = json::metadata_mut(&mut object) {
+                    metadata.insert("resourceVersion".into(), Value::String(version));
+                }
+                typed = serde_json::from_value(object)
+                    .map_err(|e| ClusterError::Other(e.to_string()))?;
+                api.replace(&typed.metadata.name.clone().unwrap_or_default(), &PostParams::default(), &typed)
+                    .await
+            }
+            None => {
+                typed = serde_json::from_value(object)
+                    .map_err(|e| ClusterError::Other(e.to_string()))?;
+                api.create(&PostParams::default(), &typed).await
+            }
+        };
+        result.map_err(ClusterError::from_kube).and_then(to_value)
+    }
+
+    /// Deletes an object; absent objects count as deleted.
+    pub async fn delete(
+        &self,
+        object: &Value,
+        propagation: crate::sync::PropagationPolicy,
+    ) -> Result<(), ClusterError> {
+        let resolved = self.resolved(object).await?;
+        let api = self.api(&resolved, json::namespace(object));
+        let policy = match propagation {
+            crate::sync::PropagationPolicy::Foreground => kube::api::PropagationPolicy::Foreground,
+            crate::sync::PropagationPolicy::Background => kube::api::PropagationPolicy::Background,
+            crate::sync::PropagationPolicy::Orphan => kube::api::PropagationPolicy::Orphan,
+        };
+        let params = DeleteParams {
+            propagation_policy: Some(policy),
+            ..DeleteParams::default()
+        };
+        self.count();
+        match api.delete(json::name(object), &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(error) => Err(ClusterError::from_kube(error)),
+        }
+    }
+
+    /// The server's prediction of `desired` applied (SSA dry-run), cached by the live
+    /// object's resourceVersion and the desired object's hash.
+    pub async fn predict(
+        &self,
+        key: &ResourceKey,
+        desired: &Value,
+        live: Option<&Value>,
+        validate: bool,
+    ) -> Result<Value, ClusterError> {
+        let live_version = live
+            .map(|l| json::str_at(l, &["metadata", "resourceVersion"]).to_string())
+            .unwrap_or_default();
+        let hash = object_hash(desired);
+        if let Some(entry) = lock(&self.compare_cache).get(key)
+            && entry.live_resource_version == live_version
+            && entry.desired_hash == hash
+        {
+            return Ok(entry.predicted.clone());
+        }
+        let predicted = self.apply(desired, validate, true).await?;
+        lock(&self.compare_cache).insert(
+            key.clone(),
+            CacheEntry {
+                live_resource_version: live_version,
+                desired_hash: hash,
+                predicted: predicted.clone(),
+            },
+        );
+        Ok(predicted)
+    }
+
+    /// Whether a prediction for this (key, live, desired) is cached.
+    pub fn is_cached(&self, key: &ResourceKey, desired: &Value, live: Option<&Value>) -> bool {
+        let live_version = live
+            .map(|l| json::str_at(l, &["metadata", "resourceVersion"]).to_string())
+            .unwrap_or_default();
+        lock(&self.compare_cache)
+            .get(key)
+            .is_some_and(|e| e.live_resource_version == live_version && e.desired_hash == object_hash(desired))
+    }
+}
+
+/// Scopes declared by CRDs among `objects`, by (group, kind).
+pub fn crd_scopes(objects: &[Value]) -> HashMap<(String, String), Scope> {
+    objects
+        .iter()
+        .filter(|o| {
+            json::kind(o) == "CustomResourceDefinition"
+                && json::group(o) == "apiextensions.k8s.io"
+        })
+        .map(|crd| {
+            let group = json::str_at(crd, &["spec", "group"]).to_string();
+            let kind = json::str_at(crd, &["spec", "names", "kind"]).to_string();
+            let scope = if json::str_at(crd, &["spec", "scope"]) == "Cluster" {
+                Scope::Cluster
+            } else {
+                Scope::Namespaced
+            };
+            ((group, kind), scope)
+        })
+        .collect()
+}
+
+impl Cluster {
+    /// Lists the objects of a kind in a namespace ("" = cluster-wide or cluster-scoped).
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let Some(resolved) = self.resolve(api_version, kind).await? else {
+            return Ok(Vec::new());
+        };
+        let api = if resolved.namespaced && namespace.is_empty() {
+            Api::all_with(self.client.clone(), &resolved.resource)
+        } else {
+            self.api(&resolved, namespace)
+        };
+        self.count();
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(ClusterError::from_kube)?;
+        list.items
+            .into_iter()
+            .map(|item| {
+                let mut object = to_value(item)?;
+                if let Some(map) = object.as_object_mut() {
+                    map.insert("apiVersion".into(), Value::String(api_version.to_string()));
+                    map.insert("kind".into(), Value::String(kind.to_string()));
+                }
+                Ok(object)
+            })
+            .collect()
+    }
+}

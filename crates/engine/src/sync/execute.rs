@@ -1,0 +1,958 @@
+//! Sync execution against a cluster: dry-run everything, then phases → waves → kind order,
+//! with health gating between waves, hooks and their delete policies, SyncFail hooks on
+//! failure, prune, retry with backoff and termination.
+
+use super::hooks::HookDeletePolicy;
+use super::plan::{self, PlanRequest, PlanResource, ResourceSelector, SyncPhase, SyncTask, TaskAction};
+use super::options::{PropagationPolicy, SyncOptions};
+use super::retry::{self, Backoff};
+use crate::cluster::{Cluster, ClusterError, crd_scopes};
+use crate::diff::ignore::IgnoreRules;
+use crate::diff::{self, AppComparison, CompareSettings, ConditionKind, Scope};
+use crate::health::HealthAssessor;
+use crate::json;
+use crate::settings::Settings;
+use crate::tracking;
+use futures::StreamExt;
+use plumb_model::{
+    HealthStatus, HealthStatusCode, ManagedNamespaceMetadata, ResourceIgnoreDifferences,
+    ResourceKey, RetryStrategy, SyncStatusCode,
+};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Everything one sync operation needs.
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    pub app: String,
+    /// The revision synced (names generated hooks, shown in results).
+    pub revision: String,
+    pub destination_namespace: String,
+    /// The rendered desired objects.
+    pub desired: Vec<Value>,
+    pub settings: Settings,
+    /// The Application's own `ignoreDifferences` (the system-wide ones are in `settings`).
+    pub ignore_differences: Vec<ResourceIgnoreDifferences>,
+    pub options: SyncOptions,
+    pub managed_namespace_metadata: Option<ManagedNamespaceMetadata>,
+    pub prune: bool,
+    pub prune_confirmed: bool,
+    pub dry_run: bool,
+    pub selection: Option<Vec<ResourceSelector>>,
+    pub retry: Option<RetryStrategy>,
+    /// How long one wave (or hook) may take to become healthy (complete).
+    pub wave_timeout: Duration,
+    /// Concurrent writes within one wave.
+    pub concurrency: usize,
+    /// How often health is polled while waiting.
+    pub poll_interval: Duration,
+}
+
+impl SyncRequest {
+    pub fn new(app: impl Into<String>, destination_namespace: impl Into<String>, desired: Vec<Value>) -> Self {
+        Self {
+            app: app.into(),
+            revision: String::new(),
+            destination_namespace: destination_namespace.into(),
+            desired,
+            settings: Settings::default(),
+            ignore_differences: Vec::new(),
+            options: SyncOptions::default(),
+            managed_namespace_metadata: None,
+            prune: false,
+            prune_confirmed: false,
+            dry_run: false,
+            selection: None,
+            retry: None,
+            wave_timeout: Duration::from_secs(300),
+            concurrency: 16,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The phase of an operation (Argo CD's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum OperationPhase {
+    Running,
+    Terminating,
+    Succeeded,
+    Failed,
+    Error,
+}
+
+/// The outcome for one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ResultStatus {
+    Synced,
+    SyncFailed,
+    Pruned,
+    PruneSkipped,
+}
+
+/// A hook's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum HookPhase {
+    Running,
+    Succeeded,
+    Failed,
+    Terminating,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ResourceResult {
+    pub key: ResourceKey,
+    pub phase: SyncPhase,
+    pub wave: i64,
+    pub action: TaskAction,
+    pub status: ResultStatus,
+    pub hook_phase: Option<HookPhase>,
+    pub message: String,
+}
+
+/// What an operation did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OperationResult {
+    pub phase: OperationPhase,
+    pub message: String,
+    pub resources: Vec<ResourceResult>,
+    /// Attempts made (1 + retries).
+    pub attempts: u32,
+    pub dry_run: bool,
+    /// Conditions found on the way (warnings, invalid objects).
+    pub conditions: Vec<diff::Condition>,
+    /// The comparison made by the last attempt before it wrote anything.
+    #[serde(skip)]
+    pub comparison: Option<AppComparison>,
+}
+
+/// Progress, for live output.
+#[derive(Debug, Clone)]
+pub enum SyncEvent {
+    Attempt(u32),
+    Step { phase: SyncPhase, wave: i64, tasks: usize },
+    Result(ResourceResult),
+    Waiting(String),
+    Retrying { delay: Duration, reason: String },
+}
+
+struct Attempt {
+    phase: OperationPhase,
+    message: String,
+    results: Vec<ResourceResult>,
+    conditions: Vec<diff::Condition>,
+    comparison: Option<AppComparison>,
+}
+
+impl Attempt {
+    fn failed(phase: OperationPhase, message: impl Into<String>) -> Self {
+        Self {
+            phase,
+            message: message.into(),
+            results: Vec::new(),
+            conditions: Vec::new(),
+            comparison: None,
+        }
+    }
+}
+
+fn error_phase(error: &ClusterError) -> OperationPhase {
+    if error.is_transport() {
+        OperationPhase::Error
+    } else {
+        OperationPhase::Failed
+    }
+}
+
+/// Runs a sync operation to its end (or until `cancel`), retrying per `request.retry`.
+pub async fn run_sync(
+    cluster: &Cluster,
+    assessor: &HealthAssessor,
+    request: &SyncRequest,
+    cancel: &CancellationToken,
+    events: &(dyn Fn(&SyncEvent) + Send + Sync),
+) -> OperationResult {
+    let backoff = match request.retry.as_ref().map(Backoff::from_strategy).transpose() {
+        Ok(backoff) => backoff,
+        Err(error) => {
+            return OperationResult {
+                phase: OperationPhase::Error,
+                message: format!("retry backoff: {error}"),
+                resources: Vec::new(),
+                attempts: 0,
+                dry_run: request.dry_run,
+                conditions: Vec::new(),
+                comparison: None,
+            };
+        }
+    };
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        events(&SyncEvent::Attempt(attempts));
+        let outcome = attempt(cluster, assessor, request, cancel, events).await;
+        let retryable = matches!(outcome.phase, OperationPhase::Failed | OperationPhase::Error)
+            && !request.dry_run
+            && !cancel.is_cancelled();
+        let retries_done = attempts - 1;
+        if let (true, Some(strategy), Some(backoff)) = (retryable, &request.retry, &backoff)
+            && retry::may_retry(strategy, retries_done)
+        {
+            let delay = backoff.delay(retries_done);
+            events(&SyncEvent::Retrying {
+                delay,
+                reason: outcome.message.clone(),
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => continue,
+                _ = cancel.cancelled() => {}
+            }
+        }
+        let (phase, message) = if cancel.is_cancelled() && outcome.phase != OperationPhase::Succeeded {
+            (OperationPhase::Failed, "Operation terminated".to_string())
+        } else {
+            (outcome.phase, outcome.message)
+        };
+        return OperationResult {
+            phase,
+            message,
+            resources: outcome.results,
+            attempts,
+            dry_run: request.dry_run,
+            conditions: outcome.conditions,
+            comparison: outcome.comparison,
+        };
+    }
+}
+
+/// Validates, prepares and compares the desired objects (dry-running each through the
+/// server); shared by `plumb diff` and each sync attempt.
+pub struct Compared {
+    pub prepared: diff::PreparedDesired,
+    pub live: BTreeMap<ResourceKey, Value>,
+    pub comparison: AppComparison,
+    /// Objects the server refused in the dry-run, with its message.
+    pub dry_run_errors: BTreeMap<ResourceKey, String>,
+    pub ignore: IgnoreRules,
+}
+
+/// Compares an app against the cluster.
+pub async fn compare(
+    cluster: &Cluster,
+    app: &str,
+    destination_namespace: &str,
+    desired: &[Value],
+    settings: &Settings,
+    app_ignore: &[ResourceIgnoreDifferences],
+    options: &SyncOptions,
+    concurrency: usize,
+) -> Result<Compared, CompareFailure> {
+    let scopes = cluster.scopes(desired).await.map_err(CompareFailure::Cluster)?;
+    let scope = |group: &str, kind: &str| {
+        scopes
+            .get(&(group.to_string(), kind.to_string()))
+            .copied()
+            .unwrap_or(Scope::Unknown)
+    };
+    let prepared = diff::prepare_desired(
+        desired.to_vec(),
+        app,
+        destination_namespace,
+        settings.tracking_method,
+        &scope,
+    );
+    let ignore = IgnoreRules::new(
+        settings
+            .ignore_differences
+            .iter()
+            .cloned()
+            .chain(app_ignore.iter().cloned()),
+    )
+    .map_err(|e| CompareFailure::Invalid(e.to_string()))?;
+    let namespaces = if destination_namespace.is_empty() {
+        Vec::new()
+    } else {
+        vec![destination_namespace.to_string()]
+    };
+    let live = cluster
+        .live_state(app, settings.tracking_method, &prepared.objects, &namespaces)
+        .await
+        .map_err(CompareFailure::Cluster)?;
+    // Kinds and namespaces this sync creates: their objects cannot be dry-run yet.
+    let crd_kinds: HashSet<(String, String)> = crd_scopes(desired).into_keys().collect();
+    let mut new_namespaces: HashSet<String> = prepared
+        .objects
+        .iter()
+        .filter(|(k, _)| k.group.is_empty() && k.kind == "Namespace")
+        .map(|(k, _)| k.name.clone())
+        .collect();
+    if options.create_namespace && !destination_namespace.is_empty() {
+        new_namespaces.insert(destination_namespace.to_string());
+    }
+    let dry_runs = futures::stream::iter(
+        prepared
+            .objects
+            .iter()
+            .filter(|(_, object)| !crate::sync::hooks::is_hook(object)),
+    )
+    .map(|(key, object)| {
+        let live_object = live.get(key);
+        let (object_options, _) = options.for_object(object);
+        async move {
+            let outcome = cluster
+                .predict(key, object, live_object, object_options.validate)
+                .await;
+            (key.clone(), object_options, outcome)
+        }
+    })
+    .buffer_unordered(concurrency.max(1))
+    .collect::<Vec<_>>()
+    .await;
+    let mut predicted = HashMap::new();
+    let mut dry_run_errors = BTreeMap::new();
+    for (key, object_options, outcome) in dry_runs {
+        match outcome {
+            Ok(value) => {
+                predicted.insert(key, value);
+            }
+            Err(error) if error.is_transport() => return Err(CompareFailure::Cluster(error)),
+            Err(error) => {
+                let kind_created_here = crd_kinds.contains(&(key.group.clone(), key.kind.clone()));
+                let namespace_created_here = new_namespaces.contains(&key.namespace);
+                let missing = matches!(error, ClusterError::UnknownKind { .. }) || error.is_not_found();
+                if missing
+                    && (kind_created_here
+                        || namespace_created_here
+                        || object_options.skip_dry_run_on_missing_resource)
+                {
+                    // Structural fallback: compare without the server's prediction.
+                    continue;
+                }
+                dry_run_errors.insert(key, error.to_string());
+            }
+        }
+    }
+    let compare_settings = CompareSettings {
+        app: app.to_string(),
+        tracking_method: settings.tracking_method,
+        compare_options: settings.compare_options,
+        ignore: ignore.clone(),
+    };
+    let comparison = diff::compare_app(&prepared, &live, &predicted, &compare_settings);
+    Ok(Compared {
+        prepared,
+        live,
+        comparison,
+        dry_run_errors,
+        ignore,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompareFailure {
+    #[error(transparent)]
+    Cluster(ClusterError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+async fn attempt(
+    cluster: &Cluster,
+    assessor: &HealthAssessor,
+    request: &SyncRequest,
+    cancel: &CancellationToken,
+    events: &(dyn Fn(&SyncEvent) + Send + Sync),
+) -> Attempt {
+    let started_at = time::OffsetDateTime::now_utc().unix_timestamp();
+    if !request.dry_run && request.options.create_namespace && !request.destination_namespace.is_empty()
+        && let Err(error) = ensure_namespace(cluster, request).await
+    {
+        return Attempt::failed(
+            error_phase(&error),
+            format!("creating namespace {}: {error}", request.destination_namespace),
+        );
+    }
+    let compared = match compare(
+        cluster,
+        &request.app,
+        &request.destination_namespace,
+        &request.desired,
+        &request.settings,
+        &request.ignore_differences,
+        &request.options,
+        request.concurrency,
+    )
+    .await
+    {
+        Ok(compared) => compared,
+        Err(CompareFailure::Cluster(error)) => {
+            return Attempt::failed(error_phase(&error), format!("comparing: {error}"));
+        }
+        Err(CompareFailure::Invalid(message)) => return Attempt::failed(OperationPhase::Failed, message),
+    };
+    let mut outcome = Attempt {
+        phase: OperationPhase::Running,
+        message: String::new(),
+        results: Vec::new(),
+        conditions: compared.comparison.conditions.clone(),
+        comparison: Some(compared.comparison.clone()),
+    };
+    if !compared.prepared.errors.is_empty() {
+        outcome.phase = OperationPhase::Failed;
+        outcome.message = format!(
+            "one or more objects are invalid: {}",
+            compared
+                .prepared
+                .errors
+                .iter()
+                .map(|c| c.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        return outcome;
+    }
+    if !compared.dry_run_errors.is_empty() {
+        for (key, message) in &compared.dry_run_errors {
+            let object = compared.prepared.objects.get(key);
+            outcome.results.push(ResourceResult {
+                key: key.clone(),
+                phase: SyncPhase::Sync,
+                wave: object.map(crate::sync::hooks::wave).unwrap_or(0),
+                action: TaskAction::Apply,
+                status: ResultStatus::SyncFailed,
+                hook_phase: None,
+                message: message.clone(),
+            });
+        }
+        outcome.phase = OperationPhase::Failed;
+        outcome.message = format!(
+            "one or more objects failed to apply (dry run), reason: {}",
+            compared.dry_run_errors.values().cloned().collect::<Vec<_>>().join("; ")
+        );
+        return outcome;
+    }
+    let shared: Vec<&str> = compared
+        .comparison
+        .conditions
+        .iter()
+        .filter(|c| c.kind == ConditionKind::SharedResourceWarning)
+        .map(|c| c.message.as_str())
+        .collect();
+    if request.options.fail_on_shared_resource && !shared.is_empty() {
+        outcome.phase = OperationPhase::Failed;
+        outcome.message = format!("shared resource found: {}", shared.join("; "));
+        return outcome;
+    }
+    // What to plan with: desired objects (ignored fields kept live when asked), live ones.
+    let status_by_key: HashMap<&ResourceKey, SyncStatusCode> = compared
+        .comparison
+        .resources
+        .iter()
+        .map(|r| (&r.key, r.status))
+        .collect();
+    let mut resources = Vec::new();
+    for (key, object) in &compared.prepared.objects {
+        let live = compared.live.get(key);
+        let mut target = object.clone();
+        if request.options.respect_ignore_differences
+            && let Some(live) = live
+            && let Err(error) = compared.ignore.respect(key, &mut target, live)
+        {
+            return Attempt::failed(OperationPhase::Failed, error.to_string());
+        }
+        resources.push(PlanResource {
+            key: key.clone(),
+            target: Some(target),
+            live: live.cloned(),
+            out_of_sync: status_by_key.get(key) != Some(&SyncStatusCode::Synced),
+        });
+    }
+    for resource in compared.comparison.resources.iter().filter(|r| r.requires_pruning) {
+        if let Some(live) = compared.live.get(&resource.key) {
+            resources.push(PlanResource {
+                key: resource.key.clone(),
+                target: None,
+                live: Some(live.clone()),
+                out_of_sync: resource.status != SyncStatusCode::Synced,
+            });
+        }
+    }
+    let sync_plan = plan::plan(&PlanRequest {
+        revision: &request.revision,
+        started_at,
+        options: &request.options,
+        prune: request.prune,
+        prune_confirmed: request.prune_confirmed,
+        selection: request.selection.as_deref(),
+        resources: &resources,
+    });
+    outcome.conditions.extend(sync_plan.warnings.iter().map(|w| diff::Condition {
+        kind: ConditionKind::InvalidSpecError,
+        message: w.clone(),
+    }));
+    if request.dry_run {
+        for task in sync_plan.tasks.iter() {
+            let result = dry_run_result(task);
+            events(&SyncEvent::Result(result.clone()));
+            outcome.results.push(result);
+        }
+        outcome.phase = OperationPhase::Succeeded;
+        outcome.message = "successfully synced (dry run)".to_string();
+        return outcome;
+    }
+    let runner = Runner {
+        cluster,
+        assessor,
+        request,
+        cancel,
+        events,
+    };
+    let steps = sync_plan.steps();
+    let mut failure: Option<(OperationPhase, String)> = None;
+    for (index, step) in steps.iter().enumerate() {
+        if cancel.is_cancelled() {
+            failure = Some((OperationPhase::Failed, "Operation terminated".to_string()));
+            break;
+        }
+        events(&SyncEvent::Step {
+            phase: step.phase,
+            wave: step.wave,
+            tasks: step.tasks.len(),
+        });
+        let gate_health = index + 1 < steps.len();
+        if let Err(error) = runner.run_step(&step.tasks, gate_health, &mut outcome.results).await {
+            failure = Some(error);
+            break;
+        }
+    }
+    match failure {
+        None => {
+            outcome.phase = OperationPhase::Succeeded;
+            outcome.message = "successfully synced (all tasks run)".to_string();
+        }
+        Some((phase, message)) => {
+            // SyncFail hooks run on failure, then the operation is failed.
+            if !sync_plan.fail_tasks.is_empty() && !cancel.is_cancelled() {
+                for step in sync_plan.fail_steps() {
+                    events(&SyncEvent::Step {
+                        phase: step.phase,
+                        wave: step.wave,
+                        tasks: step.tasks.len(),
+                    });
+                    if runner.run_step(&step.tasks, false, &mut outcome.results).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            outcome.phase = phase;
+            outcome.message = message;
+        }
+    }
+    outcome
+}
+
+fn dry_run_result(task: &SyncTask) -> ResourceResult {
+    let (status, message) = match (task.action, &task.skip_reason) {
+        (TaskAction::Prune, Some(reason)) => (ResultStatus::PruneSkipped, reason.clone()),
+        (TaskAction::Prune, None) => (ResultStatus::Pruned, "pruned (dry run)".to_string()),
+        (_, _) => (ResultStatus::Synced, format!("{}/{} configured (dry run)", task.key.kind, task.key.name)),
+    };
+    ResourceResult {
+        key: task.key.clone(),
+        phase: task.phase,
+        wave: task.wave,
+        action: task.action,
+        status,
+        hook_phase: None,
+        message,
+    }
+}
+
+async fn ensure_namespace(cluster: &Cluster, request: &SyncRequest) -> Result<(), ClusterError> {
+    let name = &request.destination_namespace;
+    let mut namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    match &request.managed_namespace_metadata {
+        Some(metadata) => {
+            // A namespace with managed metadata is tracked by the app, as in Argo CD.
+            if let Some(meta) = json::metadata_mut(&mut namespace) {
+                if !metadata.labels.is_empty() {
+                    meta.insert("labels".into(), json!(metadata.labels));
+                }
+                if !metadata.annotations.is_empty() {
+                    meta.insert("annotations".into(), json!(metadata.annotations));
+                }
+            }
+            tracking::set_tracking(&mut namespace, &request.app, request.settings.tracking_method);
+            cluster.apply(&namespace, true, false).await?;
+        }
+        None => {
+            if cluster.get(&namespace).await?.is_none() {
+                cluster.apply(&namespace, true, false).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Runner<'a> {
+    cluster: &'a Cluster,
+    assessor: &'a HealthAssessor,
+    request: &'a SyncRequest,
+    cancel: &'a CancellationToken,
+    events: &'a (dyn Fn(&SyncEvent) + Send + Sync),
+}
+
+type StepFailure = (OperationPhase, String);
+
+impl Runner<'_> {
+    /// Runs one (phase, wave): kinds in order, the objects of one kind concurrently; then
+    /// waits for hooks to finish and, when `gate_health`, for the wave to be healthy.
+    async fn run_step(
+        &self,
+        tasks: &[&SyncTask],
+        gate_health: bool,
+        results: &mut Vec<ResourceResult>,
+    ) -> Result<(), StepFailure> {
+        let mut batches: Vec<Vec<&SyncTask>> = Vec::new();
+        for task in tasks {
+            match batches.last_mut() {
+                Some(batch)
+                    if plan::kind_rank(&batch[0].key.kind) == plan::kind_rank(&task.key.kind)
+                        && batch[0].key.kind == task.key.kind =>
+                {
+                    batch.push(task)
+                }
+                _ => batches.push(vec![task]),
+            }
+        }
+        let mut written: Vec<&SyncTask> = Vec::new();
+        for batch in batches {
+            let outcomes: Vec<(ResourceResult, Option<ClusterError>)> = futures::stream::iter(batch.iter())
+                .map(|task| self.execute(task))
+                .buffer_unordered(self.request.concurrency.max(1))
+                .collect()
+                .await;
+            let mut failed = Vec::new();
+            let mut transport = None;
+            for (result, error) in outcomes {
+                (self.events)(&SyncEvent::Result(result.clone()));
+                if result.status == ResultStatus::SyncFailed {
+                    failed.push(format!("{}: {}", result.key, result.message));
+                }
+                if let Some(error) = error
+                    && error.is_transport()
+                {
+                    transport = Some(error);
+                }
+                results.push(result);
+            }
+            if let Some(error) = transport {
+                return Err((OperationPhase::Error, error.to_string()));
+            }
+            if !failed.is_empty() {
+                return Err((
+                    OperationPhase::Failed,
+                    format!("one or more objects failed to apply, reason: {}", failed.join("; ")),
+                ));
+            }
+            if batch[0].key.kind == "CustomResourceDefinition" && batch[0].action != TaskAction::Prune {
+                self.wait_crds_established(&batch).await?;
+            }
+            written.extend(batch.iter().filter(|t| t.skip_reason.is_none() && t.action != TaskAction::Prune));
+        }
+        self.wait(&written, gate_health, results).await
+    }
+
+    /// Carries out one task; the error is returned beside the result so transport failures
+    /// can stop the operation.
+    async fn execute(&self, task: &SyncTask) -> (ResourceResult, Option<ClusterError>) {
+        let mut result = ResourceResult {
+            key: task.key.clone(),
+            phase: task.phase,
+            wave: task.wave,
+            action: task.action,
+            status: ResultStatus::Synced,
+            hook_phase: None,
+            message: String::new(),
+        };
+        let outcome: Result<String, ClusterError> = match task.action {
+            TaskAction::Prune => {
+                if let Some(reason) = &task.skip_reason {
+                    result.status = ResultStatus::PruneSkipped;
+                    result.message = reason.clone();
+                    return (result, None);
+                }
+                match &task.live {
+                    Some(live) => self
+                        .cluster
+                        .delete(live, task.options.prune_propagation_policy)
+                        .await
+                        .map(|()| "pruned".to_string()),
+                    None => Ok("pruned".to_string()),
+                }
+            }
+            TaskAction::Apply => self.apply(task).await,
+            TaskAction::Hook => {
+                result.hook_phase = Some(HookPhase::Running);
+                self.create_hook(task).await
+            }
+        };
+        match outcome {
+            Ok(message) => {
+                if task.action == TaskAction::Prune {
+                    result.status = ResultStatus::Pruned;
+                }
+                result.message = message;
+                (result, None)
+            }
+            Err(error) => {
+                result.status = ResultStatus::SyncFailed;
+                result.hook_phase = task.hook_phase_on_error();
+                result.message = error.to_string();
+                (result, Some(error))
+            }
+        }
+    }
+
+    async fn apply(&self, task: &SyncTask) -> Result<String, ClusterError> {
+        let Some(target) = &task.target else {
+            return Ok(String::new());
+        };
+        let name = format!("{}/{}", task.key.kind, task.key.name);
+        if task.options.replace {
+            self.cluster.replace(target, task.live.as_ref()).await?;
+            return Ok(format!("{name} replaced"));
+        }
+        match self.cluster.apply(target, task.options.validate, false).await {
+            Ok(_) => Ok(format!("{name} serverside-applied")),
+            Err(error) if task.options.force && error.is_invalid() && task.live.is_some() => {
+                // Force: an immutable field changed, so delete and create again.
+                self.cluster.delete(target, PropagationPolicy::Foreground).await?;
+                self.wait_gone(target).await?;
+                self.cluster.apply(target, task.options.validate, false).await?;
+                Ok(format!("{name} replaced (force)"))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn create_hook(&self, task: &SyncTask) -> Result<String, ClusterError> {
+        let Some(target) = &task.target else {
+            return Ok(String::new());
+        };
+        if task.delete_policies.contains(&HookDeletePolicy::BeforeHookCreation)
+            && self.cluster.get(target).await?.is_some()
+        {
+            self.cluster.delete(target, PropagationPolicy::Background).await?;
+            self.wait_gone(target).await?;
+        }
+        self.cluster.apply(target, task.options.validate, false).await?;
+        Ok(format!("{}/{} created", task.key.kind, task.key.name))
+    }
+
+    async fn wait_gone(&self, object: &Value) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + self.request.wave_timeout;
+        while self.cluster.get(object).await?.is_some() {
+            if Instant::now() > deadline || self.cancel.is_cancelled() {
+                return Err(ClusterError::Other(format!(
+                    "{}/{} was not deleted in time",
+                    json::kind(object),
+                    json::name(object)
+                )));
+            }
+            tokio::time::sleep(self.request.poll_interval).await;
+        }
+        Ok(())
+    }
+
+    async fn wait_crds_established(&self, batch: &[&SyncTask]) -> Result<(), StepFailure> {
+        let deadline = Instant::now() + self.request.wave_timeout;
+        for task in batch {
+            let Some(target) = &task.target else { continue };
+            loop {
+                let live = self
+                    .cluster
+                    .get(target)
+                    .await
+                    .map_err(|e| (error_phase(&e), e.to_string()))?;
+                let established = live.as_ref().is_some_and(|crd| {
+                    json::array_at(crd, &["status", "conditions"]).iter().any(|c| {
+                        json::str_at(c, &["type"]) == "Established"
+                            && json::str_at(c, &["status"]) == "True"
+                    })
+                });
+                if established {
+                    break;
+                }
+                if Instant::now() > deadline || self.cancel.is_cancelled() {
+                    return Err((
+                        OperationPhase::Failed,
+                        format!("CustomResourceDefinition {} was not established in time", task.key.name),
+                    ));
+                }
+                tokio::time::sleep(self.request.poll_interval).await;
+            }
+        }
+        self.cluster.forget_unknown_kinds();
+        Ok(())
+    }
+
+    /// Waits for hooks to complete (always) and for applied resources to be healthy (when
+    /// gating the next wave). Degraded resources fail the operation.
+    async fn wait(
+        &self,
+        written: &[&SyncTask],
+        gate_health: bool,
+        results: &mut [ResourceResult],
+    ) -> Result<(), StepFailure> {
+        let mut pending: Vec<&SyncTask> = written
+            .iter()
+            .copied()
+            .filter(|t| t.action == TaskAction::Hook || gate_health)
+            .filter(|t| {
+                t.target.as_ref().is_some_and(|o| {
+                    self.assessor.has_assessment(json::group(o), json::kind(o))
+                })
+            })
+            .collect();
+        // Hooks of kinds without an assessment complete as soon as they exist.
+        for task in written.iter().filter(|t| t.action == TaskAction::Hook) {
+            if !pending.iter().any(|p| p.key == task.key) {
+                self.finish_hook(task, true, "", results).await?;
+            }
+        }
+        let deadline = Instant::now() + self.request.wave_timeout;
+        let mut failures: Vec<String> = Vec::new();
+        while !pending.is_empty() {
+            if self.cancel.is_cancelled() {
+                return Err((OperationPhase::Failed, "Operation terminated".to_string()));
+            }
+            let live = self.fetch_live(&pending).await?;
+            let mut still = Vec::new();
+            for task in pending {
+                let object = live.get(&task.key);
+                let health = object.and_then(|o| self.assessor.assess(o)).unwrap_or(HealthStatus {
+                    status: HealthStatusCode::Missing,
+                    message: String::new(),
+                });
+                match (task.action, health.status) {
+                    (TaskAction::Hook, HealthStatusCode::Healthy) => {
+                        self.finish_hook(task, true, &health.message, results).await?
+                    }
+                    (TaskAction::Hook, HealthStatusCode::Degraded) => {
+                        self.finish_hook(task, false, &health.message, results).await?;
+                        failures.push(format!("hook {} failed: {}", task.key, health.message));
+                    }
+                    (_, HealthStatusCode::Healthy | HealthStatusCode::Suspended) => {}
+                    (TaskAction::Apply, HealthStatusCode::Degraded) => failures.push(format!(
+                        "{} is Degraded: {}",
+                        task.key, health.message
+                    )),
+                    _ => still.push(task),
+                }
+            }
+            if !failures.is_empty() {
+                return Err((OperationPhase::Failed, failures.join("; ")));
+            }
+            pending = still;
+            if pending.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let names: Vec<String> = pending.iter().map(|t| t.key.to_string()).collect();
+                return Err((
+                    OperationPhase::Failed,
+                    format!("timed out waiting for healthy state of {}", names.join(", ")),
+                ));
+            }
+            (self.events)(&SyncEvent::Waiting(format!(
+                "waiting for {} resource(s) to become healthy",
+                pending.len()
+            )));
+            tokio::select! {
+                _ = tokio::time::sleep(self.request.poll_interval) => {}
+                _ = self.cancel.cancelled() => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_hook(
+        &self,
+        task: &SyncTask,
+        succeeded: bool,
+        message: &str,
+        results: &mut [ResourceResult],
+    ) -> Result<(), StepFailure> {
+        let phase = if succeeded { HookPhase::Succeeded } else { HookPhase::Failed };
+        if let Some(result) = results
+            .iter_mut()
+            .rev()
+            .find(|r| r.key == task.key && r.phase == task.phase)
+        {
+            result.hook_phase = Some(phase);
+            if !message.is_empty() {
+                result.message = message.to_string();
+            }
+            if !succeeded {
+                result.status = ResultStatus::SyncFailed;
+            }
+            (self.events)(&SyncEvent::Result(result.clone()));
+        }
+        let delete = (succeeded && task.delete_policies.contains(&HookDeletePolicy::HookSucceeded))
+            || (!succeeded && task.delete_policies.contains(&HookDeletePolicy::HookFailed));
+        if delete && let Some(target) = &task.target {
+            self.cluster
+                .delete(target, PropagationPolicy::Background)
+                .await
+                .map_err(|e| (error_phase(&e), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Live objects of pending tasks: one list per (kind, namespace) when several share it.
+    async fn fetch_live(
+        &self,
+        pending: &[&SyncTask],
+    ) -> Result<HashMap<ResourceKey, Value>, StepFailure> {
+        let mut groups: BTreeMap<(String, String, String), Vec<&SyncTask>> = BTreeMap::new();
+        for task in pending {
+            if let Some(target) = &task.target {
+                groups
+                    .entry((
+                        json::api_version(target).to_string(),
+                        task.key.kind.clone(),
+                        task.key.namespace.clone(),
+                    ))
+                    .or_default()
+                    .push(task);
+            }
+        }
+        let mut live = HashMap::new();
+        for ((api_version, kind, namespace), tasks) in groups {
+            let to_error = |e: ClusterError| (error_phase(&e), e.to_string());
+            if tasks.len() > 2 {
+                for object in self.cluster.list(&api_version, &kind, &namespace).await.map_err(to_error)? {
+                    live.insert(diff::object_key(&object), object);
+                }
+            } else {
+                for task in tasks {
+                    if let Some(target) = &task.target
+                        && let Some(object) = self.cluster.get(target).await.map_err(to_error)?
+                    {
+                        live.insert(task.key.clone(), object);
+                    }
+                }
+            }
+        }
+        Ok(live)
+    }
+}
+
+impl SyncTask {
+    fn hook_phase_on_error(&self) -> Option<HookPhase> {
+        (self.action == TaskAction::Hook).then_some(HookPhase::Failed)
+    }
+}

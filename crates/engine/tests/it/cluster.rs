@@ -1,0 +1,341 @@
+//! End-to-end: sync operations against the real test cluster (kube-apiserver, etcd,
+//! controller-manager, scheduler, kwok fake nodes). kubectl checks the results as an
+//! independent client.
+
+use plumb_engine::cluster::Cluster;
+use plumb_engine::health::HealthAssessor;
+use plumb_engine::settings::Settings;
+use plumb_engine::sync::execute::{
+    self, HookPhase, OperationPhase, OperationResult, ResultStatus, SyncEvent, SyncRequest,
+};
+use plumb_engine::sync::SyncOptions;
+use plumb_model::SyncStatusCode;
+use plumb_testcluster::{FAILURE_LABEL, Failure, TestCluster};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn cluster() -> &'static TestCluster {
+    TestCluster::shared().unwrap_or_else(|e| panic!("test cluster: {e}"))
+}
+
+async fn engine() -> Cluster {
+    Cluster::new(cluster().client().await.expect("client"))
+}
+
+fn deployment(name: &str, wave: i64, failure: Option<Failure>) -> Value {
+    let mut labels = json!({"app": name});
+    if let Some(failure) = failure {
+        labels[FAILURE_LABEL] = json!(failure.label_value());
+    }
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "annotations": {"argocd.argoproj.io/sync-wave": wave.to_string()}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}}}
+    })
+}
+
+fn config_map(name: &str, wave: i64) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": name, "annotations": {"argocd.argoproj.io/sync-wave": wave.to_string()}},
+           "data": {"key": "value"}})
+}
+
+fn job(name: &str, hook: &str, policy: Option<&str>, failure: Option<Failure>) -> Value {
+    let mut annotations = json!({"argocd.argoproj.io/hook": hook});
+    if let Some(policy) = policy {
+        annotations["argocd.argoproj.io/hook-delete-policy"] = json!(policy);
+    }
+    let mut labels = json!({"job": name});
+    if let Some(failure) = failure {
+        labels[FAILURE_LABEL] = json!(failure.label_value());
+    }
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels},
+                 "spec": {"restartPolicy": "Never",
+                          "containers": [{"name": "run", "image": "example.invalid/job:1"}]}}}
+    })
+}
+
+fn request(app: &str, namespace: &str, desired: Vec<Value>) -> SyncRequest {
+    let mut request = SyncRequest::new(app, namespace, desired);
+    request.revision = "0123456789abcdef".into();
+    request.wave_timeout = Duration::from_secs(120);
+    request.poll_interval = Duration::from_millis(250);
+    request
+}
+
+struct Recorder {
+    events: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        Self { events: Arc::new(Mutex::new(Vec::new())) }
+    }
+
+    fn callback(&self) -> impl Fn(&SyncEvent) + Send + Sync + 'static {
+        let events = Arc::clone(&self.events);
+        move |event: &SyncEvent| {
+            let line = match event {
+                SyncEvent::Step { phase, wave, .. } => format!("step {} {wave}", phase.as_str()),
+                SyncEvent::Result(r) => format!("result {} {:?} {:?}", r.key, r.status, r.hook_phase),
+                SyncEvent::Waiting(message) => format!("waiting {message}"),
+                SyncEvent::Attempt(n) => format!("attempt {n}"),
+                SyncEvent::Retrying { .. } => "retrying".to_string(),
+            };
+            events.lock().expect("events").push(line);
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.events.lock().expect("events").clone()
+    }
+}
+
+async fn sync(engine: &Cluster, request: &SyncRequest) -> (OperationResult, Vec<String>) {
+    let assessor = HealthAssessor::new(request.settings.clone()).expect("assessor");
+    let recorder = Recorder::new();
+    let callback = recorder.callback();
+    let result = execute::run_sync(engine, &assessor, request, &CancellationToken::new(), &callback).await;
+    (result, recorder.lines())
+}
+
+fn kubectl(args: &[&str]) -> Result<String, String> {
+    cluster().kubectl_output(args).map_err(|e| e.to_string())
+}
+
+fn result_status(result: &OperationResult, kind: &str, name: &str) -> Option<ResultStatus> {
+    result
+        .resources
+        .iter()
+        .rev()
+        .find(|r| r.key.kind == kind && r.key.name == name)
+        .map(|r| r.status)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waves_wait_for_health_and_resync_is_clean() {
+    let ns = cluster().namespace("waves").expect("namespace");
+    let engine = engine().await;
+    let desired = vec![deployment("backend", 0, None), config_map("after-backend", 1), deployment("frontend", 2, None)];
+    let (result, events) = sync(&engine, &request("waves", &ns, desired.clone())).await;
+    assert_eq!(result.phase, OperationPhase::Succeeded, "{}: {:?}", result.message, result.resources);
+    // Wave 1 starts only after wave 0 reported healthy.
+    let waited = events.iter().position(|e| e.starts_with("waiting")).expect("waited for health");
+    let wave1 = events.iter().position(|e| e == "step Sync 1").expect("wave 1");
+    let backend = events.iter().position(|e| e.contains("Deployment") && e.contains("backend")).expect("backend");
+    assert!(backend < waited && waited < wave1, "{events:#?}");
+    let image = kubectl(&["get", "deployment", "backend", "-n", &ns, "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    assert_eq!(image.as_deref(), Ok("example.invalid/app:1"));
+    let tracking = kubectl(&["get", "configmap", "after-backend", "-n", &ns, "-o", "jsonpath={.metadata.annotations.argocd\\.argoproj\\.io/tracking-id}"]);
+    assert_eq!(tracking, Ok(format!("waves:/ConfigMap:{ns}/after-backend")));
+    let managers = kubectl(&["get", "configmap", "after-backend", "-n", &ns, "-o", "jsonpath={.metadata.managedFields[*].manager}"]);
+    assert_eq!(managers.as_deref(), Ok("plumb"));
+
+    // Compare again: everything Synced; a third compare with the same live state is served
+    // from the cache without a single request.
+    let settings = Settings::default();
+    let compared = execute::compare(&engine, "waves", &ns, &desired, &settings, &[], &SyncOptions::default(), 8)
+        .await
+        .expect("compare");
+    let out_of_sync: Vec<String> = compared.comparison.resources.iter()
+        .filter(|r| r.status != SyncStatusCode::Synced)
+        .map(|r| format!("{}\n{}", r.key, r.diff))
+        .collect();
+    assert!(out_of_sync.is_empty(), "{out_of_sync:#?}");
+    let before = engine.request_count();
+    for (key, object) in &compared.prepared.objects {
+        engine.predict(key, object, compared.live.get(key), true).await.expect("cached");
+    }
+    assert_eq!(engine.request_count(), before, "re-compare of an unchanged app sent requests");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hooks_follow_their_delete_policies() {
+    let ns = cluster().namespace("hooks").expect("namespace");
+    let engine = engine().await;
+    let mut generated = job("", "PostSync", None, None);
+    generated["metadata"] = json!({"generateName": "report-", "annotations": {"argocd.argoproj.io/hook": "PostSync"}});
+    let desired = vec![
+        job("migrate", "PreSync", Some("HookSucceeded"), None),
+        job("smoke", "PostSync", None, None),
+        generated,
+        config_map("app-config", 0),
+    ];
+    let (result, events) = sync(&engine, &request("hooks", &ns, desired.clone())).await;
+    assert_eq!(result.phase, OperationPhase::Succeeded, "{}: {events:#?}", result.message);
+    let presync = events.iter().position(|e| e == "step PreSync 0").expect("presync");
+    let sync_step = events.iter().position(|e| e == "step Sync 0").expect("sync");
+    let postsync = events.iter().position(|e| e == "step PostSync 0").expect("postsync");
+    assert!(presync < sync_step && sync_step < postsync);
+    let migrate = result.resources.iter().find(|r| r.key.name == "migrate").expect("migrate");
+    assert_eq!(migrate.hook_phase, Some(HookPhase::Succeeded));
+    // HookSucceeded deleted the PreSync job; the PostSync ones (BeforeHookCreation) remain.
+    let jobs = kubectl(&["get", "jobs", "-n", &ns, "-o", "jsonpath={.items[*].metadata.name}"]).expect("jobs");
+    let mut jobs: Vec<&str> = jobs.split_whitespace().collect();
+    jobs.sort();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(jobs.contains(&"smoke"));
+    assert!(jobs.iter().any(|j| j.starts_with("report-0123456-postsync-")), "{jobs:?}");
+    let first_uid = kubectl(&["get", "job", "smoke", "-n", &ns, "-o", "jsonpath={.metadata.uid}"]).expect("uid");
+    // A second sync recreates the BeforeHookCreation hook.
+    let (again, _) = sync(&engine, &request("hooks", &ns, desired)).await;
+    assert_eq!(again.phase, OperationPhase::Succeeded, "{}", again.message);
+    let second_uid = kubectl(&["get", "job", "smoke", "-n", &ns, "-o", "jsonpath={.metadata.uid}"]).expect("uid");
+    assert_ne!(first_uid, second_uid);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_presync_job_stops_the_sync_and_runs_syncfail_hooks() {
+    let ns = cluster().namespace("syncfail").expect("namespace");
+    let engine = engine().await;
+    let mut on_failure = config_map("failure-report", 0);
+    on_failure["metadata"]["annotations"] = json!({"argocd.argoproj.io/hook": "SyncFail"});
+    let desired = vec![
+        job("migrate", "PreSync", None, Some(Failure::Fail)),
+        config_map("never-applied", 0),
+        on_failure,
+    ];
+    let (result, events) = sync(&engine, &request("syncfail", &ns, desired)).await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{events:#?}");
+    assert!(result.message.contains("hook") && result.message.contains("migrate"), "{}", result.message);
+    let migrate = result.resources.iter().find(|r| r.key.name == "migrate").expect("migrate");
+    assert_eq!(migrate.hook_phase, Some(HookPhase::Failed));
+    assert!(kubectl(&["get", "configmap", "never-applied", "-n", &ns]).is_err());
+    assert!(kubectl(&["get", "configmap", "failure-report", "-n", &ns]).is_ok());
+    assert_eq!(result_status(&result, "ConfigMap", "failure-report"), Some(ResultStatus::Synced));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_pull_failure_is_degraded_and_stops_later_waves() {
+    let ns = cluster().namespace("degraded").expect("namespace");
+    let engine = engine().await;
+    // A Deployment whose pod cannot pull its image turns Degraded once its progress deadline
+    // passes (as in Argo CD: the deployment controller reports ProgressDeadlineExceeded).
+    let mut broken = deployment("broken", 0, Some(Failure::ImagePull));
+    broken["spec"]["progressDeadlineSeconds"] = json!(5);
+    let desired = vec![broken, config_map("later", 1)];
+    let (result, _) = sync(&engine, &request("degraded", &ns, desired)).await;
+    assert_eq!(result.phase, OperationPhase::Failed);
+    assert!(result.message.contains("Deployment/") && result.message.contains("Degraded")
+        && result.message.contains("exceeded its progress deadline"), "{}", result.message);
+    assert!(kubectl(&["get", "configmap", "later", "-n", &ns]).is_err());
+    // The pod itself is assessed Degraded with the kubelet's message.
+    let pods = kubectl(&["get", "pods", "-n", &ns, "-o", "json"]).expect("pods");
+    let pods: Value = serde_json::from_str(&pods).expect("json");
+    let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
+    let mut pod = pods["items"][0].clone();
+    pod["apiVersion"] = json!("v1");
+    pod["kind"] = json!("Pod");
+    let health = assessor.assess(&pod).expect("pod health");
+    assert_eq!(health.status, plumb_model::HealthStatusCode::Degraded, "{health:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_honours_each_propagation_policy() {
+    let engine = engine().await;
+    for (policy, replica_sets_left) in [("foreground", 0), ("background", 0), ("orphan", 1)] {
+        let ns = cluster().namespace(&format!("prune-{policy}")).expect("namespace");
+        let app = format!("prune-{policy}");
+        let keep = {
+            let mut keep = config_map("keep", 0);
+            keep["metadata"]["annotations"] = json!({"argocd.argoproj.io/sync-options": "Prune=false"});
+            keep
+        };
+        let first = vec![deployment("web", 0, None), keep.clone(), config_map("stays", 0)];
+        let (result, _) = sync(&engine, &request(&app, &ns, first)).await;
+        assert_eq!(result.phase, OperationPhase::Succeeded, "{}", result.message);
+        let mut second = request(&app, &ns, vec![config_map("stays", 0)]);
+        second.prune = true;
+        second.options = SyncOptions::parse(&[format!("PrunePropagationPolicy={policy}")]).expect("options");
+        let (result, _) = sync(&engine, &second).await;
+        assert_eq!(result.phase, OperationPhase::Succeeded, "{}", result.message);
+        assert_eq!(result_status(&result, "Deployment", "web"), Some(ResultStatus::Pruned));
+        assert_eq!(result_status(&result, "ConfigMap", "keep"), Some(ResultStatus::PruneSkipped));
+        assert!(kubectl(&["get", "configmap", "keep", "-n", &ns]).is_ok());
+        // The garbage collector acts on the ReplicaSet as the policy says.
+        let mut left = usize::MAX;
+        for _ in 0..120 {
+            let names = kubectl(&["get", "replicasets", "-n", &ns, "-o", "jsonpath={.items[*].metadata.name}"]).expect("rs");
+            left = names.split_whitespace().count();
+            if left == replica_sets_left && kubectl(&["get", "deployment", "web", "-n", &ns]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert_eq!(left, replica_sets_left, "policy {policy}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crd_and_custom_resource_in_one_sync() {
+    let ns = cluster().namespace("crd").expect("namespace");
+    let engine = engine().await;
+    let suffix = ns.replace('-', "");
+    let group = format!("{suffix}.plumb.test");
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                   "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}
+    });
+    let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+                        "metadata": {"name": "gadget"}, "spec": {"size": 3}});
+    let (result, _) = sync(&engine, &request("crd", &ns, vec![widget.clone(), crd.clone()])).await;
+    assert_eq!(result.phase, OperationPhase::Succeeded, "{}: {:?}", result.message, result.resources);
+    let size = kubectl(&["get", &format!("widgets.{group}"), "gadget", "-n", &ns, "-o", "jsonpath={.spec.size}"]);
+    assert_eq!(size.as_deref(), Ok("3"));
+    let compared = execute::compare(&engine, "crd", &ns, &[widget, crd], &Settings::default(), &[], &SyncOptions::default(), 4)
+        .await
+        .expect("compare");
+    assert_eq!(compared.comparison.sync_status(), SyncStatusCode::Synced, "{:#?}", compared.comparison.resources);
+    kubectl(&["delete", "crd", &format!("widgets.{group}"), "--wait=false"]).expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_show_in_clear() {
+    let ns = cluster().namespace("secrets").expect("namespace");
+    let engine = engine().await;
+    let secret = |password: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+                                        "stringData": {"password": password, "user": "admin"}});
+    let (result, _) = sync(&engine, &request("secrets", &ns, vec![secret("first-pass-9c1")])).await;
+    assert_eq!(result.phase, OperationPhase::Succeeded, "{}", result.message);
+    let compared = execute::compare(&engine, "secrets", &ns, &[secret("second-pass-7d2")], &Settings::default(), &[], &SyncOptions::default(), 4)
+        .await
+        .expect("compare");
+    let resource = &compared.comparison.resources[0];
+    assert_eq!(resource.status, SyncStatusCode::OutOfSync);
+    let everything = serde_json::to_string(&compared.comparison).expect("json");
+    for secret in ["first-pass-9c1", "second-pass-7d2", "Zmlyc3QtcGFzcy05YzE=", "c2Vjb25kLXBhc3MtN2Qy", "YWRtaW4="] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+    assert!(resource.diff.contains("password"), "{}", resource.diff);
+    assert!(resource.diff.contains("++++++++"), "{}", resource.diff);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_rejections_stop_before_any_write() {
+    let ns = cluster().namespace("reject").expect("namespace");
+    let engine = engine().await;
+    let mut invalid = deployment("invalid", 0, None);
+    invalid["spec"]["replicas"] = json!(-3);
+    let unknown = json!({"apiVersion": "nowhere.plumb.test/v1", "kind": "Gizmo", "metadata": {"name": "g"}});
+    let (result, _) = sync(&engine, &request("reject", &ns, vec![config_map("fine", 0), invalid])).await;
+    assert_eq!(result.phase, OperationPhase::Failed);
+    assert!(result.message.contains("dry run") && result.message.contains("replicas"), "{}", result.message);
+    assert_eq!(result_status(&result, "Deployment", "invalid"), Some(ResultStatus::SyncFailed));
+    assert!(kubectl(&["get", "configmap", "fine", "-n", &ns]).is_err(), "nothing may be written");
+    let (result, _) = sync(&engine, &request("reject", &ns, vec![config_map("fine", 0), unknown])).await;
+    assert_eq!(result.phase, OperationPhase::Failed);
+    assert!(result.message.contains("no matches for kind \"Gizmo\""), "{}", result.message);
+    assert!(kubectl(&["get", "configmap", "fine", "-n", &ns]).is_err(), "nothing may be written");
+}
