@@ -108,7 +108,9 @@ const NOT_LISTED: &[&str] = &[
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The guarded maps are caches: a panic elsewhere cannot leave them inconsistent.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// SHA-256 of an object's canonical JSON (the desired half of the compare cache key).
@@ -327,7 +329,7 @@ impl Cluster {
                 let list = match api.list(&params).await {
                     Ok(list) => list,
                     // A kind we may not list (RBAC) or that vanished: nothing of it to prune.
-                    Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404 | 405) => {
+                    Err(kube::Error::Api(status)) if (403..=405).contains(&status.code) => {
                         continue;
                     }
                     Err(error) => return Err(ClusterError::from_kube(error)),
@@ -412,7 +414,11 @@ impl Cluster {
     }
 
     /// `Replace=true`: PUT over the live object, or create it.
-    pub async fn replace(&self, object: &Value, live: Option<&Value>) -> Result<Value, ClusterError> {
+    pub async fn replace(
+        &self,
+        object: &Value,
+        live: Option<&Value>,
+    ) -> Result<Value, ClusterError> {
         let resolved = self.resolved(object).await?;
         let api = self.api(&resolved, json::namespace(object));
         let mut object = object.clone();
@@ -426,8 +432,12 @@ impl Cluster {
                 }
                 typed = serde_json::from_value(object)
                     .map_err(|e| ClusterError::Other(e.to_string()))?;
-                api.replace(&typed.metadata.name.clone().unwrap_or_default(), &PostParams::default(), &typed)
-                    .await
+                api.replace(
+                    &typed.metadata.name.clone().unwrap_or_default(),
+                    &PostParams::default(),
+                    &typed,
+                )
+                .await
             }
             None => {
                 typed = serde_json::from_value(object)
@@ -499,9 +509,9 @@ impl Cluster {
         let live_version = live
             .map(|l| json::str_at(l, &["metadata", "resourceVersion"]).to_string())
             .unwrap_or_default();
-        lock(&self.compare_cache)
-            .get(key)
-            .is_some_and(|e| e.live_resource_version == live_version && e.desired_hash == object_hash(desired))
+        lock(&self.compare_cache).get(key).is_some_and(|e| {
+            e.live_resource_version == live_version && e.desired_hash == object_hash(desired)
+        })
     }
 }
 
@@ -510,8 +520,7 @@ pub fn crd_scopes(objects: &[Value]) -> HashMap<(String, String), Scope> {
     objects
         .iter()
         .filter(|o| {
-            json::kind(o) == "CustomResourceDefinition"
-                && json::group(o) == "apiextensions.k8s.io"
+            json::kind(o) == "CustomResourceDefinition" && json::group(o) == "apiextensions.k8s.io"
         })
         .map(|crd| {
             let group = json::str_at(crd, &["spec", "group"]).to_string();

@@ -3,8 +3,10 @@
 //! failure, prune, retry with backoff and termination.
 
 use super::hooks::HookDeletePolicy;
-use super::plan::{self, PlanRequest, PlanResource, ResourceSelector, SyncPhase, SyncTask, TaskAction};
 use super::options::{PropagationPolicy, SyncOptions};
+use super::plan::{
+    self, PlanRequest, PlanResource, ResourceSelector, SyncPhase, SyncTask, TaskAction,
+};
 use super::retry::{self, Backoff};
 use crate::cluster::{Cluster, ClusterError, crd_scopes};
 use crate::diff::ignore::IgnoreRules;
@@ -51,7 +53,11 @@ pub struct SyncRequest {
 }
 
 impl SyncRequest {
-    pub fn new(app: impl Into<String>, destination_namespace: impl Into<String>, desired: Vec<Value>) -> Self {
+    pub fn new(
+        app: impl Into<String>,
+        destination_namespace: impl Into<String>,
+        desired: Vec<Value>,
+    ) -> Self {
         Self {
             app: app.into(),
             revision: String::new(),
@@ -132,10 +138,17 @@ pub struct OperationResult {
 #[derive(Debug, Clone)]
 pub enum SyncEvent {
     Attempt(u32),
-    Step { phase: SyncPhase, wave: i64, tasks: usize },
+    Step {
+        phase: SyncPhase,
+        wave: i64,
+        tasks: usize,
+    },
     Result(ResourceResult),
     Waiting(String),
-    Retrying { delay: Duration, reason: String },
+    Retrying {
+        delay: Duration,
+        reason: String,
+    },
 }
 
 struct Attempt {
@@ -174,7 +187,12 @@ pub async fn run_sync(
     cancel: &CancellationToken,
     events: &(dyn Fn(&SyncEvent) + Send + Sync),
 ) -> OperationResult {
-    let backoff = match request.retry.as_ref().map(Backoff::from_strategy).transpose() {
+    let backoff = match request
+        .retry
+        .as_ref()
+        .map(Backoff::from_strategy)
+        .transpose()
+    {
         Ok(backoff) => backoff,
         Err(error) => {
             return OperationResult {
@@ -193,8 +211,10 @@ pub async fn run_sync(
         attempts += 1;
         events(&SyncEvent::Attempt(attempts));
         let outcome = attempt(cluster, assessor, request, cancel, events).await;
-        let retryable = matches!(outcome.phase, OperationPhase::Failed | OperationPhase::Error)
-            && !request.dry_run
+        let retryable = matches!(
+            outcome.phase,
+            OperationPhase::Failed | OperationPhase::Error
+        ) && !request.dry_run
             && !cancel.is_cancelled();
         let retries_done = attempts - 1;
         if let (true, Some(strategy), Some(backoff)) = (retryable, &request.retry, &backoff)
@@ -210,11 +230,12 @@ pub async fn run_sync(
                 _ = cancel.cancelled() => {}
             }
         }
-        let (phase, message) = if cancel.is_cancelled() && outcome.phase != OperationPhase::Succeeded {
-            (OperationPhase::Failed, "Operation terminated".to_string())
-        } else {
-            (outcome.phase, outcome.message)
-        };
+        let (phase, message) =
+            if cancel.is_cancelled() && outcome.phase != OperationPhase::Succeeded {
+                (OperationPhase::Failed, "Operation terminated".to_string())
+            } else {
+                (outcome.phase, outcome.message)
+            };
         return OperationResult {
             phase,
             message,
@@ -238,18 +259,38 @@ pub struct Compared {
     pub ignore: IgnoreRules,
 }
 
+/// What to compare: an app's desired objects and how to read them.
+#[derive(Debug, Clone, Copy)]
+pub struct CompareRequest<'a> {
+    pub app: &'a str,
+    pub destination_namespace: &'a str,
+    pub desired: &'a [Value],
+    pub settings: &'a Settings,
+    /// The Application's own `ignoreDifferences`.
+    pub app_ignore: &'a [ResourceIgnoreDifferences],
+    pub options: &'a SyncOptions,
+    /// Concurrent dry-run requests.
+    pub concurrency: usize,
+}
+
 /// Compares an app against the cluster.
 pub async fn compare(
     cluster: &Cluster,
-    app: &str,
-    destination_namespace: &str,
-    desired: &[Value],
-    settings: &Settings,
-    app_ignore: &[ResourceIgnoreDifferences],
-    options: &SyncOptions,
-    concurrency: usize,
+    request: CompareRequest<'_>,
 ) -> Result<Compared, CompareFailure> {
-    let scopes = cluster.scopes(desired).await.map_err(CompareFailure::Cluster)?;
+    let CompareRequest {
+        app,
+        destination_namespace,
+        desired,
+        settings,
+        app_ignore,
+        options,
+        concurrency,
+    } = request;
+    let scopes = cluster
+        .scopes(desired)
+        .await
+        .map_err(CompareFailure::Cluster)?;
     let scope = |group: &str, kind: &str| {
         scopes
             .get(&(group.to_string(), kind.to_string()))
@@ -277,7 +318,12 @@ pub async fn compare(
         vec![destination_namespace.to_string()]
     };
     let live = cluster
-        .live_state(app, settings.tracking_method, &prepared.objects, &namespaces)
+        .live_state(
+            app,
+            settings.tracking_method,
+            &prepared.objects,
+            &namespaces,
+        )
         .await
         .map_err(CompareFailure::Cluster)?;
     // Kinds and namespaces this sync creates: their objects cannot be dry-run yet.
@@ -321,7 +367,8 @@ pub async fn compare(
             Err(error) => {
                 let kind_created_here = crd_kinds.contains(&(key.group.clone(), key.kind.clone()));
                 let namespace_created_here = new_namespaces.contains(&key.namespace);
-                let missing = matches!(error, ClusterError::UnknownKind { .. }) || error.is_not_found();
+                let missing =
+                    matches!(error, ClusterError::UnknownKind { .. }) || error.is_not_found();
                 if missing
                     && (kind_created_here
                         || namespace_created_here
@@ -366,23 +413,30 @@ async fn attempt(
     events: &(dyn Fn(&SyncEvent) + Send + Sync),
 ) -> Attempt {
     let started_at = time::OffsetDateTime::now_utc().unix_timestamp();
-    if !request.dry_run && request.options.create_namespace && !request.destination_namespace.is_empty()
+    if !request.dry_run
+        && request.options.create_namespace
+        && !request.destination_namespace.is_empty()
         && let Err(error) = ensure_namespace(cluster, request).await
     {
         return Attempt::failed(
             error_phase(&error),
-            format!("creating namespace {}: {error}", request.destination_namespace),
+            format!(
+                "creating namespace {}: {error}",
+                request.destination_namespace
+            ),
         );
     }
     let compared = match compare(
         cluster,
-        &request.app,
-        &request.destination_namespace,
-        &request.desired,
-        &request.settings,
-        &request.ignore_differences,
-        &request.options,
-        request.concurrency,
+        CompareRequest {
+            app: &request.app,
+            destination_namespace: &request.destination_namespace,
+            desired: &request.desired,
+            settings: &request.settings,
+            app_ignore: &request.ignore_differences,
+            options: &request.options,
+            concurrency: request.concurrency,
+        },
     )
     .await
     {
@@ -390,7 +444,9 @@ async fn attempt(
         Err(CompareFailure::Cluster(error)) => {
             return Attempt::failed(error_phase(&error), format!("comparing: {error}"));
         }
-        Err(CompareFailure::Invalid(message)) => return Attempt::failed(OperationPhase::Failed, message),
+        Err(CompareFailure::Invalid(message)) => {
+            return Attempt::failed(OperationPhase::Failed, message);
+        }
     };
     let mut outcome = Attempt {
         phase: OperationPhase::Running,
@@ -429,7 +485,12 @@ async fn attempt(
         outcome.phase = OperationPhase::Failed;
         outcome.message = format!(
             "one or more objects failed to apply (dry run), reason: {}",
-            compared.dry_run_errors.values().cloned().collect::<Vec<_>>().join("; ")
+            compared
+                .dry_run_errors
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
         );
         return outcome;
     }
@@ -469,7 +530,12 @@ async fn attempt(
             out_of_sync: status_by_key.get(key) != Some(&SyncStatusCode::Synced),
         });
     }
-    for resource in compared.comparison.resources.iter().filter(|r| r.requires_pruning) {
+    for resource in compared
+        .comparison
+        .resources
+        .iter()
+        .filter(|r| r.requires_pruning)
+    {
         if let Some(live) = compared.live.get(&resource.key) {
             resources.push(PlanResource {
                 key: resource.key.clone(),
@@ -488,10 +554,12 @@ async fn attempt(
         selection: request.selection.as_deref(),
         resources: &resources,
     });
-    outcome.conditions.extend(sync_plan.warnings.iter().map(|w| diff::Condition {
-        kind: ConditionKind::InvalidSpecError,
-        message: w.clone(),
-    }));
+    outcome
+        .conditions
+        .extend(sync_plan.warnings.iter().map(|w| diff::Condition {
+            kind: ConditionKind::InvalidSpecError,
+            message: w.clone(),
+        }));
     if request.dry_run {
         for task in sync_plan.tasks.iter() {
             let result = dry_run_result(task);
@@ -522,7 +590,10 @@ async fn attempt(
             tasks: step.tasks.len(),
         });
         let gate_health = index + 1 < steps.len();
-        if let Err(error) = runner.run_step(&step.tasks, gate_health, &mut outcome.results).await {
+        if let Err(error) = runner
+            .run_step(&step.tasks, gate_health, &mut outcome.results)
+            .await
+        {
             failure = Some(error);
             break;
         }
@@ -541,7 +612,11 @@ async fn attempt(
                         wave: step.wave,
                         tasks: step.tasks.len(),
                     });
-                    if runner.run_step(&step.tasks, false, &mut outcome.results).await.is_err() {
+                    if runner
+                        .run_step(&step.tasks, false, &mut outcome.results)
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -557,7 +632,10 @@ fn dry_run_result(task: &SyncTask) -> ResourceResult {
     let (status, message) = match (task.action, &task.skip_reason) {
         (TaskAction::Prune, Some(reason)) => (ResultStatus::PruneSkipped, reason.clone()),
         (TaskAction::Prune, None) => (ResultStatus::Pruned, "pruned (dry run)".to_string()),
-        (_, _) => (ResultStatus::Synced, format!("{}/{} configured (dry run)", task.key.kind, task.key.name)),
+        (_, _) => (
+            ResultStatus::Synced,
+            format!("{}/{} configured (dry run)", task.key.kind, task.key.name),
+        ),
     };
     ResourceResult {
         key: task.key.clone(),
@@ -572,7 +650,8 @@ fn dry_run_result(task: &SyncTask) -> ResourceResult {
 
 async fn ensure_namespace(cluster: &Cluster, request: &SyncRequest) -> Result<(), ClusterError> {
     let name = &request.destination_namespace;
-    let mut namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    let mut namespace =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
     match &request.managed_namespace_metadata {
         Some(metadata) => {
             // A namespace with managed metadata is tracked by the app, as in Argo CD.
@@ -584,7 +663,11 @@ async fn ensure_namespace(cluster: &Cluster, request: &SyncRequest) -> Result<()
                     meta.insert("annotations".into(), json!(metadata.annotations));
                 }
             }
-            tracking::set_tracking(&mut namespace, &request.app, request.settings.tracking_method);
+            tracking::set_tracking(
+                &mut namespace,
+                &request.app,
+                request.settings.tracking_method,
+            );
             cluster.apply(&namespace, true, false).await?;
         }
         None => {
@@ -629,11 +712,12 @@ impl Runner<'_> {
         }
         let mut written: Vec<&SyncTask> = Vec::new();
         for batch in batches {
-            let outcomes: Vec<(ResourceResult, Option<ClusterError>)> = futures::stream::iter(batch.iter())
-                .map(|task| self.execute(task))
-                .buffer_unordered(self.request.concurrency.max(1))
-                .collect()
-                .await;
+            let outcomes: Vec<(ResourceResult, Option<ClusterError>)> =
+                futures::stream::iter(batch.iter())
+                    .map(|task| self.execute(task))
+                    .buffer_unordered(self.request.concurrency.max(1))
+                    .collect()
+                    .await;
             let mut failed = Vec::new();
             let mut transport = None;
             for (result, error) in outcomes {
@@ -654,13 +738,22 @@ impl Runner<'_> {
             if !failed.is_empty() {
                 return Err((
                     OperationPhase::Failed,
-                    format!("one or more objects failed to apply, reason: {}", failed.join("; ")),
+                    format!(
+                        "one or more objects failed to apply, reason: {}",
+                        failed.join("; ")
+                    ),
                 ));
             }
-            if batch[0].key.kind == "CustomResourceDefinition" && batch[0].action != TaskAction::Prune {
+            if batch[0].key.kind == "CustomResourceDefinition"
+                && batch[0].action != TaskAction::Prune
+            {
                 self.wait_crds_established(&batch).await?;
             }
-            written.extend(batch.iter().filter(|t| t.skip_reason.is_none() && t.action != TaskAction::Prune));
+            written.extend(
+                batch
+                    .iter()
+                    .filter(|t| t.skip_reason.is_none() && t.action != TaskAction::Prune),
+            );
         }
         self.wait(&written, gate_health, results).await
     }
@@ -725,13 +818,21 @@ impl Runner<'_> {
             self.cluster.replace(target, task.live.as_ref()).await?;
             return Ok(format!("{name} replaced"));
         }
-        match self.cluster.apply(target, task.options.validate, false).await {
+        match self
+            .cluster
+            .apply(target, task.options.validate, false)
+            .await
+        {
             Ok(_) => Ok(format!("{name} serverside-applied")),
             Err(error) if task.options.force && error.is_invalid() && task.live.is_some() => {
                 // Force: an immutable field changed, so delete and create again.
-                self.cluster.delete(target, PropagationPolicy::Foreground).await?;
+                self.cluster
+                    .delete(target, PropagationPolicy::Foreground)
+                    .await?;
                 self.wait_gone(target).await?;
-                self.cluster.apply(target, task.options.validate, false).await?;
+                self.cluster
+                    .apply(target, task.options.validate, false)
+                    .await?;
                 Ok(format!("{name} replaced (force)"))
             }
             Err(error) => Err(error),
@@ -742,13 +843,19 @@ impl Runner<'_> {
         let Some(target) = &task.target else {
             return Ok(String::new());
         };
-        if task.delete_policies.contains(&HookDeletePolicy::BeforeHookCreation)
+        if task
+            .delete_policies
+            .contains(&HookDeletePolicy::BeforeHookCreation)
             && self.cluster.get(target).await?.is_some()
         {
-            self.cluster.delete(target, PropagationPolicy::Background).await?;
+            self.cluster
+                .delete(target, PropagationPolicy::Background)
+                .await?;
             self.wait_gone(target).await?;
         }
-        self.cluster.apply(target, task.options.validate, false).await?;
+        self.cluster
+            .apply(target, task.options.validate, false)
+            .await?;
         Ok(format!("{}/{} created", task.key.kind, task.key.name))
     }
 
@@ -778,10 +885,12 @@ impl Runner<'_> {
                     .await
                     .map_err(|e| (error_phase(&e), e.to_string()))?;
                 let established = live.as_ref().is_some_and(|crd| {
-                    json::array_at(crd, &["status", "conditions"]).iter().any(|c| {
-                        json::str_at(c, &["type"]) == "Established"
-                            && json::str_at(c, &["status"]) == "True"
-                    })
+                    json::array_at(crd, &["status", "conditions"])
+                        .iter()
+                        .any(|c| {
+                            json::str_at(c, &["type"]) == "Established"
+                                && json::str_at(c, &["status"]) == "True"
+                        })
                 });
                 if established {
                     break;
@@ -789,7 +898,10 @@ impl Runner<'_> {
                 if Instant::now() > deadline || self.cancel.is_cancelled() {
                     return Err((
                         OperationPhase::Failed,
-                        format!("CustomResourceDefinition {} was not established in time", task.key.name),
+                        format!(
+                            "CustomResourceDefinition {} was not established in time",
+                            task.key.name
+                        ),
                     ));
                 }
                 tokio::time::sleep(self.request.poll_interval).await;
@@ -812,9 +924,9 @@ impl Runner<'_> {
             .copied()
             .filter(|t| t.action == TaskAction::Hook || gate_health)
             .filter(|t| {
-                t.target.as_ref().is_some_and(|o| {
-                    self.assessor.has_assessment(json::group(o), json::kind(o))
-                })
+                t.target
+                    .as_ref()
+                    .is_some_and(|o| self.assessor.has_assessment(json::group(o), json::kind(o)))
             })
             .collect();
         // Hooks of kinds without an assessment complete as soon as they exist.
@@ -833,23 +945,26 @@ impl Runner<'_> {
             let mut still = Vec::new();
             for task in pending {
                 let object = live.get(&task.key);
-                let health = object.and_then(|o| self.assessor.assess(o)).unwrap_or(HealthStatus {
-                    status: HealthStatusCode::Missing,
-                    message: String::new(),
-                });
+                let health = object
+                    .and_then(|o| self.assessor.assess(o))
+                    .unwrap_or(HealthStatus {
+                        status: HealthStatusCode::Missing,
+                        message: String::new(),
+                    });
                 match (task.action, health.status) {
                     (TaskAction::Hook, HealthStatusCode::Healthy) => {
-                        self.finish_hook(task, true, &health.message, results).await?
+                        self.finish_hook(task, true, &health.message, results)
+                            .await?
                     }
                     (TaskAction::Hook, HealthStatusCode::Degraded) => {
-                        self.finish_hook(task, false, &health.message, results).await?;
+                        self.finish_hook(task, false, &health.message, results)
+                            .await?;
                         failures.push(format!("hook {} failed: {}", task.key, health.message));
                     }
                     (_, HealthStatusCode::Healthy | HealthStatusCode::Suspended) => {}
-                    (TaskAction::Apply, HealthStatusCode::Degraded) => failures.push(format!(
-                        "{} is Degraded: {}",
-                        task.key, health.message
-                    )),
+                    (TaskAction::Apply, HealthStatusCode::Degraded) => {
+                        failures.push(format!("{} is Degraded: {}", task.key, health.message))
+                    }
                     _ => still.push(task),
                 }
             }
@@ -864,7 +979,10 @@ impl Runner<'_> {
                 let names: Vec<String> = pending.iter().map(|t| t.key.to_string()).collect();
                 return Err((
                     OperationPhase::Failed,
-                    format!("timed out waiting for healthy state of {}", names.join(", ")),
+                    format!(
+                        "timed out waiting for healthy state of {}",
+                        names.join(", ")
+                    ),
                 ));
             }
             (self.events)(&SyncEvent::Waiting(format!(
@@ -886,7 +1004,11 @@ impl Runner<'_> {
         message: &str,
         results: &mut [ResourceResult],
     ) -> Result<(), StepFailure> {
-        let phase = if succeeded { HookPhase::Succeeded } else { HookPhase::Failed };
+        let phase = if succeeded {
+            HookPhase::Succeeded
+        } else {
+            HookPhase::Failed
+        };
         if let Some(result) = results
             .iter_mut()
             .rev()
@@ -901,7 +1023,10 @@ impl Runner<'_> {
             }
             (self.events)(&SyncEvent::Result(result.clone()));
         }
-        let delete = (succeeded && task.delete_policies.contains(&HookDeletePolicy::HookSucceeded))
+        let delete = (succeeded
+            && task
+                .delete_policies
+                .contains(&HookDeletePolicy::HookSucceeded))
             || (!succeeded && task.delete_policies.contains(&HookDeletePolicy::HookFailed));
         if delete && let Some(target) = &task.target {
             self.cluster
@@ -934,7 +1059,12 @@ impl Runner<'_> {
         for ((api_version, kind, namespace), tasks) in groups {
             let to_error = |e: ClusterError| (error_phase(&e), e.to_string());
             if tasks.len() > 2 {
-                for object in self.cluster.list(&api_version, &kind, &namespace).await.map_err(to_error)? {
+                for object in self
+                    .cluster
+                    .list(&api_version, &kind, &namespace)
+                    .await
+                    .map_err(to_error)?
+                {
                     live.insert(diff::object_key(&object), object);
                 }
             } else {

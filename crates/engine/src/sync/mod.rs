@@ -1,9 +1,9 @@
 //! Sync: planning (pure) and execution against a cluster.
 
+pub mod execute;
 pub mod hooks;
 pub mod options;
 pub mod plan;
-pub mod execute;
 pub mod retry;
 
 pub use options::{DeletionOption, PropagationPolicy, SyncOptionError, SyncOptions};

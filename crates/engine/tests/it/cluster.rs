@@ -5,10 +5,10 @@
 use plumb_engine::cluster::Cluster;
 use plumb_engine::health::HealthAssessor;
 use plumb_engine::settings::Settings;
+use plumb_engine::sync::SyncOptions;
 use plumb_engine::sync::execute::{
     self, HookPhase, OperationPhase, OperationResult, ResultStatus, SyncEvent, SyncRequest,
 };
-use plumb_engine::sync::SyncOptions;
 use plumb_model::SyncStatusCode;
 use plumb_testcluster::{FAILURE_LABEL, Failure, TestCluster};
 use serde_json::{Value, json};
@@ -62,6 +62,25 @@ fn job(name: &str, hook: &str, policy: Option<&str>, failure: Option<Failure>) -
     })
 }
 
+fn compare_request<'a>(
+    app: &'a str,
+    ns: &'a str,
+    desired: &'a [Value],
+    settings: &'a Settings,
+) -> execute::CompareRequest<'a> {
+    static OPTIONS: std::sync::LazyLock<SyncOptions> =
+        std::sync::LazyLock::new(SyncOptions::default);
+    execute::CompareRequest {
+        app,
+        destination_namespace: ns,
+        desired,
+        settings,
+        app_ignore: &[],
+        options: &OPTIONS,
+        concurrency: 8,
+    }
+}
+
 fn request(app: &str, namespace: &str, desired: Vec<Value>) -> SyncRequest {
     let mut request = SyncRequest::new(app, namespace, desired);
     request.revision = "0123456789abcdef".into();
@@ -76,7 +95,9 @@ struct Recorder {
 
 impl Recorder {
     fn new() -> Self {
-        Self { events: Arc::new(Mutex::new(Vec::new())) }
+        Self {
+            events: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     fn callback(&self) -> impl Fn(&SyncEvent) + Send + Sync + 'static {
@@ -84,7 +105,9 @@ impl Recorder {
         move |event: &SyncEvent| {
             let line = match event {
                 SyncEvent::Step { phase, wave, .. } => format!("step {} {wave}", phase.as_str()),
-                SyncEvent::Result(r) => format!("result {} {:?} {:?}", r.key, r.status, r.hook_phase),
+                SyncEvent::Result(r) => {
+                    format!("result {} {:?} {:?}", r.key, r.status, r.hook_phase)
+                }
                 SyncEvent::Waiting(message) => format!("waiting {message}"),
                 SyncEvent::Attempt(n) => format!("attempt {n}"),
                 SyncEvent::Retrying { .. } => "retrying".to_string(),
@@ -102,7 +125,14 @@ async fn sync(engine: &Cluster, request: &SyncRequest) -> (OperationResult, Vec<
     let assessor = HealthAssessor::new(request.settings.clone()).expect("assessor");
     let recorder = Recorder::new();
     let callback = recorder.callback();
-    let result = execute::run_sync(engine, &assessor, request, &CancellationToken::new(), &callback).await;
+    let result = execute::run_sync(
+        engine,
+        &assessor,
+        request,
+        &CancellationToken::new(),
+        &callback,
+    )
+    .await;
     (result, recorder.lines())
 }
 
@@ -123,37 +153,90 @@ fn result_status(result: &OperationResult, kind: &str, name: &str) -> Option<Res
 async fn waves_wait_for_health_and_resync_is_clean() {
     let ns = cluster().namespace("waves").expect("namespace");
     let engine = engine().await;
-    let desired = vec![deployment("backend", 0, None), config_map("after-backend", 1), deployment("frontend", 2, None)];
+    let desired = vec![
+        deployment("backend", 0, None),
+        config_map("after-backend", 1),
+        deployment("frontend", 2, None),
+    ];
     let (result, events) = sync(&engine, &request("waves", &ns, desired.clone())).await;
-    assert_eq!(result.phase, OperationPhase::Succeeded, "{}: {:?}", result.message, result.resources);
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}: {:?}",
+        result.message,
+        result.resources
+    );
     // Wave 1 starts only after wave 0 reported healthy.
-    let waited = events.iter().position(|e| e.starts_with("waiting")).expect("waited for health");
-    let wave1 = events.iter().position(|e| e == "step Sync 1").expect("wave 1");
-    let backend = events.iter().position(|e| e.contains("Deployment") && e.contains("backend")).expect("backend");
+    let waited = events
+        .iter()
+        .position(|e| e.starts_with("waiting"))
+        .expect("waited for health");
+    let wave1 = events
+        .iter()
+        .position(|e| e == "step Sync 1")
+        .expect("wave 1");
+    let backend = events
+        .iter()
+        .position(|e| e.contains("Deployment") && e.contains("backend"))
+        .expect("backend");
     assert!(backend < waited && waited < wave1, "{events:#?}");
-    let image = kubectl(&["get", "deployment", "backend", "-n", &ns, "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    let image = kubectl(&[
+        "get",
+        "deployment",
+        "backend",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
     assert_eq!(image.as_deref(), Ok("example.invalid/app:1"));
-    let tracking = kubectl(&["get", "configmap", "after-backend", "-n", &ns, "-o", "jsonpath={.metadata.annotations.argocd\\.argoproj\\.io/tracking-id}"]);
+    let tracking = kubectl(&[
+        "get",
+        "configmap",
+        "after-backend",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.annotations.argocd\\.argoproj\\.io/tracking-id}",
+    ]);
     assert_eq!(tracking, Ok(format!("waves:/ConfigMap:{ns}/after-backend")));
-    let managers = kubectl(&["get", "configmap", "after-backend", "-n", &ns, "-o", "jsonpath={.metadata.managedFields[*].manager}"]);
+    let managers = kubectl(&[
+        "get",
+        "configmap",
+        "after-backend",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
     assert_eq!(managers.as_deref(), Ok("plumb"));
 
     // Compare again: everything Synced; a third compare with the same live state is served
     // from the cache without a single request.
     let settings = Settings::default();
-    let compared = execute::compare(&engine, "waves", &ns, &desired, &settings, &[], &SyncOptions::default(), 8)
+    let compared = execute::compare(&engine, compare_request("waves", &ns, &desired, &settings))
         .await
         .expect("compare");
-    let out_of_sync: Vec<String> = compared.comparison.resources.iter()
+    let out_of_sync: Vec<String> = compared
+        .comparison
+        .resources
+        .iter()
         .filter(|r| r.status != SyncStatusCode::Synced)
         .map(|r| format!("{}\n{}", r.key, r.diff))
         .collect();
     assert!(out_of_sync.is_empty(), "{out_of_sync:#?}");
     let before = engine.request_count();
     for (key, object) in &compared.prepared.objects {
-        engine.predict(key, object, compared.live.get(key), true).await.expect("cached");
+        engine
+            .predict(key, object, compared.live.get(key), true)
+            .await
+            .expect("cached");
     }
-    assert_eq!(engine.request_count(), before, "re-compare of an unchanged app sent requests");
+    assert_eq!(
+        engine.request_count(),
+        before,
+        "re-compare of an unchanged app sent requests"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,7 +244,8 @@ async fn hooks_follow_their_delete_policies() {
     let ns = cluster().namespace("hooks").expect("namespace");
     let engine = engine().await;
     let mut generated = job("", "PostSync", None, None);
-    generated["metadata"] = json!({"generateName": "report-", "annotations": {"argocd.argoproj.io/hook": "PostSync"}});
+    generated["metadata"] =
+        json!({"generateName": "report-", "annotations": {"argocd.argoproj.io/hook": "PostSync"}});
     let desired = vec![
         job("migrate", "PreSync", Some("HookSucceeded"), None),
         job("smoke", "PostSync", None, None),
@@ -169,25 +253,73 @@ async fn hooks_follow_their_delete_policies() {
         config_map("app-config", 0),
     ];
     let (result, events) = sync(&engine, &request("hooks", &ns, desired.clone())).await;
-    assert_eq!(result.phase, OperationPhase::Succeeded, "{}: {events:#?}", result.message);
-    let presync = events.iter().position(|e| e == "step PreSync 0").expect("presync");
-    let sync_step = events.iter().position(|e| e == "step Sync 0").expect("sync");
-    let postsync = events.iter().position(|e| e == "step PostSync 0").expect("postsync");
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}: {events:#?}",
+        result.message
+    );
+    let presync = events
+        .iter()
+        .position(|e| e == "step PreSync 0")
+        .expect("presync");
+    let sync_step = events
+        .iter()
+        .position(|e| e == "step Sync 0")
+        .expect("sync");
+    let postsync = events
+        .iter()
+        .position(|e| e == "step PostSync 0")
+        .expect("postsync");
     assert!(presync < sync_step && sync_step < postsync);
-    let migrate = result.resources.iter().find(|r| r.key.name == "migrate").expect("migrate");
+    let migrate = result
+        .resources
+        .iter()
+        .find(|r| r.key.name == "migrate")
+        .expect("migrate");
     assert_eq!(migrate.hook_phase, Some(HookPhase::Succeeded));
     // HookSucceeded deleted the PreSync job; the PostSync ones (BeforeHookCreation) remain.
-    let jobs = kubectl(&["get", "jobs", "-n", &ns, "-o", "jsonpath={.items[*].metadata.name}"]).expect("jobs");
+    let jobs = kubectl(&[
+        "get",
+        "jobs",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ])
+    .expect("jobs");
     let mut jobs: Vec<&str> = jobs.split_whitespace().collect();
     jobs.sort();
     assert_eq!(jobs.len(), 2, "{jobs:?}");
     assert!(jobs.contains(&"smoke"));
-    assert!(jobs.iter().any(|j| j.starts_with("report-0123456-postsync-")), "{jobs:?}");
-    let first_uid = kubectl(&["get", "job", "smoke", "-n", &ns, "-o", "jsonpath={.metadata.uid}"]).expect("uid");
+    assert!(
+        jobs.iter()
+            .any(|j| j.starts_with("report-0123456-postsync-")),
+        "{jobs:?}"
+    );
+    let first_uid = kubectl(&[
+        "get",
+        "job",
+        "smoke",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ])
+    .expect("uid");
     // A second sync recreates the BeforeHookCreation hook.
     let (again, _) = sync(&engine, &request("hooks", &ns, desired)).await;
     assert_eq!(again.phase, OperationPhase::Succeeded, "{}", again.message);
-    let second_uid = kubectl(&["get", "job", "smoke", "-n", &ns, "-o", "jsonpath={.metadata.uid}"]).expect("uid");
+    let second_uid = kubectl(&[
+        "get",
+        "job",
+        "smoke",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ])
+    .expect("uid");
     assert_ne!(first_uid, second_uid);
 }
 
@@ -204,12 +336,23 @@ async fn failing_presync_job_stops_the_sync_and_runs_syncfail_hooks() {
     ];
     let (result, events) = sync(&engine, &request("syncfail", &ns, desired)).await;
     assert_eq!(result.phase, OperationPhase::Failed, "{events:#?}");
-    assert!(result.message.contains("hook") && result.message.contains("migrate"), "{}", result.message);
-    let migrate = result.resources.iter().find(|r| r.key.name == "migrate").expect("migrate");
+    assert!(
+        result.message.contains("hook") && result.message.contains("migrate"),
+        "{}",
+        result.message
+    );
+    let migrate = result
+        .resources
+        .iter()
+        .find(|r| r.key.name == "migrate")
+        .expect("migrate");
     assert_eq!(migrate.hook_phase, Some(HookPhase::Failed));
     assert!(kubectl(&["get", "configmap", "never-applied", "-n", &ns]).is_err());
     assert!(kubectl(&["get", "configmap", "failure-report", "-n", &ns]).is_ok());
-    assert_eq!(result_status(&result, "ConfigMap", "failure-report"), Some(ResultStatus::Synced));
+    assert_eq!(
+        result_status(&result, "ConfigMap", "failure-report"),
+        Some(ResultStatus::Synced)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -223,8 +366,13 @@ async fn image_pull_failure_is_degraded_and_stops_later_waves() {
     let desired = vec![broken, config_map("later", 1)];
     let (result, _) = sync(&engine, &request("degraded", &ns, desired)).await;
     assert_eq!(result.phase, OperationPhase::Failed);
-    assert!(result.message.contains("Deployment/") && result.message.contains("Degraded")
-        && result.message.contains("exceeded its progress deadline"), "{}", result.message);
+    assert!(
+        result.message.contains("Deployment/")
+            && result.message.contains("Degraded")
+            && result.message.contains("exceeded its progress deadline"),
+        "{}",
+        result.message
+    );
     assert!(kubectl(&["get", "configmap", "later", "-n", &ns]).is_err());
     // The pod itself is assessed Degraded with the kubelet's message.
     let pods = kubectl(&["get", "pods", "-n", &ns, "-o", "json"]).expect("pods");
@@ -234,37 +382,75 @@ async fn image_pull_failure_is_degraded_and_stops_later_waves() {
     pod["apiVersion"] = json!("v1");
     pod["kind"] = json!("Pod");
     let health = assessor.assess(&pod).expect("pod health");
-    assert_eq!(health.status, plumb_model::HealthStatusCode::Degraded, "{health:?}");
+    assert_eq!(
+        health.status,
+        plumb_model::HealthStatusCode::Degraded,
+        "{health:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prune_honours_each_propagation_policy() {
     let engine = engine().await;
     for (policy, replica_sets_left) in [("foreground", 0), ("background", 0), ("orphan", 1)] {
-        let ns = cluster().namespace(&format!("prune-{policy}")).expect("namespace");
+        let ns = cluster()
+            .namespace(&format!("prune-{policy}"))
+            .expect("namespace");
         let app = format!("prune-{policy}");
         let keep = {
             let mut keep = config_map("keep", 0);
-            keep["metadata"]["annotations"] = json!({"argocd.argoproj.io/sync-options": "Prune=false"});
+            keep["metadata"]["annotations"] =
+                json!({"argocd.argoproj.io/sync-options": "Prune=false"});
             keep
         };
-        let first = vec![deployment("web", 0, None), keep.clone(), config_map("stays", 0)];
+        let first = vec![
+            deployment("web", 0, None),
+            keep.clone(),
+            config_map("stays", 0),
+        ];
         let (result, _) = sync(&engine, &request(&app, &ns, first)).await;
-        assert_eq!(result.phase, OperationPhase::Succeeded, "{}", result.message);
+        assert_eq!(
+            result.phase,
+            OperationPhase::Succeeded,
+            "{}",
+            result.message
+        );
         let mut second = request(&app, &ns, vec![config_map("stays", 0)]);
         second.prune = true;
-        second.options = SyncOptions::parse(&[format!("PrunePropagationPolicy={policy}")]).expect("options");
+        second.options =
+            SyncOptions::parse(&[format!("PrunePropagationPolicy={policy}")]).expect("options");
         let (result, _) = sync(&engine, &second).await;
-        assert_eq!(result.phase, OperationPhase::Succeeded, "{}", result.message);
-        assert_eq!(result_status(&result, "Deployment", "web"), Some(ResultStatus::Pruned));
-        assert_eq!(result_status(&result, "ConfigMap", "keep"), Some(ResultStatus::PruneSkipped));
+        assert_eq!(
+            result.phase,
+            OperationPhase::Succeeded,
+            "{}",
+            result.message
+        );
+        assert_eq!(
+            result_status(&result, "Deployment", "web"),
+            Some(ResultStatus::Pruned)
+        );
+        assert_eq!(
+            result_status(&result, "ConfigMap", "keep"),
+            Some(ResultStatus::PruneSkipped)
+        );
         assert!(kubectl(&["get", "configmap", "keep", "-n", &ns]).is_ok());
         // The garbage collector acts on the ReplicaSet as the policy says.
         let mut left = usize::MAX;
         for _ in 0..120 {
-            let names = kubectl(&["get", "replicasets", "-n", &ns, "-o", "jsonpath={.items[*].metadata.name}"]).expect("rs");
+            let names = kubectl(&[
+                "get",
+                "replicasets",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ])
+            .expect("rs");
             left = names.split_whitespace().count();
-            if left == replica_sets_left && kubectl(&["get", "deployment", "web", "-n", &ns]).is_err() {
+            if left == replica_sets_left
+                && kubectl(&["get", "deployment", "web", "-n", &ns]).is_err()
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(250));
@@ -290,14 +476,40 @@ async fn crd_and_custom_resource_in_one_sync() {
     });
     let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
                         "metadata": {"name": "gadget"}, "spec": {"size": 3}});
-    let (result, _) = sync(&engine, &request("crd", &ns, vec![widget.clone(), crd.clone()])).await;
-    assert_eq!(result.phase, OperationPhase::Succeeded, "{}: {:?}", result.message, result.resources);
-    let size = kubectl(&["get", &format!("widgets.{group}"), "gadget", "-n", &ns, "-o", "jsonpath={.spec.size}"]);
+    let (result, _) = sync(
+        &engine,
+        &request("crd", &ns, vec![widget.clone(), crd.clone()]),
+    )
+    .await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}: {:?}",
+        result.message,
+        result.resources
+    );
+    let size = kubectl(&[
+        "get",
+        &format!("widgets.{group}"),
+        "gadget",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.size}",
+    ]);
     assert_eq!(size.as_deref(), Ok("3"));
-    let compared = execute::compare(&engine, "crd", &ns, &[widget, crd], &Settings::default(), &[], &SyncOptions::default(), 4)
-        .await
-        .expect("compare");
-    assert_eq!(compared.comparison.sync_status(), SyncStatusCode::Synced, "{:#?}", compared.comparison.resources);
+    let compared = execute::compare(
+        &engine,
+        compare_request("crd", &ns, &[widget, crd], &Settings::default()),
+    )
+    .await
+    .expect("compare");
+    assert_eq!(
+        compared.comparison.sync_status(),
+        SyncStatusCode::Synced,
+        "{:#?}",
+        compared.comparison.resources
+    );
     kubectl(&["delete", "crd", &format!("widgets.{group}"), "--wait=false"]).expect("cleanup");
 }
 
@@ -305,17 +517,42 @@ async fn crd_and_custom_resource_in_one_sync() {
 async fn secrets_never_show_in_clear() {
     let ns = cluster().namespace("secrets").expect("namespace");
     let engine = engine().await;
-    let secret = |password: &str| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-                                        "stringData": {"password": password, "user": "admin"}});
-    let (result, _) = sync(&engine, &request("secrets", &ns, vec![secret("first-pass-9c1")])).await;
-    assert_eq!(result.phase, OperationPhase::Succeeded, "{}", result.message);
-    let compared = execute::compare(&engine, "secrets", &ns, &[secret("second-pass-7d2")], &Settings::default(), &[], &SyncOptions::default(), 4)
-        .await
-        .expect("compare");
+    let secret = |password: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+                                        "stringData": {"password": password, "user": "admin"}})
+    };
+    let (result, _) = sync(
+        &engine,
+        &request("secrets", &ns, vec![secret("first-pass-9c1")]),
+    )
+    .await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+    let compared = execute::compare(
+        &engine,
+        compare_request(
+            "secrets",
+            &ns,
+            &[secret("second-pass-7d2")],
+            &Settings::default(),
+        ),
+    )
+    .await
+    .expect("compare");
     let resource = &compared.comparison.resources[0];
     assert_eq!(resource.status, SyncStatusCode::OutOfSync);
     let everything = serde_json::to_string(&compared.comparison).expect("json");
-    for secret in ["first-pass-9c1", "second-pass-7d2", "Zmlyc3QtcGFzcy05YzE=", "c2Vjb25kLXBhc3MtN2Qy", "YWRtaW4="] {
+    for secret in [
+        "first-pass-9c1",
+        "second-pass-7d2",
+        "Zmlyc3QtcGFzcy05YzE=",
+        "c2Vjb25kLXBhc3MtN2Qy",
+        "YWRtaW4=",
+    ] {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
     assert!(resource.diff.contains("password"), "{}", resource.diff);
@@ -328,14 +565,211 @@ async fn server_rejections_stop_before_any_write() {
     let engine = engine().await;
     let mut invalid = deployment("invalid", 0, None);
     invalid["spec"]["replicas"] = json!(-3);
-    let unknown = json!({"apiVersion": "nowhere.plumb.test/v1", "kind": "Gizmo", "metadata": {"name": "g"}});
-    let (result, _) = sync(&engine, &request("reject", &ns, vec![config_map("fine", 0), invalid])).await;
+    let unknown =
+        json!({"apiVersion": "nowhere.plumb.test/v1", "kind": "Gizmo", "metadata": {"name": "g"}});
+    let (result, _) = sync(
+        &engine,
+        &request("reject", &ns, vec![config_map("fine", 0), invalid]),
+    )
+    .await;
     assert_eq!(result.phase, OperationPhase::Failed);
-    assert!(result.message.contains("dry run") && result.message.contains("replicas"), "{}", result.message);
-    assert_eq!(result_status(&result, "Deployment", "invalid"), Some(ResultStatus::SyncFailed));
-    assert!(kubectl(&["get", "configmap", "fine", "-n", &ns]).is_err(), "nothing may be written");
-    let (result, _) = sync(&engine, &request("reject", &ns, vec![config_map("fine", 0), unknown])).await;
+    assert!(
+        result.message.contains("dry run") && result.message.contains("replicas"),
+        "{}",
+        result.message
+    );
+    assert_eq!(
+        result_status(&result, "Deployment", "invalid"),
+        Some(ResultStatus::SyncFailed)
+    );
+    assert!(
+        kubectl(&["get", "configmap", "fine", "-n", &ns]).is_err(),
+        "nothing may be written"
+    );
+    let (result, _) = sync(
+        &engine,
+        &request("reject", &ns, vec![config_map("fine", 0), unknown]),
+    )
+    .await;
     assert_eq!(result.phase, OperationPhase::Failed);
-    assert!(result.message.contains("no matches for kind \"Gizmo\""), "{}", result.message);
-    assert!(kubectl(&["get", "configmap", "fine", "-n", &ns]).is_err(), "nothing may be written");
+    assert!(
+        result.message.contains("no matches for kind \"Gizmo\""),
+        "{}",
+        result.message
+    );
+    assert!(
+        kubectl(&["get", "configmap", "fine", "-n", &ns]).is_err(),
+        "nothing may be written"
+    );
+}
+
+/// A TCP proxy in front of the API server that can be cut, to lose the cluster mid-sync.
+struct CuttableProxy {
+    url: String,
+    handles: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl CuttableProxy {
+    async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let target = target.trim_start_matches("https://").to_string();
+        let handles: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let connections = Arc::clone(&handles);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                connections
+                    .lock()
+                    .expect("handles")
+                    .push(task.abort_handle());
+            }
+        });
+        handles.lock().expect("handles").push(accept.abort_handle());
+        Self {
+            url: format!("https://127.0.0.1:{port}"),
+            handles,
+        }
+    }
+
+    fn cutter(&self) -> impl Fn() + Send + Sync + 'static {
+        let handles = Arc::clone(&self.handles);
+        move || {
+            for handle in handles.lock().expect("handles").iter() {
+                handle.abort();
+            }
+        }
+    }
+
+    async fn client(&self) -> kube::Client {
+        let mut kubeconfig =
+            kube::config::Kubeconfig::read_from(cluster().kubeconfig_path()).expect("kubeconfig");
+        for named in &mut kubeconfig.clusters {
+            if let Some(cluster) = named.cluster.as_mut() {
+                cluster.server = Some(self.url.clone());
+            }
+        }
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("config");
+        kube::Client::try_from(config).expect("client")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn losing_the_cluster_mid_sync_fails_retries_and_recovers() {
+    let ns = cluster().namespace("unreachable").expect("namespace");
+    let proxy = CuttableProxy::start(cluster().server_url()).await;
+    let engine = Cluster::new(proxy.client().await);
+    let desired = vec![config_map("first", 0), config_map("second", 1)];
+    let mut request = request("unreachable", &ns, desired.clone());
+    request.retry = Some(plumb_model::RetryStrategy {
+        limit: 1,
+        backoff: Some(plumb_model::Backoff {
+            duration: Some("1s".into()),
+            factor: Some(2),
+            max_duration: Some("2s".into()),
+        }),
+    });
+    let cut = proxy.cutter();
+    let recorder = Recorder::new();
+    let record = recorder.callback();
+    let callback = move |event: &SyncEvent| {
+        if matches!(event, SyncEvent::Step { wave: 1, .. }) {
+            cut();
+        }
+        record(event);
+    };
+    let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
+    let result = execute::run_sync(
+        &engine,
+        &assessor,
+        &request,
+        &CancellationToken::new(),
+        &callback,
+    )
+    .await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Error,
+        "{}: {:#?}",
+        result.message,
+        recorder.lines()
+    );
+    assert!(result.message.contains("unreachable"), "{}", result.message);
+    assert_eq!(result.attempts, 2, "one retry after the failure");
+    assert!(recorder.lines().contains(&"retrying".to_string()));
+    // No phantom Synced: "second" was never written and is not reported as synced.
+    assert_ne!(
+        result_status(&result, "ConfigMap", "second"),
+        Some(ResultStatus::Synced)
+    );
+    assert!(kubectl(&["get", "configmap", "second", "-n", &ns]).is_err());
+    // With the cluster back, the same operation succeeds.
+    let (again, _) = sync(
+        &Cluster::new(cluster().client().await.expect("client")),
+        &request,
+    )
+    .await;
+    assert_eq!(again.phase, OperationPhase::Succeeded, "{}", again.message);
+    assert!(kubectl(&["get", "configmap", "second", "-n", &ns]).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminate_stops_a_waiting_operation() {
+    let ns = cluster().namespace("terminate").expect("namespace");
+    let engine = engine().await;
+    // Never healthy: the image cannot be pulled and the progress deadline is far away.
+    let desired = vec![
+        deployment("stuck", 0, Some(Failure::ImagePull)),
+        config_map("after", 1),
+    ];
+    let request = request("terminate", &ns, desired);
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let callback = move |event: &SyncEvent| {
+        if matches!(event, SyncEvent::Waiting(_)) {
+            trigger.cancel();
+        }
+    };
+    let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
+    let result = execute::run_sync(&engine, &assessor, &request, &cancel, &callback).await;
+    assert_eq!(result.phase, OperationPhase::Failed);
+    assert_eq!(result.message, "Operation terminated");
+    assert!(kubectl(&["get", "configmap", "after", "-n", &ns]).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_operation_writes_nothing() {
+    let ns = cluster().namespace("dryrun").expect("namespace");
+    let engine = engine().await;
+    let mut request = request(
+        "dryrun",
+        &ns,
+        vec![config_map("planned", 0), deployment("web", 1, None)],
+    );
+    request.dry_run = true;
+    let (result, _) = sync(&engine, &request).await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+    assert!(result.dry_run);
+    assert_eq!(result.resources.len(), 2);
+    assert!(
+        result
+            .resources
+            .iter()
+            .all(|r| r.message.ends_with("(dry run)"))
+    );
+    assert!(kubectl(&["get", "configmap", "planned", "-n", &ns]).is_err());
 }
