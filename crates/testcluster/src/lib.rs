@@ -26,6 +26,7 @@
 
 mod binaries;
 mod cluster;
+pub mod differential;
 mod error;
 mod pki;
 mod processes;

@@ -141,7 +141,11 @@ impl ProcessGroup {
         }
         components.clear();
         drop(components);
-        let stdin = self.supervisor_stdin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let stdin = self
+            .supervisor_stdin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         drop(stdin);
         let _ = self.supervisor.wait();
     }

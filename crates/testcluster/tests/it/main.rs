@@ -1,6 +1,7 @@
 //! Integration tests of the real test cluster (one binary; one shared cluster per process).
 
 mod bad_input;
+mod differential;
 mod lifecycle;
 mod workloads;
 
