@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module; `main` only parses and dispatches.
 
 mod admin;
+mod diff_sync;
 mod local;
 mod render;
 
@@ -26,6 +27,10 @@ enum Command {
     /// Offline tools: health assessment and resource actions on objects in files.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Show what differs between Git and the cluster (exit 0 in sync, 1 different, 2 error).
+    Diff(Box<diff_sync::DiffArgs>),
+    /// Sync Git to the cluster: dry-run, phases, waves with health gating, hooks, prune.
+    Sync(Box<diff_sync::SyncArgs>),
     /// Render a source's manifests (Git path, Helm chart) and print them as YAML; no server.
     Render(Box<render::RenderArgs>),
 }
@@ -42,6 +47,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Local(args) => local::run(args),
         Command::Admin(command) => admin::run(command),
+        Command::Diff(args) => diff_sync::run_diff(*args),
+        Command::Sync(args) => diff_sync::run_sync(*args),
         Command::Render(args) => render::run(*args),
     }
 }

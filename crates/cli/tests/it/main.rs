@@ -1,6 +1,7 @@
 //! The `plumb` binary's integration tests: each module runs the real binary.
 
 mod admin;
+mod diff_sync;
 
 use std::process::{Command, Output};
 

@@ -1,0 +1,599 @@
+//! `plumb diff` and `plumb sync`: the engine from a terminal or a CI job, no server needed.
+//!
+//! Exit codes — diff: 0 in sync, 1 different, 2 error. sync: 0 when the operation succeeded
+//! and every resource is Synced and Healthy (or `--no-wait-healthy`), 1 when it failed or
+//! did not become healthy, 2 on errors before the operation (arguments, rendering,
+//! connecting).
+
+use anyhow::{Context, bail};
+use clap::Args;
+use plumb_engine::cluster::Cluster;
+use plumb_engine::diff::ResourceComparison;
+use plumb_engine::health::{self, HealthAssessor, ResourceHealthInput};
+use plumb_engine::settings::Settings;
+use plumb_engine::sync::execute::{
+    self, CompareRequest, Compared, OperationPhase, OperationResult, ResourceResult, SyncEvent,
+    SyncRequest,
+};
+use plumb_engine::sync::retry::parse_duration;
+use plumb_engine::sync::{ResourceSelector, SyncOptions};
+use plumb_model::{
+    ApplicationSource, DirectorySource, HealthStatusCode, HelmParameter, HelmSource,
+    KustomizeSource, RetryStrategy, SyncStatusCode,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Where the desired state comes from and where it goes.
+#[derive(Args, Clone)]
+pub struct TargetArgs {
+    /// Render manifests from this local directory instead of a repository.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["repo", "revision"])]
+    local: Option<PathBuf>,
+    /// Git repository URL.
+    #[arg(long, value_name = "URL", required_unless_present = "local")]
+    repo: Option<String>,
+    /// Branch, tag or commit (default HEAD).
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    revision: String,
+    /// Path inside the repository.
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    path: String,
+    /// The Application's name: resources are tracked with it exactly as the controller
+    /// tracks them.
+    #[arg(long)]
+    app: String,
+    /// Kubeconfig of the destination cluster (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long)]
+    context: Option<String>,
+    /// Namespace for namespaced objects that do not set one.
+    #[arg(long = "dest-namespace", value_name = "NS", default_value = "")]
+    dest_namespace: String,
+    /// An `argocd-cm` manifest (tracking method, ignoreDifferences, health customizations).
+    #[arg(long = "argocd-cm", value_name = "FILE")]
+    argocd_cm: Option<PathBuf>,
+    /// Directory sources: include subdirectories.
+    #[arg(long = "directory-recurse")]
+    directory_recurse: bool,
+    /// Helm: `--set NAME=VALUE` (repeatable).
+    #[arg(long = "helm-set", value_name = "NAME=VALUE")]
+    helm_set: Vec<String>,
+    /// Helm: values file inside the chart directory (repeatable).
+    #[arg(long = "values", value_name = "FILE")]
+    values: Vec<String>,
+    /// Helm: release name (default: the app name).
+    #[arg(long = "release-name")]
+    release_name: Option<String>,
+    /// Kustomize: image override `name=newName:tag` (repeatable).
+    #[arg(long = "kustomize-image", value_name = "IMAGE")]
+    kustomize_image: Vec<String>,
+    /// Never colour the output.
+    #[arg(long = "no-color")]
+    no_color: bool,
+}
+
+#[derive(Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Delete live objects that are no longer in Git.
+    #[arg(long)]
+    prune: bool,
+    /// Also prune objects marked `Prune=confirm`.
+    #[arg(long = "confirm-prune")]
+    confirm_prune: bool,
+    /// Plan and dry-run only; write nothing.
+    #[arg(long = "dry-run")]
+    dry_run: bool,
+    /// A sync option, e.g. `CreateNamespace=true` (repeatable).
+    #[arg(long = "sync-option", value_name = "NAME=VALUE")]
+    sync_options: Vec<String>,
+    /// Retries after a failed attempt (default backoff 5s ×2, at most 3m).
+    #[arg(long = "retry-limit", value_name = "N", default_value_t = 0)]
+    retry_limit: i64,
+    /// Give up (terminate the operation) after this long, e.g. `5m`.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    timeout: String,
+    /// Sync only this resource, `GROUP:KIND:NAME` or `GROUP:KIND:NAMESPACE/NAME`
+    /// (repeatable; hooks do not run in selective syncs).
+    #[arg(long = "resource", value_name = "GROUP:KIND:NAME")]
+    resources: Vec<String>,
+    /// Do not wait for resources to become healthy after the operation.
+    #[arg(long = "no-wait-healthy")]
+    no_wait_healthy: bool,
+}
+
+/// Exit code for errors before or outside the comparison.
+const EXIT_ERROR: i32 = 2;
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn exit_with_error(error: anyhow::Error) -> ! {
+    eprintln!("error: {error:#}");
+    std::process::exit(EXIT_ERROR);
+}
+
+pub fn run_diff(args: DiffArgs) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    match runtime.block_on(diff(args)) {
+        Ok(code) => std::process::exit(code),
+        Err(error) => exit_with_error(error),
+    }
+}
+
+pub fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    match runtime.block_on(sync(args)) {
+        Ok(code) => std::process::exit(code),
+        Err(error) => exit_with_error(error),
+    }
+}
+
+fn load_settings(target: &TargetArgs) -> anyhow::Result<Settings> {
+    match &target.argocd_cm {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Ok(Settings::from_config_map_manifest(&text)
+                .with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => Ok(Settings::default()),
+    }
+}
+
+fn application_source(target: &TargetArgs, path: &str) -> anyhow::Result<ApplicationSource> {
+    let mut source = ApplicationSource {
+        repo_url: target.repo.clone().unwrap_or_default(),
+        path: path.to_string(),
+        target_revision: target.revision.clone(),
+        ..Default::default()
+    };
+    if target.directory_recurse {
+        source.directory = Some(DirectorySource {
+            recurse: true,
+            ..Default::default()
+        });
+    }
+    if !target.helm_set.is_empty() || !target.values.is_empty() || target.release_name.is_some() {
+        let mut parameters = Vec::new();
+        for set in &target.helm_set {
+            let Some((name, value)) = set.split_once('=') else {
+                bail!("--helm-set {set:?} is not NAME=VALUE");
+            };
+            parameters.push(HelmParameter {
+                name: name.to_string(),
+                value: value.to_string(),
+                force_string: false,
+            });
+        }
+        source.helm = Some(HelmSource {
+            value_files: target.values.clone(),
+            parameters,
+            release_name: target.release_name.clone().unwrap_or_default(),
+            ..Default::default()
+        });
+    }
+    if !target.kustomize_image.is_empty() {
+        source.kustomize = Some(KustomizeSource {
+            images: target.kustomize_image.clone(),
+            ..Default::default()
+        });
+    }
+    Ok(source)
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("plumb")
+        .join("cli")
+}
+
+/// Renders the desired objects; returns them and the revision.
+async fn render(target: &TargetArgs) -> anyhow::Result<(Vec<Value>, String)> {
+    let cancel = CancellationToken::new();
+    if let Some(dir) = &target.local {
+        if !dir.is_dir() {
+            bail!("--local {}: not a directory", dir.display());
+        }
+        let source = application_source(target, ".")?;
+        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+        let options = plumb_source::RenderOptions::new(scratch.path());
+        let tools = plumb_source::Tools::discover(&[], scratch.path().join("helm"));
+        let refs = HashMap::new();
+        let credentials = plumb_source::CredentialStore::new();
+        let context = plumb_source::render::RenderContext {
+            repo_root: dir,
+            app_name: &target.app,
+            namespace: &target.dest_namespace,
+            kube_version: None,
+            api_versions: &[],
+            refs: &refs,
+            credentials: &credentials,
+            options: &options,
+            tools: &tools,
+            cancel: &cancel,
+        };
+        let rendered = plumb_source::render::render_source(&source, &context)
+            .await
+            .with_context(|| format!("rendering {}", dir.display()))?;
+        let objects = rendered.manifests.into_iter().map(|m| m.object).collect();
+        return Ok((objects, "local".to_string()));
+    }
+    let source = application_source(target, &target.path)?;
+    let service = plumb_source::SourceService::new(plumb_source::SourceConfig::new(cache_dir()))?;
+    let request = plumb_source::RenderRequest {
+        app_name: target.app.clone(),
+        namespace: target.dest_namespace.clone(),
+        sources: vec![source],
+        ..Default::default()
+    };
+    let rendered = service.render(&request, &cancel).await?;
+    let revision = rendered.revisions.first().cloned().unwrap_or_default();
+    Ok((
+        rendered
+            .manifests
+            .iter()
+            .map(|m| m.object.clone())
+            .collect(),
+        revision,
+    ))
+}
+
+async fn connect(target: &TargetArgs) -> anyhow::Result<Cluster> {
+    Ok(Cluster::connect(target.kubeconfig.as_deref(), target.context.as_deref()).await?)
+}
+
+struct Colors {
+    enabled: bool,
+}
+
+impl Colors {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.enabled {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn diff_line(&self, line: &str) -> String {
+        if line.starts_with("+++") || line.starts_with("---") {
+            self.paint("1", line)
+        } else if line.starts_with('+') {
+            self.paint("32", line)
+        } else if line.starts_with('-') {
+            self.paint("31", line)
+        } else if line.starts_with("@@") {
+            self.paint("36", line)
+        } else {
+            line.to_string()
+        }
+    }
+}
+
+fn print_diff(resource: &ResourceComparison, colors: &Colors) {
+    let key = &resource.key;
+    let note = if resource.requires_pruning {
+        " (requires pruning)"
+    } else {
+        ""
+    };
+    println!(
+        "{}",
+        colors.paint(
+            "1",
+            &format!(
+                "===== {}/{} {}/{} ======{note}",
+                key.group, key.kind, key.namespace, key.name
+            )
+        )
+    );
+    for line in resource.diff.lines() {
+        println!("{}", colors.diff_line(line));
+    }
+}
+
+fn print_conditions(compared: &Compared) {
+    for condition in &compared.comparison.conditions {
+        eprintln!("{:?}: {}", condition.kind, condition.message);
+    }
+    for (key, message) in &compared.dry_run_errors {
+        eprintln!("{key}: {message}");
+    }
+}
+
+async fn diff(args: DiffArgs) -> anyhow::Result<i32> {
+    let target = &args.target;
+    let settings = load_settings(target)?;
+    let (desired, _) = render(target).await?;
+    let cluster = connect(target).await?;
+    let options = SyncOptions::default();
+    let compared = execute::compare(
+        &cluster,
+        CompareRequest {
+            app: &target.app,
+            destination_namespace: &target.dest_namespace,
+            desired: &desired,
+            settings: &settings,
+            app_ignore: &[],
+            options: &options,
+            concurrency: 16,
+        },
+    )
+    .await?;
+    print_conditions(&compared);
+    if compared.comparison.failed_objects > 0 || !compared.dry_run_errors.is_empty() {
+        bail!("some objects could not be compared (see above)");
+    }
+    let colors = Colors {
+        enabled: !target.no_color && std::io::stdout().is_terminal(),
+    };
+    let mut different = false;
+    for resource in &compared.comparison.resources {
+        if resource.hook || resource.status == SyncStatusCode::Synced {
+            continue;
+        }
+        different = true;
+        print_diff(resource, &colors);
+    }
+    Ok(i32::from(different))
+}
+
+fn result_line(result: &ResourceResult) -> String {
+    let key = &result.key;
+    let hook = result
+        .hook_phase
+        .map(|phase| format!(" hook {phase:?}"))
+        .unwrap_or_default();
+    format!(
+        "{} {} {}/{} {}/{} {:?}{hook} {}",
+        result.phase.as_str(),
+        result.wave,
+        key.group,
+        key.kind,
+        key.namespace,
+        key.name,
+        result.status,
+        result.message
+    )
+}
+
+async fn sync(args: SyncArgs) -> anyhow::Result<i32> {
+    let target = &args.target;
+    let settings = load_settings(target)?;
+    let options = SyncOptions::parse(&args.sync_options)?;
+    let timeout = parse_duration(&args.timeout).context("--timeout")?;
+    let selection = if args.resources.is_empty() {
+        None
+    } else {
+        Some(
+            args.resources
+                .iter()
+                .map(|text| ResourceSelector::parse(text).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        )
+    };
+    let (desired, revision) = render(target).await?;
+    let cluster = connect(target).await?;
+    let assessor = HealthAssessor::new(settings.clone())?;
+    let mut request = SyncRequest::new(&target.app, &target.dest_namespace, desired.clone());
+    request.revision = revision;
+    request.settings = settings.clone();
+    request.options = options.clone();
+    request.prune = args.prune;
+    request.prune_confirmed = args.confirm_prune;
+    request.dry_run = args.dry_run;
+    request.selection = selection;
+    request.wave_timeout = timeout;
+    if args.retry_limit != 0 {
+        request.retry = Some(RetryStrategy {
+            limit: args.retry_limit,
+            backoff: None,
+        });
+    }
+    let deadline = Instant::now() + timeout;
+    let cancel = CancellationToken::new();
+    let interactive = std::io::stderr().is_terminal();
+    let progress = move |event: &SyncEvent| {
+        let mut stderr = std::io::stderr().lock();
+        let _ = match event {
+            SyncEvent::Result(result) => {
+                if interactive {
+                    let _ = write!(stderr, "\r\x1b[2K");
+                }
+                writeln!(stderr, "{}", result_line(result))
+            }
+            SyncEvent::Step { phase, wave, tasks } => {
+                if interactive {
+                    let _ = write!(stderr, "\r\x1b[2K");
+                }
+                writeln!(stderr, "{} wave {wave}: {tasks} task(s)", phase.as_str())
+            }
+            SyncEvent::Waiting(message) if interactive => {
+                write!(stderr, "\r\x1b[2K{message}…")
+            }
+            SyncEvent::Waiting(_) => Ok(()),
+            SyncEvent::Attempt(n) if *n > 1 => writeln!(stderr, "attempt {n}"),
+            SyncEvent::Attempt(_) => Ok(()),
+            SyncEvent::Retrying { delay, reason } => {
+                writeln!(stderr, "failed ({reason}); retrying in {delay:?}")
+            }
+        };
+    };
+    let operation = {
+        let run = execute::run_sync(&cluster, &assessor, &request, &cancel, &progress);
+        tokio::pin!(run);
+        tokio::select! {
+            result = &mut run => result,
+            _ = tokio::time::sleep(timeout) => {
+                cancel.cancel();
+                run.await
+            }
+        }
+    };
+    if interactive {
+        eprint!("\r\x1b[2K");
+    }
+    print_operation(&operation);
+    let succeeded = operation.phase == OperationPhase::Succeeded;
+    if !succeeded || args.dry_run {
+        return Ok(i32::from(!succeeded));
+    }
+    if args.no_wait_healthy {
+        return Ok(0);
+    }
+    // Wait until every resource is Synced and the app is Healthy, or the deadline passes.
+    loop {
+        let compared = execute::compare(
+            &cluster,
+            CompareRequest {
+                app: &target.app,
+                destination_namespace: &target.dest_namespace,
+                desired: &desired,
+                settings: &settings,
+                app_ignore: &[],
+                options: &options,
+                concurrency: 16,
+            },
+        )
+        .await?;
+        let sync_status = compared.comparison.sync_status();
+        let health = app_health(&compared, &assessor);
+        let done =
+            sync_status == SyncStatusCode::Synced && health.status == HealthStatusCode::Healthy;
+        if done || Instant::now() >= deadline {
+            println!("Sync status: {sync_status:?}");
+            println!("Health:      {}", health.status);
+            if !done {
+                for line in unhealthy_lines(&compared, &assessor) {
+                    println!("  {line}");
+                }
+            }
+            return Ok(i32::from(!done));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn app_health(compared: &Compared, assessor: &HealthAssessor) -> plumb_model::HealthStatus {
+    let assessed: Vec<(
+        &plumb_model::ResourceKey,
+        Option<&Value>,
+        Option<plumb_model::HealthStatus>,
+    )> = compared
+        .prepared
+        .objects
+        .keys()
+        .map(|key| {
+            let live = compared.live.get(key);
+            (key, live, live.and_then(|l| assessor.assess(l)))
+        })
+        .collect();
+    health::aggregate(
+        assessed
+            .iter()
+            .map(|(key, live, status)| ResourceHealthInput {
+                group: &key.group,
+                kind: &key.kind,
+                live: *live,
+                target: compared.prepared.objects.get(*key),
+                health: status.as_ref(),
+                has_assessment: assessor.has_assessment(&key.group, &key.kind),
+            }),
+    )
+}
+
+fn unhealthy_lines(compared: &Compared, assessor: &HealthAssessor) -> Vec<String> {
+    let mut lines = Vec::new();
+    for resource in &compared.comparison.resources {
+        if resource.status != SyncStatusCode::Synced && !resource.hook {
+            lines.push(format!("{} {:?}", resource.key, resource.status));
+        }
+    }
+    for (key, object) in &compared.live {
+        if let Some(health) = assessor.assess(object)
+            && health.status != HealthStatusCode::Healthy
+            && compared.prepared.objects.contains_key(key)
+        {
+            lines.push(format!("{key} {}: {}", health.status, health.message));
+        }
+    }
+    lines
+}
+
+fn print_operation(operation: &OperationResult) {
+    let rows: Vec<[String; 7]> = operation
+        .resources
+        .iter()
+        .map(|r| {
+            [
+                r.key.group.clone(),
+                r.key.kind.clone(),
+                r.key.namespace.clone(),
+                r.key.name.clone(),
+                format!("{:?}", r.status),
+                r.hook_phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+                r.message.clone(),
+            ]
+        })
+        .collect();
+    let header = [
+        "GROUP",
+        "KIND",
+        "NAMESPACE",
+        "NAME",
+        "STATUS",
+        "HOOK",
+        "MESSAGE",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(header.to_vec()));
+    for row in &rows {
+        println!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+    let dry_run = if operation.dry_run { " (dry run)" } else { "" };
+    println!("Operation:   {:?}{dry_run}", operation.phase);
+    println!("Message:     {}", operation.message);
+    if operation.attempts > 1 {
+        println!("Attempts:    {}", operation.attempts);
+    }
+    for condition in &operation.conditions {
+        println!("{:?}: {}", condition.kind, condition.message);
+    }
+}

@@ -1,0 +1,314 @@
+//! `plumb diff` and `plumb sync` against the real test cluster, checked with kubectl.
+
+use crate::{plumb, stderr, stdout};
+use plumb_testcluster::{FAILURE_LABEL, Failure, TestCluster};
+use std::path::Path;
+
+fn cluster() -> &'static TestCluster {
+    TestCluster::shared().unwrap_or_else(|e| panic!("test cluster: {e}"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write");
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: example.invalid/web:1}]}
+";
+
+fn secret(password: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db}}\nstringData: {{password: {password}}}\n"
+    )
+}
+
+fn target_args<'a>(dir: &'a str, app: &'a str, kubeconfig: &'a str, ns: &'a str) -> Vec<&'a str> {
+    vec![
+        "--local",
+        dir,
+        "--app",
+        app,
+        "--kubeconfig",
+        kubeconfig,
+        "--dest-namespace",
+        ns,
+        "--no-color",
+    ]
+}
+
+fn run(command: &str, target: &[&str], extra: &[&str]) -> std::process::Output {
+    let mut args = vec![command];
+    args.extend_from_slice(target);
+    args.extend_from_slice(extra);
+    plumb(&args)
+}
+
+#[test]
+fn diff_and_sync_exit_codes_and_output() {
+    let cluster = cluster();
+    let ns = cluster.namespace("cli-sync").expect("namespace");
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "deployment.yaml", DEPLOYMENT);
+    write(
+        dir.path(),
+        "configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: fast}\n",
+    );
+    write(dir.path(), "secret.yaml", &secret("s3cr3t-first"));
+    let dir_text = dir.path().to_str().expect("utf-8");
+    let kubeconfig = cluster.kubeconfig_path().to_str().expect("utf-8");
+    let target = target_args(dir_text, "cli-app", kubeconfig, &ns);
+
+    let output = run("diff", &target, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!("===== apps/Deployment {ns}/web ======")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("s3cr3t-first") && !text.contains("czNjcjN0LWZpcnN0"),
+        "{text}"
+    );
+
+    let output = run("sync", &target, &["--timeout", "2m"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let text = stdout(&output);
+    assert!(text.contains("Operation:   Succeeded"), "{text}");
+    assert!(text.contains("Health:      Healthy"), "{text}");
+    assert!(!text.contains("s3cr3t-first"), "{text}");
+    let tracking = cluster
+        .kubectl_output(&[
+            "get",
+            "configmap",
+            "settings",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.metadata.annotations.argocd\\.argoproj\\.io/tracking-id}",
+        ])
+        .expect("kubectl");
+    assert_eq!(tracking, format!("cli-app:/ConfigMap:{ns}/settings"));
+
+    let output = run("diff", &target, &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+
+    // A changed Secret value shows as a change, masked.
+    write(dir.path(), "secret.yaml", &secret("s3cr3t-second"));
+    let output = run("diff", &target, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains("password") && text.contains("++++++++"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cr3t"), "{text}");
+
+    // A removed file requires pruning; sync without --prune leaves it, with --prune removes it.
+    std::fs::remove_file(dir.path().join("configmap.yaml")).expect("rm");
+    let output = run("diff", &target, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("(requires pruning)"),
+        "{}",
+        stdout(&output)
+    );
+    let output = run("sync", &target, &["--timeout", "1m"]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "not synced while pruning is pending: {}",
+        stdout(&output)
+    );
+    assert!(
+        stdout(&output).contains("ignored (requires pruning)"),
+        "{}",
+        stdout(&output)
+    );
+    let output = run("sync", &target, &["--prune", "--timeout", "1m"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(
+        cluster
+            .kubectl_output(&["get", "configmap", "settings", "-n", &ns])
+            .is_err()
+    );
+
+    // --dry-run writes nothing.
+    write(
+        dir.path(),
+        "extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n",
+    );
+    let output = run("sync", &target, &["--dry-run"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(stdout(&output).contains("(dry run)"));
+    assert!(
+        cluster
+            .kubectl_output(&["get", "configmap", "extra", "-n", &ns])
+            .is_err()
+    );
+
+    // Selective sync applies only the named resource.
+    let output = run(
+        "sync",
+        &target,
+        &["--resource", ":ConfigMap:extra", "--no-wait-healthy"],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(
+        cluster
+            .kubectl_output(&["get", "configmap", "extra", "-n", &ns])
+            .is_ok()
+    );
+}
+
+#[test]
+fn unhealthy_app_exits_1_unless_not_waiting() {
+    let cluster = cluster();
+    let ns = cluster.namespace("cli-unhealthy").expect("namespace");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = DEPLOYMENT.replace(
+        "labels: {app: web}}",
+        &format!(
+            "labels: {{app: web, {FAILURE_LABEL}: {}}}}}",
+            Failure::ImagePull.label_value()
+        ),
+    );
+    write(dir.path(), "deployment.yaml", &broken);
+    let dir_text = dir.path().to_str().expect("utf-8");
+    let kubeconfig = cluster.kubeconfig_path().to_str().expect("utf-8");
+    let target = target_args(dir_text, "cli-broken", kubeconfig, &ns);
+    let output = run("sync", &target, &["--no-wait-healthy"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let output = run("sync", &target, &["--timeout", "8s"]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(
+        stdout(&output).contains("Health:      Progressing"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn errors_exit_2_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+    );
+    let dir_text = dir.path().to_str().expect("utf-8");
+    let missing = dir.path().join("no-kubeconfig");
+    let output = run(
+        "diff",
+        &target_args(dir_text, "a", missing.to_str().expect("utf-8"), "default"),
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no-kubeconfig"),
+        "{}",
+        stderr(&output)
+    );
+
+    let unreachable = dir.path().join("kubeconfig");
+    write(
+        dir.path(),
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    );
+    let output = run(
+        "diff",
+        &target_args(
+            dir_text,
+            "a",
+            unreachable.to_str().expect("utf-8"),
+            "default",
+        ),
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("unreachable"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(
+        "sync",
+        &target_args(
+            dir_text,
+            "a",
+            unreachable.to_str().expect("utf-8"),
+            "default",
+        ),
+        &["--sync-option", "Replace=perhaps"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("Replace"), "{}", stderr(&output));
+
+    let output = run(
+        "diff",
+        &target_args(
+            "/nonexistent/plumb",
+            "a",
+            unreachable.to_str().expect("utf-8"),
+            "default",
+        ),
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("not a directory"),
+        "{}",
+        stderr(&output)
+    );
+}
