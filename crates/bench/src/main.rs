@@ -11,6 +11,7 @@
 
 mod apiserver;
 mod harness;
+mod source;
 mod targets;
 
 use clap::Parser;
@@ -19,7 +20,7 @@ use harness::Scenario;
 /// Every module's scenarios, in the order `list` prints them.
 fn all_scenarios() -> Vec<&'static Scenario> {
     // One line per area module: `area::SCENARIOS,`.
-    let areas: &[&'static [Scenario]] = &[apiserver::SCENARIOS];
+    let areas: &[&'static [Scenario]] = &[apiserver::SCENARIOS, source::SCENARIOS];
     areas.iter().flat_map(|area| area.iter()).collect()
 }
 

@@ -175,6 +175,28 @@ impl Drop for MirrorUse {
     }
 }
 
+/// One in-flight ls-remote; `None` when it failed.
+type RefsFlight = Arc<tokio::sync::OnceCell<Option<Arc<Vec<RemoteRef>>>>>;
+
+/// Callers share an ls-remote only with the same repository *and* the same credentials.
+fn flight_key(url: &RepoUrl, creds: Option<&Credentials>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(url.fetch_url().as_bytes());
+    if let Some(c) = creds {
+        for field in [
+            &c.username,
+            &c.password,
+            &c.ssh_private_key,
+            &c.tls_client_cert_data,
+        ] {
+            hasher.update([0xff]);
+            hasher.update(field.as_deref().unwrap_or("").as_bytes());
+        }
+        hasher.update([u8::from(c.insecure)]);
+    }
+    hex::encode(hasher.finalize())
+}
+
 type CheckoutSlot = Arc<tokio::sync::Mutex<Option<Arc<Checkout>>>>;
 
 /// Statistics for metrics and benchmarks.
@@ -194,6 +216,7 @@ pub struct GitCache {
     known_hosts: Option<PathBuf>,
     mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
     checkouts: Mutex<HashMap<String, (CheckoutSlot, u64)>>,
+    ls_flights: Mutex<HashMap<String, RefsFlight>>,
     clock: AtomicU64,
     pub stats: GitStats,
 }
@@ -260,6 +283,7 @@ impl GitCache {
             known_hosts,
             mirrors: Mutex::new(mirrors),
             checkouts: Mutex::new(HashMap::new()),
+            ls_flights: Mutex::new(HashMap::new()),
             clock: AtomicU64::new(1),
             stats: GitStats::default(),
         })
@@ -316,8 +340,48 @@ impl GitCache {
             .arg(git_dir)
     }
 
-    /// The refs the remote advertises (one `git ls-remote`, no fetch).
+    /// The refs the remote advertises (one `git ls-remote`, no fetch). Concurrent callers
+    /// asking about the same repository with the same credentials share one ls-remote
+    /// (100 applications of one monorepo resolve with one round trip, not 100).
     pub async fn ls_remote(
+        &self,
+        url: &RepoUrl,
+        creds: Option<&Credentials>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<RemoteRef>, GitError> {
+        let key = flight_key(url, creds);
+        let flight = {
+            let mut flights = self.ls_flights.lock().unwrap_or_else(|e| e.into_inner());
+            flights.entry(key.clone()).or_default().clone()
+        };
+        let mut own_error = None;
+        let shared = flight
+            .get_or_init(|| async {
+                match self.ls_remote_now(url, creds, cancel).await {
+                    Ok(refs) => Some(Arc::new(refs)),
+                    Err(e) => {
+                        own_error = Some(e);
+                        None
+                    }
+                }
+            })
+            .await
+            .clone();
+        {
+            let mut flights = self.ls_flights.lock().unwrap_or_else(|e| e.into_inner());
+            if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+                flights.remove(&key);
+            }
+        }
+        match (shared, own_error) {
+            (Some(refs), _) => Ok(refs.as_ref().clone()),
+            (None, Some(e)) => Err(e),
+            // Someone else's ls-remote failed: ask on our own, for our own error.
+            (None, None) => self.ls_remote_now(url, creds, cancel).await,
+        }
+    }
+
+    async fn ls_remote_now(
         &self,
         url: &RepoUrl,
         creds: Option<&Credentials>,
