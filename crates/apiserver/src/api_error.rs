@@ -181,6 +181,18 @@ impl ApiError {
         e.details = Some(d);
         e
     }
+    /// 422 for a bad combination of query parameters (as Kubernetes' ListOptions validation).
+    pub fn invalid_query(field: &str, why: &str) -> Self {
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("ListOptions.meta.k8s.io \"\" is invalid: {field}: Forbidden: {why}"),
+        );
+        e.details = Some(
+            json!({"kind": "ListOptions", "group": "meta.k8s.io", "causes": [{"reason": "FieldValueForbidden", "message": format!("Forbidden: {why}"), "field": field}]}),
+        );
+        e
+    }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
     }

@@ -1340,6 +1340,16 @@ pub(crate) fn render(info: &ResourceInfo, version: &str, obj: &Obj) -> Bytes {
 }
 
 fn decode_body(kind: &str, content_type: &str, body: &Bytes) -> Result<Value, ApiError> {
+    if content_type.contains("application/vnd.kubernetes.protobuf") {
+        return crate::protobuf::decode(body).map_err(|e| match e {
+            crate::protobuf::ProtobufError::UnsupportedKind(_) => {
+                ApiError::unsupported_media_type(&format!("{content_type}: {e}"))
+            }
+            other => ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {kind}): {other}"
+            )),
+        });
+    }
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(content_type));
     }

@@ -74,7 +74,10 @@ pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create:
             }
         }
         ("", "secrets") => {
-            if object.get("type").is_none_or(Value::is_null) {
+            if object
+                .get("type")
+                .is_none_or(|t| t.is_null() || t.as_str() == Some(""))
+            {
                 object["type"] = json!("Opaque");
             }
             if let Some(Value::Object(string_data)) =

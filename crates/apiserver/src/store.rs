@@ -148,6 +148,8 @@ pub(crate) struct Expired {
 /// A registered watcher: the events it must send first, then the live queue.
 pub(crate) struct Subscription {
     pub backlog: Vec<Arc<Event>>,
+    /// The cluster's resourceVersion when the watcher registered.
+    pub snapshot_rv: u64,
     pub rx: mpsc::Receiver<Arc<Event>>,
 }
 
@@ -487,7 +489,11 @@ impl Store {
             namespace: namespace.map(str::to_string),
             tx,
         });
-        Ok(Subscription { backlog, rx })
+        Ok(Subscription {
+            backlog,
+            snapshot_rv: state.rv,
+            rx,
+        })
     }
 
     /// Ends every watch (their streams finish); used on shutdown.

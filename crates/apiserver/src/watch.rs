@@ -80,8 +80,11 @@ impl Encoder {
         )
     }
 
-    fn bookmark(&self, rv: u64) -> Bytes {
-        let obj = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(&self.version), "metadata": {"resourceVersion": rv.to_string()}});
+    fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
+        let mut obj = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(&self.version), "metadata": {"resourceVersion": rv.to_string()}});
+        if initial_events_end {
+            obj["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
         self.line("BOOKMARK", obj.to_string().as_bytes())
     }
 }
@@ -140,6 +143,29 @@ pub(crate) fn serve(
         query.get("allowWatchBookmarks").map(String::as_str),
         Some("true" | "1")
     );
+    // Streaming lists ("watch-list"): the current state as ADDED events, then a bookmark
+    // marking the end of the initial events. Kubernetes requires bookmarks and
+    // resourceVersionMatch=NotOlderThan for it.
+    let initial_events = matches!(
+        query.get("sendInitialEvents").map(String::as_str),
+        Some("true" | "1")
+    );
+    if initial_events {
+        if !bookmarks {
+            return Err(ApiError::invalid_query(
+                "sendInitialEvents",
+                "sendInitialEvents requires allowWatchBookmarks=true",
+            ));
+        }
+        if query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
+            return Err(ApiError::invalid_query(
+                "resourceVersionMatch",
+                "sendInitialEvents requires resourceVersionMatch=NotOlderThan",
+            ));
+        }
+    }
+    // With initial events the watch starts from the current state whatever the version.
+    let from = if initial_events { None } else { from };
     let encoder = Encoder {
         info: Arc::clone(info),
         version: version.to_string(),
@@ -160,7 +186,16 @@ pub(crate) fn serve(
             });
         }
         Ok(sub) => {
-            tokio::spawn(run(store, sub, encoder, filter, tx, timeout, bookmarks));
+            tokio::spawn(run(
+                store,
+                sub,
+                encoder,
+                filter,
+                tx,
+                timeout,
+                bookmarks,
+                initial_events,
+            ));
         }
     }
     Ok(stream_response(rx))
@@ -174,6 +209,7 @@ async fn run(
     tx: mpsc::Sender<Bytes>,
     timeout: Duration,
     bookmarks: bool,
+    initial_events: bool,
 ) {
     let mut last_sent = 0u64;
     let deadline = tokio::time::sleep(timeout);
@@ -182,6 +218,16 @@ async fn run(
         last_sent = last_sent.max(e.rv());
         if let Some(t) = filter.translate(&e)
             && tx.send(encoder.event(t, &e.object)).await.is_err()
+        {
+            return;
+        }
+    }
+    if initial_events {
+        last_sent = last_sent.max(sub.snapshot_rv);
+        if tx
+            .send(encoder.bookmark(sub.snapshot_rv, true))
+            .await
+            .is_err()
         {
             return;
         }
@@ -215,7 +261,7 @@ async fn run(
                         return;
                     }
                 }
-                if tx.send(encoder.bookmark(rv.max(last_sent))).await.is_err() {
+                if tx.send(encoder.bookmark(rv.max(last_sent), false)).await.is_err() {
                     return;
                 }
             }

@@ -11,9 +11,26 @@ pub struct TestServer {
     pub kubeconfig: PathBuf,
 }
 
-/// The kubectl binary: `PLUMB_KUBECTL`, else `kubectl` on PATH.
+/// The kubectl binary: `PLUMB_KUBECTL`, else `kubectl` on PATH, else the one
+/// `scripts/build-testcluster` built (`$PLUMB_TESTCLUSTER_BIN/kubectl`), which is how a
+/// fresh machine gets one.
 pub fn kubectl_bin() -> String {
-    std::env::var("PLUMB_KUBECTL").unwrap_or_else(|_| "kubectl".to_string())
+    if let Ok(k) = std::env::var("PLUMB_KUBECTL") {
+        return k;
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("kubectl").is_file()))
+        .unwrap_or(false);
+    if !on_path
+        && let Ok(dir) = std::env::var("PLUMB_TESTCLUSTER_BIN")
+        && Path::new(&dir).join("kubectl").is_file()
+    {
+        return Path::new(&dir)
+            .join("kubectl")
+            .to_string_lossy()
+            .into_owned();
+    }
+    "kubectl".to_string()
 }
 
 pub struct Output {
