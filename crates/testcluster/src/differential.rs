@@ -41,15 +41,20 @@ pub struct Case {
     pub name: String,
     /// What the case shows.
     pub description: String,
-    /// When set, the servers are known to differ here, for this reason.
+    /// When set, the servers are known to differ here, for this reason (listed in
+    /// COMPATIBILITY.md).
     #[serde(default)]
     pub known_difference: Option<String>,
+    /// The step (1-based) where the known difference shows; the steps before it must still
+    /// agree. Without it, any step may differ.
+    #[serde(default)]
+    pub known_step: Option<usize>,
     /// The steps, run in order.
     pub steps: Vec<Step>,
 }
 
 /// One request: a kubectl invocation or a raw HTTP request through kube-rs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// kubectl arguments (`-n <namespace>` is appended).
@@ -68,6 +73,11 @@ pub struct Step {
     /// Values to keep for later steps: variable name → JSON pointer into the output.
     #[serde(default)]
     pub save: BTreeMap<String, String>,
+    /// Fields left out of the comparison, as JSON pointers where `*` matches any key or
+    /// index (e.g. `/items/*/metadata/managedFields`). Only for differences that another
+    /// case covers on its own: the file says so, nothing is ignored silently.
+    #[serde(default)]
+    pub ignore: Vec<String>,
     /// Extra normalisation for this step: regex → replacement.
     #[serde(default)]
     pub replace: BTreeMap<String, String>,
@@ -343,19 +353,26 @@ pub fn check_expectations(step: &Step, result: &StepResult) -> Result<(), String
     Ok(())
 }
 
-/// The differences between two runs of a case (empty when they agree), as readable text.
-pub fn compare(case: &Case, reference: &[StepResult], candidate: &[StepResult]) -> Vec<String> {
-    let mut differences = Vec::new();
+/// The first step (1-based) where two runs of a case part, with the differences there as
+/// readable text; `None` when they agree. Later steps build on that one, so their
+/// differences would mostly be echoes.
+pub fn compare(
+    case: &Case,
+    reference: &[StepResult],
+    candidate: &[StepResult],
+) -> Option<(usize, Vec<String>)> {
     for (index, step) in case.steps.iter().enumerate() {
+        let number = index + 1;
         let (Some(left), Some(right)) = (reference.get(index), candidate.get(index)) else {
-            differences.push(format!("step {}: missing result", index + 1));
-            continue;
+            return Some((number, vec![format!("step {number}: missing result")]));
         };
         if let Some(error) = right.get("error") {
-            // The candidate could not run the case at all: one message says why.
-            differences.push(format!("could not run on the candidate: {error}"));
-            break;
+            return Some((
+                number,
+                vec![format!("could not run on the candidate: {error}")],
+            ));
         }
+        let mut differences = Vec::new();
         for (part, expected) in left {
             if let Some(parts) = &step.compare
                 && !parts.iter().any(|p| p == part)
@@ -369,14 +386,16 @@ pub fn compare(case: &Case, reference: &[StepResult], candidate: &[StepResult]) 
                     .header("reference", "candidate")
                     .to_string();
                 differences.push(format!(
-                    "step {} ({}), {part}:\n{diff}",
-                    index + 1,
+                    "step {number} ({}), {part}:\n{diff}",
                     describe(step)
                 ));
             }
         }
+        if !differences.is_empty() {
+            return Some((number, differences));
+        }
     }
-    differences
+    None
 }
 
 fn describe(step: &Step) -> String {
@@ -485,8 +504,15 @@ async fn http(
 /// structurally, everything else textually.
 pub fn normalise(text: &str, step: &Step) -> String {
     let trimmed = text.trim();
-    let mut out = if let Ok(value) = serde_json::from_str::<Value>(trimmed) {
+    let prepare = |mut value: Value| {
+        for pointer in &step.ignore {
+            let segments: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+            remove_matching(&mut value, &segments);
+        }
         pretty(normalise_json(value))
+    };
+    let mut out = if let Ok(value) = serde_json::from_str::<Value>(trimmed) {
+        prepare(value)
     } else if !trimmed.is_empty()
         && trimmed
             .lines()
@@ -495,7 +521,7 @@ pub fn normalise(text: &str, step: &Step) -> String {
         trimmed
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|v| pretty(normalise_json(v)))
+            .map(prepare)
             .collect::<Vec<_>>()
             .join("\n")
     } else {
@@ -509,6 +535,41 @@ pub fn normalise(text: &str, step: &Step) -> String {
     out
 }
 
+/// Removes every field matched by the pointer segments (`*` matches any key or index).
+fn remove_matching(value: &mut Value, segments: &[&str]) {
+    let Some((first, rest)) = segments.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        match value {
+            Value::Object(map) if *first == "*" => map.clear(),
+            Value::Object(map) => {
+                map.remove(*first);
+            }
+            Value::Array(items) if *first == "*" => items.clear(),
+            _ => {}
+        }
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if *first == "*" || key == first {
+                    remove_matching(child, rest);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter_mut().enumerate() {
+                if *first == "*" || index.to_string() == *first {
+                    remove_matching(child, rest);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn pretty(value: Value) -> String {
     serde_json::to_string_pretty(&value).unwrap_or_default()
 }
@@ -519,7 +580,10 @@ fn normalise_json(value: Value) -> Value {
         Value::Object(map) => {
             let generated = map.contains_key("generateName");
             let mut out = serde_json::Map::new();
-            for (key, value) in map {
+            // Key order carries no meaning in JSON: compare sorted.
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (key, value) in entries {
                 let value = match key.as_str() {
                     "uid" | "resourceVersion" if value.is_string() => {
                         Value::String(format!("<{key}>"))
@@ -555,6 +619,10 @@ fn normalise_text(text: &str) -> String {
                 "<uid>",
             ),
             (r"127\.0\.0\.1:\d+", "<server>"),
+            (
+                r#"resourceVersion: "\d+""#,
+                "resourceVersion: <resourceVersion>",
+            ),
             (r"(?m)\b\d+(s|m|h|d)(\d+(s|m|h))?\s*$", "<age>"),
             (r"\b\d+(s|m|h|d)(\d+(s|m|h))?(\s{2,})", "<age>$3"),
         ]
@@ -619,18 +687,25 @@ impl Report {
                 return;
             }
         }
-        let differences = compare(case, reference, candidate);
-        match (&case.known_difference, differences.is_empty()) {
-            (None, true) => self.passed.push(case.name.clone()),
-            (None, false) => self.failed.push((case.name.clone(), differences)),
-            (Some(_), true) => {
-                self.passed.push(case.name.clone());
-                self.known_but_passing.push(case.name.clone());
+        let name = case.name.clone();
+        match (compare(case, reference, candidate), &case.known_difference) {
+            (None, None) => self.passed.push(name),
+            (None, Some(_)) => {
+                self.passed.push(name.clone());
+                self.known_but_passing.push(name);
             }
-            (Some(reason), false) => {
-                self.known
-                    .push((case.name.clone(), reason.clone(), differences))
-            }
+            (Some((_, differences)), None) => self.failed.push((name, differences)),
+            (Some((step, differences)), Some(reason)) => match case.known_step {
+                Some(known) if known != step => {
+                    let mut differences = differences;
+                    differences.insert(
+                        0,
+                        format!("the known difference is at step {known}, but step {step} differs"),
+                    );
+                    self.failed.push((name, differences));
+                }
+                _ => self.known.push((name, reason.clone(), differences)),
+            },
         }
     }
 }

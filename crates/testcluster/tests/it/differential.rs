@@ -16,7 +16,10 @@ async fn embedded_api_server_answers_like_kube_apiserver() {
         .await
         .expect("join")
         .unwrap_or_else(|e| panic!("{e}"));
-    let kubectl = cluster.bin_dir().join("kubectl");
+    // The kubectl built with the cluster (same version); another one can be tried by hand.
+    let kubectl = std::env::var_os("PLUMB_DIFFERENTIAL_KUBECTL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| cluster.bin_dir().join("kubectl"));
     let real = Target {
         label: "kube-apiserver".into(),
         kubeconfig: cluster.kubeconfig_path().to_path_buf(),
@@ -95,4 +98,157 @@ async fn embedded_api_server_answers_like_kube_apiserver() {
         "{}\n{text}",
         report.summary()
     );
+}
+
+mod normalisation {
+    use std::collections::BTreeMap;
+
+    use plumb_testcluster::differential::{
+        Case, Report, Step, StepResult, compare, load_cases, normalise,
+    };
+    use proptest::prelude::*;
+
+    fn kubectl_step() -> Step {
+        Step {
+            kubectl: Some(vec!["get".into()]),
+            ..Step::default()
+        }
+    }
+
+    #[test]
+    fn per_server_values_are_replaced_and_keys_sorted() {
+        let raw = r#"{"metadata":{"uid":"0b9c7a7e-2f6d-4c55-9a43-0c4ea5a8f1e2","resourceVersion":"123",
+            "creationTimestamp":"2026-11-23T20:01:02Z","generateName":"job-","name":"job-x7k2p"},"kind":"ConfigMap","data":{"b":"2","a":"1"}}"#;
+        let golden = r#"{
+  "data": {
+    "a": "1",
+    "b": "2"
+  },
+  "kind": "ConfigMap",
+  "metadata": {
+    "creationTimestamp": "<time>",
+    "generateName": "job-",
+    "name": "<generated>",
+    "resourceVersion": "<resourceVersion>",
+    "uid": "<uid>"
+  }
+}"#;
+        assert_eq!(normalise(raw, &kubectl_step()), golden);
+    }
+
+    #[test]
+    fn table_ages_ports_and_yaml_resource_versions_are_replaced() {
+        let table = "NAME   DATA   AGE\nt1     2      5s\nt2     0      3m12s\n";
+        assert_eq!(
+            normalise(table, &kubectl_step()),
+            "NAME   DATA   AGE\nt1     2      <age>\nt2     0      <age>"
+        );
+        let yaml = "metadata:\n  resourceVersion: \"250\"\nserver: https://127.0.0.1:41957\n";
+        assert_eq!(
+            normalise(yaml, &kubectl_step()),
+            "metadata:\n  resourceVersion: <resourceVersion>\nserver: https://<server>"
+        );
+    }
+
+    #[test]
+    fn ignored_pointers_with_wildcards_are_removed_from_json_lines() {
+        let step = Step {
+            ignore: vec![
+                "/object/metadata/managedFields".into(),
+                "/items/*/kind".into(),
+            ],
+            ..kubectl_step()
+        };
+        let lines = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"managedFields\":[1]}}}\n\
+                     {\"items\":[{\"kind\":\"X\",\"v\":1},{\"kind\":\"Y\",\"v\":2}]}";
+        let out = normalise(lines, &step);
+        assert!(
+            !out.contains("managedFields") && !out.contains("\"kind\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("\"v\": 2") && out.contains("\"ADDED\""),
+            "{out}"
+        );
+    }
+
+    fn result(pairs: &[(&'static str, &str)]) -> StepResult {
+        pairs
+            .iter()
+            .map(|(k, v)| (*k, v.to_string()))
+            .collect::<BTreeMap<_, _>>()
+    }
+
+    fn case(known_step: Option<usize>) -> Case {
+        Case {
+            name: "c".into(),
+            description: "d".into(),
+            known_difference: known_step.map(|_| "reason".into()),
+            known_step,
+            steps: vec![kubectl_step(), kubectl_step(), kubectl_step()],
+        }
+    }
+
+    #[test]
+    fn the_first_differing_step_is_reported_and_checked_against_the_known_step() {
+        let same = result(&[("exit", "0"), ("stdout", "x")]);
+        let other = result(&[("exit", "1"), ("stdout", "x")]);
+        let reference = vec![same.clone(), same.clone(), same.clone()];
+        let candidate = vec![same.clone(), other.clone(), other];
+        let (step, differences) = compare(&case(None), &reference, &candidate).expect("differs");
+        assert_eq!(step, 2);
+        assert_eq!(differences.len(), 1, "{differences:?}");
+
+        let mut report = Report::default();
+        report.record(&case(Some(2)), &reference, &candidate);
+        report.record(&case(Some(3)), &reference, &candidate);
+        report.record(&case(None), &reference, &reference);
+        report.record(&case(Some(1)), &reference, &reference);
+        assert_eq!(report.known.len(), 1);
+        assert_eq!(
+            report.failed.len(),
+            1,
+            "a difference before the known step is unexpected"
+        );
+        assert_eq!(report.passed.len(), 2);
+        assert_eq!(report.known_but_passing, vec!["c".to_string()]);
+        assert!(
+            report
+                .summary()
+                .starts_with("differential: 2/4 cases agree"),
+            "{}",
+            report.summary()
+        );
+    }
+
+    #[test]
+    fn malformed_case_files_are_rejected_with_their_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(
+            &path,
+            "description: x\nsteps:\n  - kubectl: [get]\n    http: {method: GET, path: /}\n",
+        )
+        .expect("write");
+        let err = load_cases(dir.path())
+            .expect_err("accepted a step with kubectl and http")
+            .to_string();
+        assert!(
+            err.contains("bad.yaml") && err.contains("exactly one of"),
+            "{err}"
+        );
+        std::fs::write(&path, "description: x\nstepz: []\n").expect("write");
+        let err = load_cases(dir.path())
+            .expect_err("accepted an unknown field")
+            .to_string();
+        assert!(err.contains("bad.yaml"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn normalising_twice_changes_nothing(text in "[ -~\n]{0,200}") {
+            let once = normalise(&text, &kubectl_step());
+            prop_assert_eq!(normalise(&once, &kubectl_step()), once.clone());
+        }
+    }
 }
