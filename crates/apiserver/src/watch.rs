@@ -51,6 +51,13 @@ impl Filter {
     }
 }
 
+/// How a watch runs (from the query).
+struct Options {
+    timeout: Duration,
+    bookmarks: bool,
+    initial_events: bool,
+}
+
 struct Encoder {
     info: Arc<ResourceInfo>,
     version: String,
@@ -192,9 +199,11 @@ pub(crate) fn serve(
                 encoder,
                 filter,
                 tx,
-                timeout,
-                bookmarks,
-                initial_events,
+                Options {
+                    timeout,
+                    bookmarks,
+                    initial_events,
+                },
             ));
         }
     }
@@ -207,10 +216,13 @@ async fn run(
     encoder: Encoder,
     filter: Filter,
     tx: mpsc::Sender<Bytes>,
-    timeout: Duration,
-    bookmarks: bool,
-    initial_events: bool,
+    options: Options,
 ) {
+    let Options {
+        timeout,
+        bookmarks,
+        initial_events,
+    } = options;
     let mut last_sent = 0u64;
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
