@@ -130,20 +130,19 @@ impl TestCluster {
             }
             None => binaries::bin_dir()?,
         };
+        const ATTEMPTS: u32 = 3;
         let mut attempt = 0;
         loop {
             attempt += 1;
             match Self::start_once(&options, &bin_dir) {
-                Err(Error::ComponentExited {
-                    component,
-                    status,
-                    log,
-                    tail,
-                }) if attempt < 3 && tail.contains("address already in use") => {
-                    eprintln!(
-                        "plumb-testcluster: {component} lost a port race ({status}), retrying with new ports (log {})",
-                        log.display()
-                    );
+                Err(e @ Error::ComponentExited { .. }) if lost_port_race(&e) => {
+                    if attempt == ATTEMPTS {
+                        return Err(Error::PortsKeptColliding {
+                            attempts: attempt,
+                            last: Box::new(e),
+                        });
+                    }
+                    eprintln!("plumb-testcluster: {e}\nplumb-testcluster: retrying with new ports");
                 }
                 other => return other,
             }
@@ -536,6 +535,11 @@ fn fake_node(name: &str) -> serde_json::Value {
             }
         }
     })
+}
+
+/// Whether a component died because a port it was given is taken.
+fn lost_port_race(error: &Error) -> bool {
+    matches!(error, Error::ComponentExited { tail, .. } if tail.contains("address already in use"))
 }
 
 /// The asked port when free, else a free one chosen now (another process may still take it

@@ -45,6 +45,14 @@ pub enum Error {
         /// The last lines of that log.
         tail: String,
     },
+    /// Every start attempt lost a port to another process between choosing it and binding.
+    #[error("gave up after {attempts} start attempts that all lost a port race; the last: {last}")]
+    PortsKeptColliding {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: Box<Error>,
+    },
     /// Something did not become ready in time.
     #[error("timed out after {seconds}s waiting for {what}{details}")]
     Timeout {

@@ -187,3 +187,30 @@ fn a_build_cache_without_its_completion_marker_is_rebuilt() {
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("using cached build"));
 }
+
+#[test]
+fn a_port_taken_after_it_was_chosen_is_retried_then_reported() {
+    // etcd's peer port is forced (the last flag wins) onto a port another process holds, so
+    // every attempt loses the "race": the retry loop runs its course and says so.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let options = Options {
+        extra_args: vec![(
+            Component::Etcd,
+            format!("--listen-peer-urls=http://127.0.0.1:{port}"),
+        )],
+        ..Options::default()
+    };
+    let err = TestCluster::start(options).expect_err("started on a taken peer port");
+    match &err {
+        Error::PortsKeptColliding { attempts, last } => {
+            assert_eq!(*attempts, 3);
+            assert!(
+                matches!(last.as_ref(), Error::ComponentExited { component: "etcd", tail, .. }
+                    if tail.contains("address already in use")),
+                "{last}"
+            );
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+}
