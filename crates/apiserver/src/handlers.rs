@@ -467,7 +467,7 @@ impl AppState {
                 .list(&t.info.store_key(), t.namespace.as_deref(), after.as_ref());
         let mut matching = items
             .into_iter()
-            .filter(|o| labels.matches(&o.labels) && fields.matches(&o.namespace, &o.name));
+            .filter(|o| labels.matches(&*o.labels) && fields.matches(&o.namespace, &o.name));
         let page: Vec<Arc<Obj>> = matching.by_ref().take(limit).collect();
         let remaining = matching.count();
         let continue_token = (remaining > 0)
@@ -1105,7 +1105,7 @@ impl AppState {
         let mut deleted = Vec::new();
         for o in items
             .iter()
-            .filter(|o| labels.matches(&o.labels) && fields.matches(&o.namespace, &o.name))
+            .filter(|o| labels.matches(&*o.labels) && fields.matches(&o.namespace, &o.name))
         {
             let sub = Target {
                 info: Arc::clone(&t.info),

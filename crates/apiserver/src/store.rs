@@ -34,7 +34,8 @@ pub(crate) struct Obj {
     pub bytes: Bytes,
     pub namespace: String,
     pub name: String,
-    pub labels: BTreeMap<String, String>,
+    /// Compact (a boxed slice of pairs): a BTreeMap costs a 500-byte node per object.
+    pub labels: Box<[(Box<str>, Box<str>)]>,
     pub rv: u64,
 }
 
@@ -228,7 +229,12 @@ fn obj_from_bytes(key: &ObjKey, bytes: Bytes) -> Result<Obj, String> {
         bytes,
         namespace: key.namespace.clone(),
         name: key.name.clone(),
-        labels: meta.metadata.labels,
+        labels: meta
+            .metadata
+            .labels
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+            .collect(),
         rv,
     })
 }
@@ -239,7 +245,7 @@ fn stamp(key: &ObjKey, mut object: Value, rv: u64) -> Result<Obj, StoreError> {
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
                 .collect()
         })
         .unwrap_or_default();
@@ -249,7 +255,13 @@ fn stamp(key: &ObjKey, mut object: Value, rv: u64) -> Result<Obj, StoreError> {
         }
         None => return Err(StoreError("object without metadata".into())),
     }
-    let bytes = Bytes::from(serde_json::to_vec(&object).map_err(storage)?);
+    // Into a boxed slice: the serializer's spare capacity would otherwise stay allocated
+    // for the object's lifetime.
+    let bytes = Bytes::from(
+        serde_json::to_vec(&object)
+            .map_err(storage)?
+            .into_boxed_slice(),
+    );
     Ok(Obj {
         bytes,
         namespace: key.namespace.clone(),

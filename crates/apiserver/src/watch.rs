@@ -28,7 +28,7 @@ struct Filter {
 
 impl Filter {
     fn matches_obj(&self, obj: &crate::store::Obj) -> bool {
-        self.labels.matches(&obj.labels) && self.fields.matches(&obj.namespace, &obj.name)
+        self.labels.matches(&*obj.labels) && self.fields.matches(&obj.namespace, &obj.name)
     }
 
     /// The event type this watcher sees, if any: objects moving into or out of the
