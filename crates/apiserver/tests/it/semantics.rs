@@ -549,3 +549,55 @@ async fn patch_kinds_and_apply() {
     assert_eq!(updated.spec.replicas, Some(4));
     assert_eq!(updated.metadata.generation, Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_collection_by_label() {
+    let s = TestServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    for (name, tier) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        api.create(&PostParams::default(), &cm(name, &[("tier", tier)]))
+            .await
+            .expect("create");
+    }
+    let deleted = api
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("tier=x"),
+        )
+        .await
+        .expect("deletecollection");
+    let names: Vec<String> = deleted
+        .left()
+        .expect("a list of deleted objects")
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(names, vec!["a", "b"]);
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, vec!["c"]);
+    let bad = api_status(
+        api.delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("a b c"),
+        )
+        .await
+        .expect_err("bad selector"),
+    );
+    assert_eq!(bad.code, 400);
+    assert_eq!(
+        api.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        1
+    );
+}
