@@ -10,6 +10,7 @@
 //! and this file only dispatches.
 
 mod apiserver;
+mod engine;
 mod harness;
 mod source;
 mod targets;
@@ -20,7 +21,8 @@ use harness::Scenario;
 /// Every module's scenarios, in the order `list` prints them.
 fn all_scenarios() -> Vec<&'static Scenario> {
     // One line per area module: `area::SCENARIOS,`.
-    let areas: &[&'static [Scenario]] = &[apiserver::SCENARIOS, source::SCENARIOS];
+    let areas: &[&'static [Scenario]] =
+        &[apiserver::SCENARIOS, source::SCENARIOS, engine::SCENARIOS];
     areas.iter().flat_map(|area| area.iter()).collect()
 }
 

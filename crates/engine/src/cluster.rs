@@ -16,7 +16,6 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{self, Discovery, verbs};
 use plumb_model::ResourceKey;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
@@ -91,6 +90,7 @@ pub struct Cluster {
     requests: AtomicU64,
     kinds: Mutex<HashMap<(String, String), Option<ResolvedKind>>>,
     compare_cache: Mutex<HashMap<ResourceKey, CacheEntry>>,
+    results: diff::CompareCache,
 }
 
 /// Kinds never worth listing when looking for objects to prune: they are created by
@@ -113,13 +113,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// SHA-256 of an object's canonical JSON (the desired half of the compare cache key).
-pub fn object_hash(object: &Value) -> [u8; 32] {
-    let mut sorted = object.clone();
-    diff::normalize::sort_keys(&mut sorted);
-    let bytes = serde_json::to_vec(&sorted).unwrap_or_default();
-    Sha256::digest(&bytes).into()
-}
+pub use diff::object_hash;
 
 fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {
@@ -139,6 +133,7 @@ impl Cluster {
             requests: AtomicU64::new(0),
             kinds: Mutex::new(HashMap::new()),
             compare_cache: Mutex::new(HashMap::new()),
+            results: diff::CompareCache::default(),
         }
     }
 
@@ -502,6 +497,11 @@ impl Cluster {
             },
         );
         Ok(predicted)
+    }
+
+    /// Compare results of this cluster's objects, for [`diff::compare_app`].
+    pub fn compare_results(&self) -> &diff::CompareCache {
+        &self.results
     }
 
     /// Whether a prediction for this (key, live, desired) is cached.

@@ -378,6 +378,98 @@ impl AppComparison {
     }
 }
 
+/// Compare results kept between compares, keyed by resource and valid while the live
+/// object's resourceVersion, the desired object and the compare settings are unchanged.
+/// With it, re-comparing an unchanged app redoes no normalisation and no diff.
+#[derive(Debug, Default)]
+pub struct CompareCache {
+    entries: std::sync::Mutex<HashMap<ResourceKey, CachedComparison>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedComparison {
+    live_resource_version: String,
+    desired_hash: [u8; 32],
+    settings_fingerprint: [u8; 32],
+    result: ResourceComparison,
+}
+
+/// SHA-256 of an object's JSON text. Renderers emit keys in a stable order, so the same
+/// desired object hashes the same; a reordering only costs one fresh compare.
+pub fn object_hash(object: &Value) -> [u8; 32] {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(object).unwrap_or_default();
+    sha2::Sha256::digest(&bytes).into()
+}
+
+fn settings_fingerprint(settings: &CompareSettings) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("{settings:?}").as_bytes()).into()
+}
+
+fn resource_version(object: Option<&Value>) -> String {
+    object
+        .map(|o| json::str_at(o, &["metadata", "resourceVersion"]).to_string())
+        .unwrap_or_default()
+}
+
+impl CompareCache {
+    fn lookup(
+        &self,
+        key: &ResourceKey,
+        live: Option<&Value>,
+        desired_hash: &[u8; 32],
+        fingerprint: &[u8; 32],
+    ) -> Option<ResourceComparison> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = entries.get(key)?;
+        (entry.live_resource_version == resource_version(live)
+            && entry.desired_hash == *desired_hash
+            && entry.settings_fingerprint == *fingerprint)
+            .then(|| entry.result.clone())
+    }
+
+    fn store(
+        &self,
+        live: Option<&Value>,
+        desired_hash: [u8; 32],
+        fingerprint: [u8; 32],
+        result: &ResourceComparison,
+    ) {
+        // Without a resourceVersion (objects not read from a server) nothing is cached.
+        let version = resource_version(live);
+        if live.is_some() && version.is_empty() {
+            return;
+        }
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(
+                result.key.clone(),
+                CachedComparison {
+                    live_resource_version: version,
+                    desired_hash,
+                    settings_fingerprint: fingerprint,
+                    result: result.clone(),
+                },
+            );
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Compares an application: `live` holds the live objects of the desired keys and every
 /// live object this app tracks; `predicted` the dry-run results by key (missing → the
 /// structural fallback). Objects tracked by another application are reported as
@@ -387,7 +479,9 @@ pub fn compare_app(
     live: &BTreeMap<ResourceKey, Value>,
     predicted: &HashMap<ResourceKey, Value>,
     settings: &CompareSettings,
+    cache: Option<&CompareCache>,
 ) -> AppComparison {
+    let fingerprint = settings_fingerprint(settings);
     let mut comparison = AppComparison {
         conditions: desired
             .errors
@@ -412,8 +506,20 @@ pub fn compare_app(
                 ),
             });
         }
+        let desired_hash = cache.map(|_| object_hash(object));
+        if let (Some(cache), Some(hash)) = (cache, &desired_hash)
+            && let Some(cached) = cache.lookup(key, live_object, hash, &fingerprint)
+        {
+            comparison.resources.push(cached);
+            continue;
+        }
         match compare_resource(key, Some(object), live_object, predicted.get(key), settings) {
-            Ok(result) => comparison.resources.push(result),
+            Ok(result) => {
+                if let (Some(cache), Some(hash)) = (cache, desired_hash) {
+                    cache.store(live_object, hash, fingerprint, &result);
+                }
+                comparison.resources.push(result)
+            }
             Err(error) => {
                 comparison.failed_objects += 1;
                 comparison.conditions.push(Condition {

@@ -171,6 +171,22 @@ impl Attempt {
     }
 }
 
+/// Joins failure reasons, naming at most a few so a mass failure stays readable (every
+/// resource's own message is in its result).
+fn summarize(reasons: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = reasons
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if reasons.len() > SHOWN {
+        text.push_str(&format!(" (and {} more)", reasons.len() - SHOWN));
+    }
+    text
+}
+
 fn error_phase(error: &ClusterError) -> OperationPhase {
     if error.is_transport() {
         OperationPhase::Error
@@ -387,7 +403,13 @@ pub async fn compare(
         compare_options: settings.compare_options,
         ignore: ignore.clone(),
     };
-    let comparison = diff::compare_app(&prepared, &live, &predicted, &compare_settings);
+    let comparison = diff::compare_app(
+        &prepared,
+        &live,
+        &predicted,
+        &compare_settings,
+        Some(cluster.compare_results()),
+    );
     Ok(Compared {
         prepared,
         live,
@@ -459,13 +481,14 @@ async fn attempt(
         outcome.phase = OperationPhase::Failed;
         outcome.message = format!(
             "one or more objects are invalid: {}",
-            compared
-                .prepared
-                .errors
-                .iter()
-                .map(|c| c.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
+            summarize(
+                &compared
+                    .prepared
+                    .errors
+                    .iter()
+                    .map(|c| c.message.clone())
+                    .collect::<Vec<_>>()
+            )
         );
         return outcome;
     }
@@ -485,12 +508,13 @@ async fn attempt(
         outcome.phase = OperationPhase::Failed;
         outcome.message = format!(
             "one or more objects failed to apply (dry run), reason: {}",
-            compared
-                .dry_run_errors
-                .values()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
+            summarize(
+                &compared
+                    .dry_run_errors
+                    .iter()
+                    .map(|(key, message)| format!("{key}: {message}"))
+                    .collect::<Vec<_>>()
+            )
         );
         return outcome;
     }
@@ -740,7 +764,7 @@ impl Runner<'_> {
                     OperationPhase::Failed,
                     format!(
                         "one or more objects failed to apply, reason: {}",
-                        failed.join("; ")
+                        summarize(&failed)
                     ),
                 ));
             }
@@ -969,7 +993,7 @@ impl Runner<'_> {
                 }
             }
             if !failures.is_empty() {
-                return Err((OperationPhase::Failed, failures.join("; ")));
+                return Err((OperationPhase::Failed, summarize(&failures)));
             }
             pending = still;
             if pending.is_empty() {

@@ -315,7 +315,14 @@ fn shared_resources_are_warned_and_app_status_aggregates() {
     live.insert(orphan_key.clone(), orphan);
     let foreign_key = ResourceKey::new("", "ConfigMap", "shop", "foreign");
     live.insert(foreign_key, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "foreign", "namespace": "shop"}}));
-    let comparison = diff::compare_app(&prepared, &live, &HashMap::new(), &settings(vec![]));
+    let cache = diff::CompareCache::default();
+    let comparison = diff::compare_app(
+        &prepared,
+        &live,
+        &HashMap::new(),
+        &settings(vec![]),
+        Some(&cache),
+    );
     let shared: Vec<&str> = comparison
         .conditions
         .iter()
@@ -341,4 +348,67 @@ fn shared_resources_are_warned_and_app_status_aggregates() {
         ]
     );
     assert_eq!(comparison.sync_status(), SyncStatusCode::OutOfSync);
+}
+
+#[test]
+fn compare_cache_is_keyed_by_resource_version_desired_and_settings() {
+    let desired = vec![
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}),
+    ];
+    let prepared = prepare_desired(
+        desired,
+        "shop",
+        "shop",
+        TrackingMethod::Annotation,
+        &builtin_scope,
+    );
+    let key = ResourceKey::new("", "ConfigMap", "shop", "c");
+    let mut live_object = prepared.objects[&key].clone();
+    live_object["metadata"]["resourceVersion"] = json!("41");
+    let mut live = BTreeMap::from([(key.clone(), live_object)]);
+    let cache = diff::CompareCache::default();
+    let first = diff::compare_app(
+        &prepared,
+        &live,
+        &HashMap::new(),
+        &settings(vec![]),
+        Some(&cache),
+    );
+    assert_eq!(first.resources[0].status, SyncStatusCode::Synced);
+    assert_eq!(cache.len(), 1);
+    // Same resourceVersion: the cached answer stands (the server guarantees the content is
+    // unchanged at the same resourceVersion, so the edit below is never looked at).
+    live.get_mut(&key).expect("live")["data"]["a"] = json!("2");
+    let cached = diff::compare_app(
+        &prepared,
+        &live,
+        &HashMap::new(),
+        &settings(vec![]),
+        Some(&cache),
+    );
+    assert_eq!(cached.resources[0].status, SyncStatusCode::Synced);
+    // A new resourceVersion is compared afresh.
+    live.get_mut(&key).expect("live")["metadata"]["resourceVersion"] = json!("42");
+    let fresh = diff::compare_app(
+        &prepared,
+        &live,
+        &HashMap::new(),
+        &settings(vec![]),
+        Some(&cache),
+    );
+    assert_eq!(fresh.resources[0].status, SyncStatusCode::OutOfSync);
+    // So are changed settings (an ignore rule now hides the difference).
+    let rule = ResourceIgnoreDifferences {
+        kind: "ConfigMap".into(),
+        json_pointers: vec!["/data".into()],
+        ..Default::default()
+    };
+    let ignored = diff::compare_app(
+        &prepared,
+        &live,
+        &HashMap::new(),
+        &settings(vec![rule]),
+        Some(&cache),
+    );
+    assert_eq!(ignored.resources[0].status, SyncStatusCode::Synced);
 }

@@ -1,0 +1,360 @@
+//! Engine scenarios: health assessment, Lua checks, re-compare of an unchanged app, and a
+//! sync of 1,000 objects against `kubectl apply --server-side` on the same real cluster.
+//!
+//! The pure scenarios have no other tool to race, so their baseline is the budget issue 11
+//! sets (100 ms, 50 µs, 20 ms); the ratio says how far under budget plumb is.
+
+use crate::harness::{Outcome, Scenario};
+use plumb_engine::cluster::Cluster;
+use plumb_engine::diff::{self, CompareSettings, builtin_scope};
+use plumb_engine::health::{self, HealthAssessor, ResourceHealthInput};
+use plumb_engine::settings::{Settings, TrackingMethod};
+use plumb_engine::sync::SyncOptions;
+use plumb_engine::sync::execute::{self, CompareRequest, OperationPhase, SyncRequest};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "engine-health-10k",
+        about: "assess and aggregate the health of 10,000 objects (ms)",
+        run: health_10k,
+    },
+    Scenario {
+        name: "engine-lua-check",
+        about: "average time of one Lua health check, Argo CD style script (µs)",
+        run: lua_check,
+    },
+    Scenario {
+        name: "engine-recompare",
+        about: "CPU time of re-comparing an unchanged 1,000-object app; must send 0 requests (ms)",
+        run: recompare,
+    },
+    Scenario {
+        name: "engine-sync-1000",
+        about: "sync 1,000 objects from empty vs kubectl apply --server-side, real cluster (s)",
+        run: sync_thousand,
+    },
+];
+
+fn sample_objects(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|index| match index % 5 {
+            0 => json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": format!("d-{index}"), "generation": 2},
+                        "spec": {"replicas": 3},
+                        "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3,
+                                   "availableReplicas": 3, "readyReplicas": 3}}),
+            1 => json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("p-{index}")},
+                        "spec": {"restartPolicy": "Always"},
+                        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                                   "containerStatuses": [{"name": "app", "state": {"running": {}}}]}}),
+            2 => json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("s-{index}")},
+                        "spec": {"type": "ClusterIP"}}),
+            3 => json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": format!("j-{index}")},
+                        "status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
+            _ => json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                        "metadata": {"name": format!("st-{index}"), "generation": 1},
+                        "spec": {"replicas": 2, "updateStrategy": {"type": "RollingUpdate"}},
+                        "status": {"observedGeneration": 1, "readyReplicas": 2, "currentReplicas": 2,
+                                   "currentRevision": "r1", "updateRevision": "r1"}}),
+        })
+        .collect()
+}
+
+fn health_10k() -> anyhow::Result<Outcome> {
+    let objects = sample_objects(10_000);
+    let assessor = HealthAssessor::new(Settings::default())?;
+    let mut best = Duration::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let healths: Vec<_> = objects.iter().map(|o| assessor.assess(o)).collect();
+        let app = health::aggregate(objects.iter().zip(&healths).map(|(object, health)| {
+            ResourceHealthInput {
+                group: plumb_engine::json::group(object),
+                kind: plumb_engine::json::kind(object),
+                live: Some(object),
+                target: None,
+                health: health.as_ref(),
+                has_assessment: true,
+            }
+        }));
+        best = best.min(start.elapsed());
+        anyhow::ensure!(
+            app.status == plumb_model::HealthStatusCode::Healthy,
+            "{app:?}"
+        );
+    }
+    let millis = best.as_secs_f64() * 1e3;
+    eprintln!("health of 10,000 objects: {millis:.2} ms (best of 5)");
+    Ok(Outcome {
+        figure: millis,
+        unit: "ms",
+        baseline_label: "issue 11 budget".into(),
+        baseline: 100.0,
+        higher_is_better: false,
+    })
+}
+
+/// A check written the way Argo CD's bundled scripts are (global `hs`, conditions loop).
+const LUA_CHECK: &str = r#"
+hs = {}
+if obj.status ~= nil and obj.status.conditions ~= nil then
+  for i, condition in ipairs(obj.status.conditions) do
+    if condition.type == "Ready" and condition.status == "False" then
+      hs.status = "Degraded"
+      hs.message = condition.message
+      return hs
+    end
+    if condition.type == "Ready" and condition.status == "True" then
+      hs.status = "Healthy"
+      hs.message = condition.message
+      return hs
+    end
+  end
+end
+hs.status = "Progressing"
+hs.message = "Waiting for certificate"
+return hs
+"#;
+
+fn lua_check() -> anyhow::Result<Outcome> {
+    let settings = Settings::from_config_map_data(
+        &[(
+            "resource.customizations.health.cert-manager.io_Certificate".to_string(),
+            LUA_CHECK.to_string(),
+        )]
+        .into_iter()
+        .collect(),
+    )?;
+    let assessor = HealthAssessor::new(settings)?;
+    let certificate = json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "tls", "namespace": "shop", "labels": {"app": "shop"}},
+        "spec": {"secretName": "tls", "dnsNames": ["shop.example.com"],
+                 "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"}},
+        "status": {"conditions": [
+            {"type": "Issuing", "status": "False", "reason": "Done"},
+            {"type": "Ready", "status": "True", "reason": "Ready", "message": "Certificate is up to date and has not expired"}
+        ], "notAfter": "2027-01-01T00:00:00Z"}
+    });
+    const CALLS: u32 = 20_000;
+    // Warm up (compile the script once, as a long-running process does).
+    for _ in 0..100 {
+        assessor.assess(&certificate);
+    }
+    let start = Instant::now();
+    for _ in 0..CALLS {
+        let health = assessor.assess(&certificate);
+        anyhow::ensure!(
+            health.as_ref().map(|h| h.status) == Some(plumb_model::HealthStatusCode::Healthy),
+            "{health:?}"
+        );
+    }
+    let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS);
+    eprintln!("Lua health check: {micros:.2} µs average over {CALLS} calls");
+    Ok(Outcome {
+        figure: micros,
+        unit: "µs",
+        baseline_label: "issue 11 budget".into(),
+        baseline: 50.0,
+        higher_is_better: false,
+    })
+}
+
+/// CPU time this thread has used (Linux `schedstat`, nanoseconds).
+fn thread_cpu_time() -> anyhow::Result<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    let nanos: u64 = text
+        .split_whitespace()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("empty schedstat"))?
+        .parse()?;
+    Ok(Duration::from_nanos(nanos))
+}
+
+/// 1,000 manifests in one file: ConfigMaps, Secrets, headless Services (no cluster IP, so
+/// two runs fit one cluster's service range) and Deployments.
+fn thousand_objects(
+    dir: &std::path::Path,
+    namespace: &str,
+) -> anyhow::Result<(std::path::PathBuf, Vec<Value>)> {
+    let mut text = String::new();
+    for index in 0..1_000 {
+        let doc = match index % 4 {
+            0 => format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{index}\n  namespace: {namespace}\ndata:\n  key: value-{index}\n"
+            ),
+            1 => format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: secret-{index}\n  namespace: {namespace}\nstringData:\n  password: p-{index}\n"
+            ),
+            2 => format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{index}\n  namespace: {namespace}\nspec:\n  clusterIP: None\n  selector:\n    app: app-{index}\n  ports:\n  - port: 80\n    targetPort: 8080\n"
+            ),
+            _ => format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: deploy-{index}\n  namespace: {namespace}\nspec:\n  replicas: 0\n  selector:\n    matchLabels:\n      app: app-{index}\n  template:\n    metadata:\n      labels:\n        app: app-{index}\n    spec:\n      containers:\n      - name: app\n        image: registry.example/app:{index}\n"
+            ),
+        };
+        text.push_str("---\n");
+        text.push_str(&doc);
+    }
+    let file = dir.join("thousand.yaml");
+    std::fs::write(&file, &text)?;
+    let objects: Vec<Value> = serde_saphyr::from_multiple(&text)?;
+    Ok((file, objects.into_iter().filter(|o| !o.is_null()).collect()))
+}
+
+fn start_cluster() -> anyhow::Result<plumb_testcluster::TestCluster> {
+    Ok(plumb_testcluster::TestCluster::start(
+        plumb_testcluster::Options::default(),
+    )?)
+}
+
+fn recompare() -> anyhow::Result<Outcome> {
+    let cluster = start_cluster()?;
+    // One thread: CPU time of this thread is the CPU time of the re-compare.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let namespace = cluster.namespace("recompare")?;
+        let scratch = tempfile::tempdir()?;
+        let (_, desired) = thousand_objects(scratch.path(), &namespace)?;
+        let engine = Cluster::new(cluster.client().await?);
+        let mut request = SyncRequest::new("recompare", &namespace, desired.clone());
+        request.concurrency = 32;
+        let assessor = HealthAssessor::new(Settings::default())?;
+        let synced = execute::run_sync(
+            &engine,
+            &assessor,
+            &request,
+            &Default::default(),
+            &|_: &execute::SyncEvent| {},
+        )
+        .await;
+        anyhow::ensure!(synced.phase == OperationPhase::Succeeded, "{}", synced.message);
+        // The first compare after the sync fills the cache (dry-runs against the new live
+        // state); it is the cold figure.
+        let options = SyncOptions::default();
+        let settings = Settings::default();
+        let compare_request = CompareRequest {
+            app: "recompare",
+            destination_namespace: &namespace,
+            desired: &desired,
+            settings: &settings,
+            app_ignore: &[],
+            options: &options,
+            concurrency: 32,
+        };
+        let cold_cpu = thread_cpu_time()?;
+        let cold = execute::compare(&engine, compare_request).await?;
+        let cold_cpu = thread_cpu_time()? - cold_cpu;
+        anyhow::ensure!(
+            cold.comparison.sync_status() == plumb_model::SyncStatusCode::Synced,
+            "not synced after sync"
+        );
+        // Re-compare with the same live state (what a controller's watch cache holds).
+        let compare_settings = CompareSettings {
+            app: "recompare".into(),
+            tracking_method: TrackingMethod::Annotation,
+            compare_options: settings.compare_options,
+            ignore: diff::ignore::IgnoreRules::default(),
+        };
+        let requests_before = engine.request_count();
+        let mut best = Duration::MAX;
+        for _ in 0..5 {
+            let cpu = thread_cpu_time()?;
+            let prepared = diff::prepare_desired(
+                desired.clone(),
+                "recompare",
+                &namespace,
+                TrackingMethod::Annotation,
+                &builtin_scope,
+            );
+            let mut predicted = HashMap::new();
+            for (key, object) in &prepared.objects {
+                let value = engine.predict(key, object, cold.live.get(key), true).await?;
+                predicted.insert(key.clone(), value);
+            }
+            let comparison = diff::compare_app(
+                &prepared,
+                &cold.live,
+                &predicted,
+                &compare_settings,
+                Some(engine.compare_results()),
+            );
+            anyhow::ensure!(comparison.sync_status() == plumb_model::SyncStatusCode::Synced);
+            best = best.min(thread_cpu_time()? - cpu);
+        }
+        let requests = engine.request_count() - requests_before;
+        anyhow::ensure!(requests == 0, "re-compare sent {requests} requests");
+        let millis = best.as_secs_f64() * 1e3;
+        eprintln!(
+            "re-compare of 1,000 unchanged objects: {millis:.2} ms CPU, {requests} requests (cold compare: {:.0} ms CPU)",
+            cold_cpu.as_secs_f64() * 1e3
+        );
+        Ok(Outcome {
+            figure: millis,
+            unit: "ms CPU",
+            baseline_label: "issue 11 budget".into(),
+            baseline: 20.0,
+            higher_is_better: false,
+        })
+    })
+}
+
+fn sync_thousand() -> anyhow::Result<Outcome> {
+    let cluster = start_cluster()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let scratch = tempfile::tempdir()?;
+        // kubectl first, then plumb, each into its own empty namespace.
+        let kubectl_namespace = cluster.namespace("kubectl")?;
+        let (file, _) = thousand_objects(scratch.path(), &kubectl_namespace)?;
+        let start = Instant::now();
+        let output = cluster
+            .kubectl()
+            .args(["apply", "--server-side", "--field-manager", "bench", "-f"])
+            .arg(&file)
+            .output()?;
+        let kubectl_took = start.elapsed();
+        anyhow::ensure!(
+            output.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let plumb_namespace = cluster.namespace("plumb")?;
+        let plumb_dir = scratch.path().join("plumb");
+        std::fs::create_dir_all(&plumb_dir)?;
+        let (_, desired) = thousand_objects(&plumb_dir, &plumb_namespace)?;
+        let engine = Cluster::new(cluster.client().await?);
+        let assessor = HealthAssessor::new(Settings::default())?;
+        let mut request = SyncRequest::new("bench", &plumb_namespace, desired);
+        request.concurrency = 32;
+        let start = Instant::now();
+        let result = execute::run_sync(
+            &engine,
+            &assessor,
+            &request,
+            &Default::default(),
+            &|_: &execute::SyncEvent| {},
+        )
+        .await;
+        let plumb_took = start.elapsed();
+        anyhow::ensure!(result.phase == OperationPhase::Succeeded, "{}", result.message);
+        eprintln!(
+            "sync of 1,000 objects: plumb {plumb_took:.2?} ({} requests, dry-run included) vs kubectl apply --server-side {kubectl_took:.2?}",
+            engine.request_count()
+        );
+        Ok(Outcome {
+            figure: plumb_took.as_secs_f64(),
+            unit: "s",
+            baseline_label: "kubectl apply --server-side".into(),
+            baseline: kubectl_took.as_secs_f64(),
+            higher_is_better: false,
+        })
+    })
+}
