@@ -159,6 +159,9 @@ fn a_build_cache_without_its_completion_marker_is_rebuilt() {
         .expect("cp");
     assert!(status.success());
     std::fs::remove_file(copy.join("complete")).expect("remove marker");
+    // The leftover of an interrupted build goes too.
+    let leftover = cache.path().join("testcluster").join(".build-interrupted");
+    std::fs::create_dir_all(leftover.join("bin")).expect("leftover");
     let kube_apiserver = copy.join("bin/kube-apiserver");
     let inode_before =
         std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&kube_apiserver).expect("stat"));
@@ -176,6 +179,10 @@ fn a_build_cache_without_its_completion_marker_is_rebuilt() {
     let printed = String::from_utf8_lossy(&out.stdout);
     assert_eq!(printed.trim(), copy.join("bin").display().to_string());
     assert!(copy.join("complete").is_file());
+    assert!(
+        !leftover.exists(),
+        "the interrupted build's directory was kept"
+    );
     let inode_after =
         std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&kube_apiserver).expect("stat"));
     assert_ne!(inode_before, inode_after, "kube-apiserver was not rebuilt");
