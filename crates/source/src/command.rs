@@ -26,6 +26,8 @@ pub struct CommandSpec {
     /// Most bytes of stdout kept; a tool printing more is killed.
     pub max_stdout: usize,
     pub stdin: Option<Vec<u8>>,
+    /// Inherited environment variables removed before `env` is applied.
+    pub remove_env: Vec<OsString>,
 }
 
 impl CommandSpec {
@@ -38,7 +40,20 @@ impl CommandSpec {
             timeout: Duration::from_secs(90),
             max_stdout: 64 * 1024 * 1024,
             stdin: None,
+            remove_env: Vec::new(),
         }
+    }
+
+    /// Drops every inherited variable whose name starts with `prefix` (e.g. `GIT_`: a
+    /// `GIT_SSL_CAINFO`, `GIT_DIR` or `GIT_SSH_COMMAND` of the host must not change what
+    /// plumb's git does).
+    pub fn without_inherited(mut self, prefix: &str) -> Self {
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with(prefix) {
+                self.remove_env.push(key);
+            }
+        }
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
@@ -140,6 +155,9 @@ pub async fn run(
 ) -> Result<CommandOutput, CommandError> {
     let program = spec.name();
     let mut command = tokio::process::Command::new(&spec.program);
+    for key in &spec.remove_env {
+        command.env_remove(key);
+    }
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))

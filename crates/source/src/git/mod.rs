@@ -317,7 +317,9 @@ impl GitCache {
 
     /// A git command against `git_dir` with the credentials for `url`.
     fn git(&self, git_dir: Option<&Path>, auth: &auth::GitAuth) -> CommandSpec {
-        let mut spec = CommandSpec::new(&self.config.git_binary).timeout(self.config.timeout);
+        let mut spec = CommandSpec::new(&self.config.git_binary)
+            .timeout(self.config.timeout)
+            .without_inherited("GIT_");
         for (k, v) in &auth.env {
             spec = spec.env(k, v);
         }
@@ -333,6 +335,7 @@ impl GitCache {
     fn plain_git(&self, git_dir: &Path) -> CommandSpec {
         CommandSpec::new(&self.config.git_binary)
             .timeout(self.config.timeout)
+            .without_inherited("GIT_")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("LC_ALL", "C")
@@ -580,6 +583,7 @@ impl GitCache {
         }
         let spec = CommandSpec::new(&self.config.git_binary)
             .timeout(self.config.timeout)
+            .without_inherited("GIT_")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .args(["init", "--bare", "--quiet", "--"])
@@ -857,6 +861,7 @@ impl GitCache {
         let gitmodules = dest.join(".gitmodules");
         let listing = CommandSpec::new(&self.config.git_binary)
             .timeout(self.config.timeout)
+            .without_inherited("GIT_")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .args(["config", "--file"])

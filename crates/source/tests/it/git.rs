@@ -495,3 +495,57 @@ async fn submodules_are_followed() {
     assert_eq!(got, ["ConfigMap/from-submodule", "ConfigMap/own"]);
     assert_eq!(rendered.revisions, [sha]);
 }
+
+#[tokio::test]
+async fn https_with_custom_ca_and_client_certificate() {
+    let server = servers::TlsGitServer::start();
+    let repo = Repo::create(&server.repos(), "tls-app");
+    let sha = repo.commit(&[("cm.yaml", &cm("over-tls"))], "tls");
+    let url = server.url("tls-app");
+    let cancel = CancellationToken::new();
+    let req = request(vec![source(&url, "main", ".")]);
+    let pki = &server.pki;
+
+    // The server's CA is unknown: refused (the host's GIT_SSL_CAINFO, if any, is ignored).
+    let dir = tempfile::tempdir().expect("tmp");
+    let svc = service(dir.path());
+    let err = svc.render(&req, &cancel).await.expect_err("unknown CA");
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    // CA trusted but no client certificate: the server refuses the handshake.
+    svc.set_credentials(store(vec![secret(
+        SecretType::Repository,
+        &[("url", &url), ("tlsCACertData", &pki.ca_crt)],
+    )]));
+    svc.render(&req, &cancel)
+        .await
+        .expect_err("no client certificate");
+
+    // CA and client certificate from the repository Secret: works.
+    svc.set_credentials(store(vec![secret(
+        SecretType::Repository,
+        &[
+            ("url", &url),
+            ("tlsCACertData", &pki.ca_crt),
+            ("tlsClientCertData", &pki.client_crt),
+            ("tlsClientCertKey", &pki.client_key),
+        ],
+    )]));
+    let rendered = svc.render(&req, &cancel).await.expect("mutual TLS");
+    assert_eq!(names(&rendered), ["ConfigMap/over-tls"]);
+    assert_eq!(rendered.revisions, std::slice::from_ref(&sha));
+
+    // `insecure` skips server verification (the client certificate is still presented).
+    let dir2 = tempfile::tempdir().expect("tmp");
+    let svc2 = service(dir2.path());
+    svc2.set_credentials(store(vec![secret(
+        SecretType::Repository,
+        &[
+            ("url", &url),
+            ("insecure", "true"),
+            ("tlsClientCertData", &pki.client_crt),
+            ("tlsClientCertKey", &pki.client_key),
+        ],
+    )]));
+    svc2.render(&req, &cancel).await.expect("insecure");
+}

@@ -391,3 +391,169 @@ pub fn tool_bin_dir() -> PathBuf {
     assert!(out.status.success(), "scripts/build-testcluster failed");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (scripts/install-test-deps installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// PEM files of a throwaway CA, a server certificate for 127.0.0.1 and a client certificate.
+pub struct TestPki {
+    pub ca_crt: String,
+    pub client_crt: String,
+    pub client_key: String,
+}
+
+/// lighttpd serving `git http-backend` over HTTPS at `/git/`, demanding a client
+/// certificate signed by its own CA.
+pub struct TlsGitServer {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub pki: TestPki,
+}
+
+impl TlsGitServer {
+    pub fn start() -> TlsGitServer {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("repos")).expect("mkdir");
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut args = vec!["req", "-x509"];
+        args.extend(ec);
+        args.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=plumb test CA",
+        ]);
+        openssl(root, &args);
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            let key = format!("{name}.key");
+            let csr = format!("{name}.csr");
+            let crt = format!("{name}.crt");
+            let extfile = format!("{name}.ext");
+            let subject = format!("/CN={name}");
+            let mut args = vec!["req"];
+            args.extend(ec);
+            args.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
+            openssl(root, &args);
+            std::fs::write(root.join(&extfile), ext).expect("ext");
+            openssl(
+                root,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    &crt,
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &extfile,
+                ],
+            );
+        }
+        let read = |name: &str| std::fs::read_to_string(root.join(name)).expect("pem");
+        std::fs::write(
+            root.join("server.pem"),
+            read("server.crt") + &read("server.key"),
+        )
+        .expect("pem");
+        let pki = TestPki {
+            ca_crt: read("ca.crt"),
+            client_crt: read("client.crt"),
+            client_key: read("client.key"),
+        };
+        for attempt in 0..5 {
+            let port = free_port();
+            let config = format!(
+                r#"server.document-root = "{root}"
+server.port = {port}
+server.bind = "127.0.0.1"
+server.modules = ("mod_alias", "mod_setenv", "mod_cgi", "mod_openssl")
+server.errorlog = "{root}/error.log"
+ssl.engine = "enable"
+ssl.pemfile = "{root}/server.pem"
+ssl.ca-file = "{root}/ca.crt"
+ssl.verifyclient.activate = "enable"
+ssl.verifyclient.enforce = "enable"
+alias.url = ( "/git/" => "/usr/lib/git-core/git-http-backend/" )
+$HTTP["url"] =~ "^/git/" {{
+  cgi.assign = ( "" => "" )
+  setenv.add-environment = ( "GIT_PROJECT_ROOT" => "{root}/repos", "GIT_HTTP_EXPORT_ALL" => "1" )
+}}
+"#,
+                root = root.display()
+            );
+            std::fs::write(root.join("lighttpd.conf"), config).expect("config");
+            let mut child = Command::new("lighttpd")
+                .args(["-D", "-f"])
+                .arg(root.join("lighttpd.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("lighttpd");
+            std::thread::sleep(Duration::from_millis(50));
+            if let Ok(Some(_)) = child.try_wait()
+                && attempt < 4
+            {
+                continue;
+            }
+            wait_for_port(port, &mut child, "lighttpd (TLS)", &root.join("error.log"));
+            return TlsGitServer {
+                child,
+                port,
+                dir,
+                pki,
+            };
+        }
+        panic!("lighttpd (TLS) could not start")
+    }
+
+    pub fn repos(&self) -> PathBuf {
+        self.dir.path().join("repos")
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("https://127.0.0.1:{}/git/{name}.git", self.port)
+    }
+}
+
+impl Drop for TlsGitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
