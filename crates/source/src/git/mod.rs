@@ -743,16 +743,24 @@ impl GitCache {
             {
                 return Ok(existing.clone());
             }
-            let creds = store.lookup(url);
-            let sha = self.ensure_commit(url, sha, creds, cancel).await?;
+            // Held from before the fetch to the end of the checkout: never evicted meanwhile.
             let mirror = self.mirror(url);
             let _use = MirrorUse(mirror.clone());
-            let root = self.config.cache_dir.join("checkouts").join(&key);
+            let creds = store.lookup(url);
+            let sha = self.ensure_commit(url, sha, creds, cancel).await?;
+            // A fresh name per build: an evicted checkout still held by a render removes
+            // its own directory when released, never a newer checkout of the same commit.
+            let generation = self.tick();
+            let root = self
+                .config
+                .cache_dir
+                .join("checkouts")
+                .join(format!("{key}-{generation}"));
             let tmp = self
                 .config
                 .cache_dir
                 .join("checkouts")
-                .join(format!("{key}.tmp-{}", self.tick()));
+                .join(format!("{key}-{generation}.tmp"));
             let result = self
                 .build_checkout(&mirror.dir, url, &sha, &tmp, store, cancel, depth)
                 .await;

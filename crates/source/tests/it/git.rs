@@ -549,3 +549,59 @@ async fn https_with_custom_ca_and_client_certificate() {
     )]));
     svc2.render(&req, &cancel).await.expect("insecure");
 }
+
+#[tokio::test]
+async fn evicted_checkouts_are_removed_only_when_released() {
+    let root = tempfile::tempdir().expect("tmp");
+    let repo = Repo::create(root.path(), "evict");
+    let first = repo.commit(&[("cm.yaml", &cm("one"))], "one");
+    let second = repo.commit(&[("cm.yaml", &cm("two"))], "two");
+    let third = repo.commit(&[("cm.yaml", &cm("three"))], "three");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut config = GitConfig::new(dir.path());
+    config.url_policy = UrlPolicy { allow_file: true };
+    config.max_checkouts = 1;
+    let cache = GitCache::open(config).expect("cache");
+    let cancel = CancellationToken::new();
+    let store = CredentialStore::new();
+    let url = cache.parse_url(&repo.file_url()).expect("url");
+
+    let held = cache
+        .checkout(&url, &first, &store, &cancel)
+        .await
+        .expect("first");
+    let two = cache
+        .checkout(&url, &second, &store, &cancel)
+        .await
+        .expect("second");
+    drop(two);
+    // `first` is still held by a render: it survives eviction pressure.
+    cache
+        .checkout(&url, &third, &store, &cancel)
+        .await
+        .expect("third");
+    assert!(held.root().join("cm.yaml").is_file());
+    // Asked again while held: the same checkout, not a second copy.
+    let again = cache
+        .checkout(&url, &first, &store, &cancel)
+        .await
+        .expect("again");
+    assert!(Arc::ptr_eq(&held, &again));
+    assert_eq!(cache.stats.checkouts.load(Ordering::SeqCst), 3);
+    // Released and pushed out by newer ones: its directory goes away.
+    let old_root = held.root().to_path_buf();
+    drop(held);
+    drop(again);
+    cache
+        .checkout(&url, &second, &store, &cancel)
+        .await
+        .expect("second again");
+    cache
+        .checkout(&url, &third, &store, &cancel)
+        .await
+        .expect("third again");
+    assert!(
+        !old_root.exists(),
+        "evicted and released: removed from disk"
+    );
+}
