@@ -72,7 +72,10 @@ impl ApiError {
         }
     }
     fn with_details(mut self, name: &str, group: &str, kind: &str) -> Self {
-        let mut d = json!({"name": name, "kind": kind});
+        let mut d = json!({"kind": kind});
+        if !name.is_empty() {
+            d["name"] = json!(name);
+        }
         if !group.is_empty() {
             d["group"] = json!(group);
         }
@@ -174,7 +177,10 @@ impl ApiError {
             format!("{kind} \"{name}\" is invalid: [{}]", summary.join(", "))
         };
         let mut e = Self::new(422, "Invalid", message);
-        let mut d = json!({"name": name, "kind": kind, "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>()});
+        let mut d = json!({"kind": kind, "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>()});
+        if !name.is_empty() {
+            d["name"] = json!(name);
+        }
         if !group.is_empty() {
             d["group"] = json!(group);
         }

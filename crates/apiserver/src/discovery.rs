@@ -56,7 +56,10 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
         return None;
     }
     let mut resources = Vec::new();
-    for r in registry.resources_in(group, version) {
+    // Alphabetical by resource name, as Kubernetes lists them.
+    let mut infos = registry.resources_in(group, version);
+    infos.sort_by(|a, b| a.resource.cmp(&b.resource));
+    for r in infos {
         let mut entry = json!({
             "name": r.resource,
             "singularName": r.singular,

@@ -100,6 +100,16 @@ fn flag(q: &Query, name: &str) -> bool {
     matches!(q.get(name).map(String::as_str), Some("true" | "1" | ""))
 }
 
+fn page_not_found() -> Response<Body> {
+    let mut r = Response::new(crate::http::full("404 page not found\n"));
+    *r.status_mut() = hyper::StatusCode::NOT_FOUND;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
 fn ok_json(code: u16, v: &Value) -> Response<Body> {
     json_response(code, v.to_string())
 }
@@ -238,6 +248,17 @@ impl AppState {
             }
             v.map(|v| ok_json(200, &v)).ok_or_else(ApiError::no_route)
         };
+        // Kubernetes answers paths outside any served group/version with a plain-text 404
+        // (its HTTP mux), and unknown resources inside one with a NotFound Status.
+        let served = match segs.as_slice() {
+            ["api", v, ..] => *v == "v1",
+            ["apis", g, v, ..] => registry.serves_group_version(g, v),
+            ["apis", g] => registry.groups().iter().any(|(name, _)| name == g),
+            _ => true,
+        };
+        if !served {
+            return Ok(page_not_found());
+        }
         match segs.as_slice() {
             ["healthz" | "livez" | "readyz"] => {
                 let mut r = Response::new(crate::http::full("ok"));
@@ -278,7 +299,8 @@ impl AppState {
                 self.resource_request(&registry, parts, &query, g, v, rest, body)
                     .await
             }
-            _ => Err(ApiError::no_route()),
+            ["openapi", ..] => Err(ApiError::no_route()),
+            _ => Ok(page_not_found()),
         }
     }
 
@@ -482,9 +504,11 @@ impl AppState {
         }
         let mut meta = format!("{{\"resourceVersion\":\"{rv}\"");
         if let Some(c) = &continue_token {
-            meta.push_str(&format!(
-                ",\"continue\":\"{c}\",\"remainingItemCount\":{remaining}"
-            ));
+            meta.push_str(&format!(",\"continue\":\"{c}\""));
+            // Kubernetes counts the rest only for unfiltered lists.
+            if labels.is_empty() && fields.terms.is_empty() {
+                meta.push_str(&format!(",\"remainingItemCount\":{remaining}"));
+            }
         }
         meta.push('}');
         let api_version = t.info.api_version(&t.version);
@@ -585,6 +609,17 @@ impl AppState {
         let mut causes = crate::validation::metadata_causes(obj, t.info.name_rule);
         if t.info.store_key() == CRDS {
             causes.extend(crate::crd::validate_crd(obj));
+        }
+        if matches!(t.info.store_key().as_str(), "/configmaps" | "/secrets") {
+            if let Some(field) =
+                crate::validation::undecodable_base64(obj, t.info.resource == "secrets")
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"v1\" cannot be handled as a {kind}: illegal base64 data in {field}",
+                    kind = t.info.kind
+                )));
+            }
+            causes.extend(crate::validation::data_key_causes(obj));
         }
         if causes.is_empty() {
             return Ok(());
@@ -782,6 +817,38 @@ impl AppState {
         if result == old_v {
             return Ok(UpdatePlan::Unchanged(old_v));
         }
+        if meta_str(&old_v, "deletionTimestamp").is_some() {
+            let finalizers = |v: &Value| -> Vec<String> {
+                v.pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let before = finalizers(&old_v);
+            let added: Vec<String> = finalizers(&result)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            if !added.is_empty() {
+                let cause = Cause::forbidden(
+                    "metadata.finalizers",
+                    format!(
+                        "no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                    ),
+                );
+                return Err(ApiError::invalid(
+                    &t.info.kind,
+                    &t.info.group,
+                    name,
+                    vec![cause],
+                ));
+            }
+        }
         let finalizers_empty = result
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
@@ -871,6 +938,12 @@ impl AppState {
         dry_run: bool,
     ) -> Result<Response<Body>, ApiError> {
         let new = self.decode(t, content_type, body)?;
+        // As Kubernetes: a body naming another object is a 400 before any lookup.
+        if let Some(n) = meta_str(&new, "name").filter(|n| !n.is_empty() && *n != name) {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
         // No resourceVersion in the body means an unconditional update (retried on races).
         let unconditional = meta_str(&new, "resourceVersion").is_none_or(str::is_empty);
         self.update_with(t, name, dry_run, unconditional, |_| Ok(new.clone()))
@@ -1382,7 +1455,7 @@ fn encode_continue(namespace: &str, name: &str) -> String {
 
 fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
     use base64::Engine as _;
-    let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
+    let bad = || ApiError::bad_request(format!("invalid continue token: {token:?}"));
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| bad())?;

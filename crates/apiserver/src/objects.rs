@@ -113,15 +113,102 @@ pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create:
                 }
             }
         }
-        ("apps", "deployments") | ("apps", "statefulsets") | ("apps", "replicasets") => {
+        ("apps", "deployments") => {
             if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.entry("replicas").or_insert_with(|| json!(1));
                 spec.entry("revisionHistoryLimit")
                     .or_insert_with(|| json!(10));
+                spec.entry("progressDeadlineSeconds")
+                    .or_insert_with(|| json!(600));
+                let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+                if let Some(st) = strategy.as_object_mut() {
+                    st.entry("type").or_insert_with(|| json!("RollingUpdate"));
+                    if st.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                        let ru = st.entry("rollingUpdate").or_insert_with(|| json!({}));
+                        if let Some(ru) = ru.as_object_mut() {
+                            ru.entry("maxUnavailable").or_insert_with(|| json!("25%"));
+                            ru.entry("maxSurge").or_insert_with(|| json!("25%"));
+                        }
+                    }
+                }
+                default_pod_template(spec, Some("Always"));
+            }
+        }
+        ("apps", "statefulsets")
+        | ("apps", "replicasets")
+        | ("apps", "daemonsets")
+        | ("batch", "jobs") => {
+            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                if info.resource != "daemonsets" && info.resource != "jobs" {
+                    spec.entry("replicas").or_insert_with(|| json!(1));
+                }
+                if info.resource != "replicasets" && info.resource != "jobs" {
+                    spec.entry("revisionHistoryLimit")
+                        .or_insert_with(|| json!(10));
+                }
+                let restart = if info.resource == "jobs" {
+                    None
+                } else {
+                    Some("Always")
+                };
+                default_pod_template(spec, restart);
+            }
+        }
+        ("", "pods") => {
+            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                default_pod_spec(spec, Some("Always"));
             }
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => crate::crd::default_crd(object),
         _ => {}
+    }
+}
+
+/// Defaults of `spec.template.spec` (Kubernetes' pod defaulting).
+fn default_pod_template(spec: &mut Map<String, Value>, restart_policy: Option<&str>) {
+    if let Some(pod) = spec
+        .get_mut("template")
+        .and_then(|t| t.get_mut("spec"))
+        .and_then(Value::as_object_mut)
+    {
+        default_pod_spec(pod, restart_policy);
+    }
+}
+
+/// `restart_policy` None: no default (Jobs must choose Never or OnFailure themselves).
+fn default_pod_spec(pod: &mut Map<String, Value>, restart_policy: Option<&str>) {
+    if let Some(policy) = restart_policy {
+        pod.entry("restartPolicy").or_insert_with(|| json!(policy));
+    }
+    pod.entry("terminationGracePeriodSeconds")
+        .or_insert_with(|| json!(30));
+    pod.entry("dnsPolicy")
+        .or_insert_with(|| json!("ClusterFirst"));
+    pod.entry("securityContext").or_insert_with(|| json!({}));
+    pod.entry("schedulerName")
+        .or_insert_with(|| json!("default-scheduler"));
+    for list in ["containers", "initContainers"] {
+        let Some(Value::Array(containers)) = pod.get_mut(list) else {
+            continue;
+        };
+        for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+            // `:latest` (or no tag) pulls always; anything else only when missing.
+            let last = image.rsplit('/').next().unwrap_or(image);
+            let latest = !last.contains(':') && !image.contains('@') || last.ends_with(":latest");
+            c.entry("imagePullPolicy")
+                .or_insert_with(|| json!(if latest { "Always" } else { "IfNotPresent" }));
+            c.entry("terminationMessagePath")
+                .or_insert_with(|| json!("/dev/termination-log"));
+            c.entry("terminationMessagePolicy")
+                .or_insert_with(|| json!("File"));
+            c.entry("resources").or_insert_with(|| json!({}));
+            if let Some(Value::Array(ports)) = c.get_mut("ports") {
+                for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                    p.entry("protocol").or_insert_with(|| json!("TCP"));
+                }
+            }
+        }
     }
 }
 

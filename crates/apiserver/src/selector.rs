@@ -204,7 +204,9 @@ pub enum Field {
 pub enum FieldSelectorError {
     #[error("invalid selector: '{0}'; can't understand '{1}'")]
     Syntax(String, String),
-    #[error("field label not supported: {0}")]
+    #[error(
+        "\"{0}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    )]
     Unsupported(String),
 }
 

@@ -206,6 +206,52 @@ pub fn metadata_causes(object: &Value, rule: NameRule) -> Vec<Cause> {
     causes
 }
 
+/// Errors of ConfigMap / Secret data keys (`[-._a-zA-Z0-9]+`, at most 253 characters).
+pub fn data_key_causes(object: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    for field in ["data", "binaryData", "stringData"] {
+        let Some(map) = object.get(field).and_then(Value::as_object) else {
+            continue;
+        };
+        for key in map.keys() {
+            let ok = !key.is_empty()
+                && key.len() <= 253
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+            if !ok {
+                causes.push(Cause::invalid(
+                    format!("{field}[{key}]"),
+                    key,
+                    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+                ));
+            }
+        }
+    }
+    causes
+}
+
+/// The first `data` (Secrets) / `binaryData` entry that is not valid base64, as
+/// `data[key]`.
+pub fn undecodable_base64(object: &Value, secret: bool) -> Option<String> {
+    use base64::Engine as _;
+    let fields: &[&str] = if secret { &["data"] } else { &["binaryData"] };
+    for field in fields {
+        let Some(map) = object.get(*field).and_then(Value::as_object) else {
+            continue;
+        };
+        for (key, value) in map {
+            let ok = value
+                .as_str()
+                .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
+            if !ok {
+                return Some(format!("{field}[{key}]"));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -250,6 +296,23 @@ mod tests {
         assert_eq!(fields, vec!["metadata.name", "metadata.labels.ok"]);
         let missing = metadata_causes(&serde_json::json!({"metadata": {}}), NameRule::Subdomain);
         assert_eq!(missing[0].reason, "FieldValueRequired");
+    }
+
+    #[test]
+    fn data_keys_and_base64() {
+        let cm = serde_json::json!({"data": {"ok.key_1-x": "v", "bad key": "v"}});
+        let causes = data_key_causes(&cm);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "data[bad key]");
+        let secret = serde_json::json!({"data": {"a": "aGk=", "b": "not base64!"}});
+        assert_eq!(
+            undecodable_base64(&secret, true),
+            Some("data[b]".to_string())
+        );
+        assert_eq!(
+            undecodable_base64(&serde_json::json!({"data": {"a": "aGk="}}), true),
+            None
+        );
     }
 
     proptest! {

@@ -97,11 +97,23 @@ async fn malformed_bodies() {
 async fn unknown_kinds_groups_and_versions() {
     let s = TestServer::start().await;
     let rv = cluster_rv(&s).await;
+    // Outside any served group/version: Kubernetes' plain-text 404.
     for path in [
         "/apis/nope.example.com/v1/widgets",
         "/apis/apps/v9/deployments",
-        "/api/v1/widgets",
         "/apis/nope.example.com",
+        "/api/v2/pods",
+    ] {
+        let (code, body) = s.raw("GET", path, "application/json", vec![]).await;
+        assert_eq!(
+            (code, body.as_str()),
+            (404, Some("404 page not found\n")),
+            "{path}"
+        );
+    }
+    // Unknown resources (or subresources) inside a served group/version: a NotFound Status.
+    for path in [
+        "/api/v1/widgets",
         "/apis/apps/v1/namespaces/default/deployments/x/scale",
     ] {
         let (code, status) = s.raw("GET", path, "application/json", vec![]).await;
@@ -320,7 +332,10 @@ async fn invalid_selectors() {
     let err = s
         .fails(&["get", "cm", "--field-selector", "spec.foo=bar"])
         .await;
-    assert!(err.contains("field label not supported: spec.foo"), "{err}");
+    assert!(
+        err.contains("\"spec.foo\" is not a known field selector"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,4 +426,48 @@ async fn kubeconfig_pointing_at_a_stopped_server() {
         out.stderr
     );
     drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_keys_base64_and_mismatched_names() {
+    let s = TestServer::start().await;
+    let rv = cluster_rv(&s).await;
+    let (code, status) = s
+        .raw("POST", "/api/v1/namespaces/default/configmaps", "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"bad key!":"v"}}"#.to_vec())
+        .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(status["details"]["causes"][0]["field"], "data[bad key!]");
+    let (code, status) = s
+        .raw("POST", "/api/v1/namespaces/default/secrets", "application/json", br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},"data":{"k":"not base64!"}}"#.to_vec())
+        .await;
+    assert_eq!((code, reason(&status).1), (400, "BadRequest"), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("illegal base64 data"),
+        "{status}"
+    );
+    // A PUT whose body names another object is a 400, even when the URL's object is missing.
+    let (code, status) = s
+        .raw(
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/missing",
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other"}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!((code, reason(&status).1), (400, "BadRequest"), "{status}");
+    // An Invalid for a missing name leaves details.name out.
+    let (code, status) = s
+        .raw(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 422);
+    assert!(status["details"].get("name").is_none(), "{status}");
+    assert_eq!(cluster_rv(&s).await, rv);
 }

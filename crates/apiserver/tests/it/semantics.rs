@@ -601,3 +601,57 @@ async fn delete_collection_by_label() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_defaults() {
+    let s = TestServer::start().await;
+    let api: Api<Deployment> = Api::namespaced(s.client().await, "default");
+    let d = api
+        .create(&PostParams::default(), &deployment("web"))
+        .await
+        .expect("create");
+    let v = serde_json::to_value(&d).expect("json");
+    assert_eq!(
+        v["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+    );
+    assert_eq!(v["spec"]["progressDeadlineSeconds"], 600);
+    assert_eq!(v["spec"]["revisionHistoryLimit"], 10);
+    let pod = &v["spec"]["template"]["spec"];
+    assert_eq!(
+        (
+            pod["restartPolicy"].as_str(),
+            pod["dnsPolicy"].as_str(),
+            pod["schedulerName"].as_str()
+        ),
+        (
+            Some("Always"),
+            Some("ClusterFirst"),
+            Some("default-scheduler")
+        )
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(
+        c["imagePullPolicy"], "Always",
+        "untagged image pulls always"
+    );
+    assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
+    // Remaining counts only for unfiltered pages.
+    let cms: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    for i in 0..3 {
+        cms.create(&PostParams::default(), &cm(&format!("c{i}"), &[("a", "b")]))
+            .await
+            .expect("create");
+    }
+    let unfiltered = cms
+        .list(&ListParams::default().limit(1))
+        .await
+        .expect("list");
+    assert_eq!(unfiltered.metadata.remaining_item_count, Some(2));
+    let filtered = cms
+        .list(&ListParams::default().limit(1).labels("a=b"))
+        .await
+        .expect("list");
+    assert!(filtered.metadata.continue_.is_some());
+    assert_eq!(filtered.metadata.remaining_item_count, None);
+}
