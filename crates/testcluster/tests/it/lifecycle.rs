@@ -144,20 +144,27 @@ fn sigterm_stops_the_test_cluster_command() {
     let work = tempfile::tempdir().expect("tempdir");
     let tmp = work.path().join("tmp");
     std::fs::create_dir(&tmp).expect("tmp");
-    let mut child = launch(work.path(), &tmp, &[]);
+    let mut child = launch(work.path(), &tmp, &["--workloads", "--nodes", "2"]);
     let kubeconfig = work.path().join("kubeconfig");
     wait_for_file(&kubeconfig, &mut child);
-    // The written kubeconfig works with an independent kubectl run.
+    // The written kubeconfig works with an independent kubectl run, and both nodes are Ready.
     let kubectl = plumb_testcluster::binary("kubectl").expect("kubectl");
     let out = Command::new(kubectl)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .args(["get", "namespace", "default", "-o", "name"])
+        .args([
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}",
+        ])
         .output()
         .expect("kubectl");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "namespace/default"
+        "kwok-node-0=True kwok-node-1=True",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     signal(&child, "TERM");
     let status = child.wait().expect("wait");
