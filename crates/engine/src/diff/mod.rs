@@ -12,6 +12,7 @@ use ignore::{IgnoreError, IgnoreRules};
 use plumb_model::{ResourceKey, SyncStatusCode};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 pub const COMPARE_OPTIONS_ANNOTATION: &str = "argocd.argoproj.io/compare-options";
 
@@ -246,9 +247,10 @@ pub struct ResourceComparison {
     pub requires_pruning: bool,
     /// A hook: not part of the sync status.
     pub hook: bool,
-    /// Normalised, ignore rules applied, Secrets masked.
-    pub live: Option<Value>,
-    pub predicted: Option<Value>,
+    /// Normalised, ignore rules applied, Secrets masked (shared: cached results are
+    /// handed out without copying the objects).
+    pub live: Option<Arc<Value>>,
+    pub predicted: Option<Arc<Value>>,
     /// Unified YAML diff from live to predicted (empty when in sync).
     pub diff: String,
 }
@@ -345,8 +347,8 @@ pub fn compare_resource(
         status,
         requires_pruning,
         hook,
-        live: live_view,
-        predicted: predicted_view,
+        live: live_view.map(Arc::new),
+        predicted: predicted_view.map(Arc::new),
         diff,
     })
 }
@@ -402,7 +404,8 @@ pub fn object_hash(object: &Value) -> [u8; 32] {
     sha2::Sha256::digest(&bytes).into()
 }
 
-fn settings_fingerprint(settings: &CompareSettings) -> [u8; 32] {
+/// A digest of the compare settings, part of every cached result's key.
+pub fn settings_fingerprint(settings: &CompareSettings) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(format!("{settings:?}").as_bytes()).into()
 }
@@ -414,6 +417,17 @@ fn resource_version(object: Option<&Value>) -> String {
 }
 
 impl CompareCache {
+    /// Whether a result for these inputs is cached (so no dry-run is needed for it).
+    pub fn is_fresh(
+        &self,
+        key: &ResourceKey,
+        live: Option<&Value>,
+        desired_hash: &[u8; 32],
+        fingerprint: &[u8; 32],
+    ) -> bool {
+        self.lookup(key, live, desired_hash, fingerprint).is_some()
+    }
+
     fn lookup(
         &self,
         key: &ResourceKey,
@@ -515,7 +529,11 @@ pub fn compare_app(
         }
         match compare_resource(key, Some(object), live_object, predicted.get(key), settings) {
             Ok(result) => {
-                if let (Some(cache), Some(hash)) = (cache, desired_hash) {
+                // Only answers backed by the server's prediction are kept: a structural
+                // fallback (or a failed dry-run) must be retried next time.
+                if let (Some(cache), Some(hash), true) =
+                    (cache, desired_hash, predicted.contains_key(key))
+                {
                     cache.store(live_object, hash, fingerprint, &result);
                 }
                 comparison.resources.push(result)

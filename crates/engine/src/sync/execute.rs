@@ -342,6 +342,63 @@ pub async fn compare(
         )
         .await
         .map_err(CompareFailure::Cluster)?;
+    let (comparison, dry_run_errors) = compare_live(
+        cluster,
+        LiveCompare {
+            app,
+            destination_namespace,
+            desired,
+            prepared: &prepared,
+            live: &live,
+            ignore: &ignore,
+            settings,
+            options,
+            concurrency,
+        },
+    )
+    .await?;
+    Ok(Compared {
+        prepared,
+        live,
+        comparison,
+        dry_run_errors,
+        ignore,
+    })
+}
+
+/// The inputs of [`compare_live`].
+#[derive(Clone, Copy)]
+pub struct LiveCompare<'a> {
+    pub app: &'a str,
+    pub destination_namespace: &'a str,
+    /// The rendered objects (CRDs among them tell which kinds this sync creates).
+    pub desired: &'a [Value],
+    pub prepared: &'a diff::PreparedDesired,
+    pub live: &'a BTreeMap<ResourceKey, Value>,
+    pub ignore: &'a IgnoreRules,
+    pub settings: &'a Settings,
+    pub options: &'a SyncOptions,
+    pub concurrency: usize,
+}
+
+/// Compares prepared desired objects with a given live state: dry-runs what the compare
+/// cache cannot answer, then compares. With an unchanged app and live state it sends no
+/// request at all.
+pub async fn compare_live(
+    cluster: &Cluster,
+    request: LiveCompare<'_>,
+) -> Result<(AppComparison, BTreeMap<ResourceKey, String>), CompareFailure> {
+    let LiveCompare {
+        app,
+        destination_namespace,
+        desired,
+        prepared,
+        live,
+        ignore,
+        settings,
+        options,
+        concurrency,
+    } = request;
     // Kinds and namespaces this sync creates: their objects cannot be dry-run yet.
     let crd_kinds: HashSet<(String, String)> = crd_scopes(desired).into_keys().collect();
     let mut new_namespaces: HashSet<String> = prepared
@@ -353,12 +410,24 @@ pub async fn compare(
     if options.create_namespace && !destination_namespace.is_empty() {
         new_namespaces.insert(destination_namespace.to_string());
     }
-    let dry_runs = futures::stream::iter(
-        prepared
-            .objects
-            .iter()
-            .filter(|(_, object)| !crate::sync::hooks::is_hook(object)),
-    )
+    let compare_settings = CompareSettings {
+        app: app.to_string(),
+        tracking_method: settings.tracking_method,
+        compare_options: settings.compare_options,
+        ignore: ignore.clone(),
+    };
+    let fingerprint = diff::settings_fingerprint(&compare_settings);
+    let results = cluster.compare_results();
+    let dry_runs = futures::stream::iter(prepared.objects.iter().filter(|(key, object)| {
+        // Hooks are not dry-run; neither is what an unchanged compare already answered.
+        !crate::sync::hooks::is_hook(object)
+            && !results.is_fresh(
+                key,
+                live.get(*key),
+                &diff::object_hash(object),
+                &fingerprint,
+            )
+    }))
     .map(|(key, object)| {
         let live_object = live.get(key);
         let (object_options, _) = options.for_object(object);
@@ -397,26 +466,9 @@ pub async fn compare(
             }
         }
     }
-    let compare_settings = CompareSettings {
-        app: app.to_string(),
-        tracking_method: settings.tracking_method,
-        compare_options: settings.compare_options,
-        ignore: ignore.clone(),
-    };
-    let comparison = diff::compare_app(
-        &prepared,
-        &live,
-        &predicted,
-        &compare_settings,
-        Some(cluster.compare_results()),
-    );
-    Ok(Compared {
-        prepared,
-        live,
-        comparison,
-        dry_run_errors,
-        ignore,
-    })
+    let comparison =
+        diff::compare_app(prepared, live, &predicted, &compare_settings, Some(results));
+    Ok((comparison, dry_run_errors))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -226,12 +226,27 @@ async fn waves_wait_for_health_and_resync_is_clean() {
         .collect();
     assert!(out_of_sync.is_empty(), "{out_of_sync:#?}");
     let before = engine.request_count();
-    for (key, object) in &compared.prepared.objects {
-        engine
-            .predict(key, object, compared.live.get(key), true)
-            .await
-            .expect("cached");
-    }
+    let ignore = plumb_engine::diff::ignore::IgnoreRules::default();
+    let options = SyncOptions::default();
+    let (again, errors) = execute::compare_live(
+        &engine,
+        execute::LiveCompare {
+            app: "waves",
+            destination_namespace: &ns,
+            desired: &desired,
+            prepared: &compared.prepared,
+            live: &compared.live,
+            ignore: &ignore,
+            settings: &settings,
+            options: &options,
+            concurrency: 8,
+        },
+    )
+    .await
+    .expect("re-compare");
+    assert!(errors.is_empty());
+    assert_eq!(again.sync_status(), SyncStatusCode::Synced);
+    assert_eq!(again.resources.len(), compared.comparison.resources.len());
     assert_eq!(
         engine.request_count(),
         before,

@@ -370,7 +370,7 @@ fn compare_cache_is_keyed_by_resource_version_desired_and_settings() {
     let first = diff::compare_app(
         &prepared,
         &live,
-        &HashMap::new(),
+        &predicted_from(&prepared, &live),
         &settings(vec![]),
         Some(&cache),
     );
@@ -382,7 +382,7 @@ fn compare_cache_is_keyed_by_resource_version_desired_and_settings() {
     let cached = diff::compare_app(
         &prepared,
         &live,
-        &HashMap::new(),
+        &predicted_from(&prepared, &live),
         &settings(vec![]),
         Some(&cache),
     );
@@ -392,7 +392,7 @@ fn compare_cache_is_keyed_by_resource_version_desired_and_settings() {
     let fresh = diff::compare_app(
         &prepared,
         &live,
-        &HashMap::new(),
+        &predicted_from(&prepared, &live),
         &settings(vec![]),
         Some(&cache),
     );
@@ -406,9 +406,53 @@ fn compare_cache_is_keyed_by_resource_version_desired_and_settings() {
     let ignored = diff::compare_app(
         &prepared,
         &live,
-        &HashMap::new(),
+        &predicted_from(&prepared, &live),
         &settings(vec![rule]),
         Some(&cache),
     );
     assert_eq!(ignored.resources[0].status, SyncStatusCode::Synced);
+}
+
+/// What the server's dry-run would answer: the desired object on top of the live one.
+fn predicted_from(
+    prepared: &diff::PreparedDesired,
+    live: &BTreeMap<ResourceKey, Value>,
+) -> HashMap<ResourceKey, Value> {
+    prepared
+        .objects
+        .iter()
+        .map(|(key, desired)| {
+            let mut predicted = desired.clone();
+            if let Some(live) = live.get(key) {
+                predicted["metadata"]["resourceVersion"] =
+                    live["metadata"]["resourceVersion"].clone();
+            }
+            (key.clone(), predicted)
+        })
+        .collect()
+}
+
+#[test]
+fn structural_answers_are_not_cached() {
+    let desired = vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})];
+    let prepared = prepare_desired(
+        desired,
+        "shop",
+        "shop",
+        TrackingMethod::Annotation,
+        &builtin_scope,
+    );
+    let key = ResourceKey::new("", "ConfigMap", "shop", "c");
+    let mut live_object = prepared.objects[&key].clone();
+    live_object["metadata"]["resourceVersion"] = json!("7");
+    let live = BTreeMap::from([(key, live_object)]);
+    let cache = diff::CompareCache::default();
+    diff::compare_app(
+        &prepared,
+        &live,
+        &HashMap::new(),
+        &settings(vec![]),
+        Some(&cache),
+    );
+    assert!(cache.is_empty());
 }
