@@ -287,7 +287,11 @@ fn smp_value(target: &Value, patch: &Value, directives: bool) -> Value {
         }
         let merged = match (out.get(k), v) {
             (Some(Value::Array(live)), Value::Array(items)) => {
-                Value::Array(smp_list(k, live, items, directives))
+                let order = p
+                    .get(&format!("$setElementOrder/{k}"))
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice);
+                Value::Array(smp_list(k, live, items, directives, order))
             }
             (existing, Value::Object(_)) => {
                 smp_value(existing.unwrap_or(&Value::Null), v, directives)
@@ -308,7 +312,13 @@ fn smp_value(target: &Value, patch: &Value, directives: bool) -> Value {
     Value::Object(out)
 }
 
-fn smp_list(field: &str, live: &[Value], items: &[Value], directives: bool) -> Vec<Value> {
+fn smp_list(
+    field: &str,
+    live: &[Value],
+    items: &[Value],
+    directives: bool,
+    order: Option<&[Value]>,
+) -> Vec<Value> {
     if is_primitive_merge_list(field) {
         let mut out = live.to_vec();
         for i in items {
@@ -332,18 +342,87 @@ fn smp_list(field: &str, live: &[Value], items: &[Value], directives: bool) -> V
             .map(strip_directives)
             .collect();
     }
-    let mut out: Vec<Value> = live.to_vec();
-    for item in items {
-        let id = item.get(key);
-        let position = id.and_then(|id| out.iter().position(|l| l.get(key) == Some(id)));
-        let delete = directives && item.get("$patch").and_then(Value::as_str) == Some("delete");
-        match (position, delete) {
-            (Some(i), true) => {
-                out.remove(i);
+    if !directives {
+        // Apply: merge in place, new entries at the end.
+        let mut out: Vec<Value> = live.to_vec();
+        for item in items {
+            let id = item.get(key);
+            match id.and_then(|id| out.iter().position(|l| l.get(key) == Some(id))) {
+                Some(i) => out[i] = smp_value(&out[i], item, false),
+                None => out.push(strip_directives(item)),
             }
-            (None, true) => {}
-            (Some(i), false) => out[i] = smp_value(&out[i], item, directives),
-            (None, false) => out.push(strip_directives(item)),
+        }
+        return out;
+    }
+    strategic_list_order(key, live, items, order)
+}
+
+/// Kubernetes' strategic merge of a list with a merge key, including its element order:
+/// the patch's entries (merged with their live counterparts, ordered by
+/// `$setElementOrder` or the patch itself) are interleaved with the live-only entries
+/// (in live order), taking a patch entry first unless both are known to the live list
+/// and the live-only one comes earlier there.
+fn strategic_list_order(
+    key: &str,
+    live: &[Value],
+    items: &[Value],
+    order: Option<&[Value]>,
+) -> Vec<Value> {
+    let id_of = |v: &Value| v.get(key).cloned();
+    let is_delete = |v: &Value| v.get("$patch").and_then(Value::as_str) == Some("delete");
+    let mentioned: Vec<Value> = items.iter().filter_map(id_of).collect();
+    let deleted: Vec<Value> = items
+        .iter()
+        .filter(|i| is_delete(i))
+        .filter_map(id_of)
+        .collect();
+    let mut patched: Vec<Value> = items
+        .iter()
+        .filter(|i| !is_delete(i))
+        .map(|item| {
+            match live
+                .iter()
+                .find(|l| id_of(l).is_some() && id_of(l) == id_of(item))
+            {
+                Some(l) => smp_value(l, item, true),
+                None => strip_directives(item),
+            }
+        })
+        .collect();
+    let live_only: Vec<Value> = live
+        .iter()
+        .filter(|l| id_of(l).is_none_or(|id| !mentioned.contains(&id) && !deleted.contains(&id)))
+        .cloned()
+        .collect();
+    let position = |list: &[Value], v: &Value| -> Option<usize> {
+        let id = id_of(v)?;
+        list.iter().position(|x| id_of(x).as_ref() == Some(&id))
+    };
+    let patch_order: Vec<Value> = order
+        .map(<[Value]>::to_vec)
+        .unwrap_or_else(|| items.to_vec());
+    patched.sort_by(
+        |a, b| match (position(&patch_order, a), position(&patch_order, b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => std::cmp::Ordering::Equal,
+        },
+    );
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(live_only.len() + patched.len());
+    while i < live_only.len() || j < patched.len() {
+        let take_live = if i >= live_only.len() {
+            false
+        } else if j >= patched.len() {
+            true
+        } else {
+            matches!((position(live, &live_only[i]), position(live, &patched[j])), (Some(x), Some(y)) if x < y)
+        };
+        if take_live {
+            out.push(live_only[i].clone());
+            i += 1;
+        } else {
+            out.push(patched[j].clone());
+            j += 1;
         }
     }
     out
@@ -457,7 +536,8 @@ mod tests {
         assert_eq!(
             out,
             json!({"spec": {"template": {"spec": {"containers": [
-                {"name": "a", "image": "a:2", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]},
+                // A new entry goes before the live-only ones, as in Kubernetes.
+                {"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]},
                 {"name": "c", "image": "c:1"}
             ]}}}, "metadata": {"finalizers": ["f1", "f2"]}})
         );
@@ -471,6 +551,29 @@ mod tests {
             &json!({"m": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
         );
         assert_eq!(removed, json!({"m": {"finalizers": ["b"]}}));
+    }
+
+    #[test]
+    fn strategic_list_order_follows_kubernetes() {
+        // Delete B and add C to [A, B]: Kubernetes answers [C, A].
+        let live = json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]});
+        let patch =
+            json!({"env": [{"name": "B", "$patch": "delete"}, {"name": "C", "value": "3"}]});
+        assert_eq!(
+            strategic_merge_patch(&live, &patch),
+            json!({"env": [{"name": "C", "value": "3"}, {"name": "A", "value": "1"}]})
+        );
+        // With kubectl's $setElementOrder the order is the one asked for.
+        let patch = json!({"$setElementOrder/env": [{"name": "A"}, {"name": "C"}], "env": [{"name": "B", "$patch": "delete"}, {"name": "C", "value": "3"}]});
+        let out = strategic_merge_patch(&live, &patch);
+        assert_eq!(out["env"].as_array().unwrap().len(), 2);
+        // Changing an existing entry keeps everything in live order.
+        let live3 = json!({"env": [{"name": "A"}, {"name": "B"}, {"name": "C"}]});
+        let out = strategic_merge_patch(&live3, &json!({"env": [{"name": "B", "value": "x"}]}));
+        assert_eq!(
+            out,
+            json!({"env": [{"name": "A"}, {"name": "B", "value": "x"}, {"name": "C"}]})
+        );
     }
 
     #[test]

@@ -515,7 +515,8 @@ async fn patch_kinds_and_apply() {
         .into_iter()
         .map(|c| c.name)
         .collect();
-    assert_eq!(names, vec!["c", "sidecar"]);
+    // New entries come before the live-only ones, as with Kubernetes (no $setElementOrder).
+    assert_eq!(names, vec!["sidecar", "c"]);
     // JSON patch test failure is a 422 and changes nothing.
     let failed = api
         .patch(
