@@ -470,9 +470,11 @@ impl AppState {
         let labels =
             LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let fields =
-            FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = FieldSelector::parse_with(
+            query.get("fieldSelector").map(String::as_str).unwrap_or(""),
+            crate::registry::extra_field_selectors(&t.info.group, &t.info.resource),
+        )
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let limit = match query.get("limit").map(String::as_str) {
             None | Some("") | Some("0") => usize::MAX,
             Some(l) => l
@@ -489,7 +491,7 @@ impl AppState {
                 .list(&t.info.store_key(), t.namespace.as_deref(), after.as_ref());
         let mut matching = items
             .into_iter()
-            .filter(|o| labels.matches(&*o.labels) && fields.matches(&o.namespace, &o.name));
+            .filter(|o| labels.matches(&*o.labels) && o.matches_fields(&fields));
         let page: Vec<Arc<Obj>> = matching.by_ref().take(limit).collect();
         let remaining = matching.count();
         let continue_token = (remaining > 0)
@@ -1168,9 +1170,11 @@ impl AppState {
         let labels =
             LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let fields =
-            FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = FieldSelector::parse_with(
+            query.get("fieldSelector").map(String::as_str).unwrap_or(""),
+            crate::registry::extra_field_selectors(&t.info.group, &t.info.resource),
+        )
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let (items, _) = self
             .0
             .store
@@ -1178,7 +1182,7 @@ impl AppState {
         let mut deleted = Vec::new();
         for o in items
             .iter()
-            .filter(|o| labels.matches(&*o.labels) && fields.matches(&o.namespace, &o.name))
+            .filter(|o| labels.matches(&*o.labels) && o.matches_fields(&fields))
         {
             let sub = Target {
                 info: Arc::clone(&t.info),

@@ -541,6 +541,55 @@ impl Registry {
     }
 }
 
+/// Field selectors a resource accepts beyond `metadata.name` and `metadata.namespace`
+/// (Kubernetes registers these per kind).
+pub fn extra_field_selectors(group: &str, resource: &str) -> &'static [&'static str] {
+    match (group, resource) {
+        ("", "events") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        ("events.k8s.io", "events") => &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
+        ],
+        ("", "pods") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        ("", "secrets") => &["type"],
+        ("", "namespaces") => &["status.phase"],
+        ("", "persistentvolumeclaims") => &["status.phase"],
+        ("", "persistentvolumes") => &["status.phase"],
+        ("apps", "replicasets") => &["status.replicas"],
+        ("batch", "jobs") => &["status.successful"],
+        _ => &[],
+    }
+}
+
 /// Evaluates a printer column's path on an object (`.a.b`, `.a[0].b`, `#len:.data`).
 pub fn column_value(object: &serde_json::Value, path: &str) -> serde_json::Value {
     if let Some(inner) = path.strip_prefix(LEN_PREFIX) {

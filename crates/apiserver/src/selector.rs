@@ -186,17 +186,20 @@ impl Labels for [(Box<str>, Box<str>)] {
     }
 }
 
-/// A field selector over `metadata.name` and `metadata.namespace`.
+/// A field selector over `metadata.name`, `metadata.namespace` and the per-kind fields a
+/// resource allows (e.g. an Event's `involvedObject.uid`, which `kubectl describe` uses).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FieldSelector {
     /// (field, value, equal?)
     pub terms: Vec<(Field, String, bool)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field {
     Name,
     Namespace,
+    /// A dotted path into the object (`involvedObject.kind`, `spec.nodeName`).
+    Path(String),
 }
 
 /// A field selector that did not parse or names an unsupported field.
@@ -211,7 +214,13 @@ pub enum FieldSelectorError {
 }
 
 impl FieldSelector {
+    /// Parses a selector over `metadata.name` and `metadata.namespace` only.
     pub fn parse(input: &str) -> Result<FieldSelector, FieldSelectorError> {
+        Self::parse_with(input, &[])
+    }
+
+    /// Parses a selector that may also use the `extra` field paths.
+    pub fn parse_with(input: &str, extra: &[&str]) -> Result<FieldSelector, FieldSelectorError> {
         let mut terms = Vec::new();
         if input.trim().is_empty() {
             return Ok(FieldSelector { terms });
@@ -231,6 +240,7 @@ impl FieldSelector {
             let field = match field.trim() {
                 "metadata.name" => Field::Name,
                 "metadata.namespace" => Field::Namespace,
+                other if extra.contains(&other) => Field::Path(other.to_string()),
                 other => return Err(FieldSelectorError::Unsupported(other.to_string())),
             };
             terms.push((field, value.trim().to_string(), equal));
@@ -238,13 +248,43 @@ impl FieldSelector {
         Ok(FieldSelector { terms })
     }
 
+    /// Whether matching needs the object's content (not just its namespace and name).
+    pub fn needs_object(&self) -> bool {
+        self.terms
+            .iter()
+            .any(|(f, _, _)| matches!(f, Field::Path(_)))
+    }
+
+    /// Matches on namespace and name; path terms never match without the object.
     pub fn matches(&self, namespace: &str, name: &str) -> bool {
+        self.matches_object(namespace, name, None)
+    }
+
+    /// Matches with the object at hand for path terms (a missing field reads as "").
+    pub fn matches_object(
+        &self,
+        namespace: &str,
+        name: &str,
+        object: Option<&serde_json::Value>,
+    ) -> bool {
         self.terms.iter().all(|(field, value, equal)| {
-            let actual = match field {
-                Field::Name => name,
-                Field::Namespace => namespace,
+            let actual: String = match field {
+                Field::Name => name.to_string(),
+                Field::Namespace => namespace.to_string(),
+                Field::Path(path) => {
+                    let Some(object) = object else { return false };
+                    let mut cur = Some(object);
+                    for part in path.split('.') {
+                        cur = cur.and_then(|c| c.get(part));
+                    }
+                    match cur {
+                        Some(serde_json::Value::String(s)) => s.clone(),
+                        Some(serde_json::Value::Null) | None => String::new(),
+                        Some(other) => other.to_string(),
+                    }
+                }
             };
-            (actual == value) == *equal
+            (actual == *value) == *equal
         })
     }
 }
@@ -316,6 +356,20 @@ mod tests {
             Err(FieldSelectorError::Unsupported("spec.foo".into()))
         );
         assert!(FieldSelector::parse("metadata.name").is_err());
+        let ev = FieldSelector::parse_with(
+            "involvedObject.kind=ConfigMap,type!=Warning",
+            &["involvedObject.kind", "type"],
+        )
+        .unwrap();
+        assert!(ev.needs_object());
+        let event = serde_json::json!({"involvedObject": {"kind": "ConfigMap"}, "type": "Normal"});
+        assert!(ev.matches_object("ns", "e", Some(&event)));
+        assert!(!ev.matches_object(
+            "ns",
+            "e",
+            Some(&serde_json::json!({"involvedObject": {"kind": "Pod"}}))
+        ));
+        assert!(!ev.matches("ns", "e"));
     }
 
     proptest! {

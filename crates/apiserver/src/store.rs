@@ -43,6 +43,16 @@ impl Obj {
     pub fn value(&self) -> Result<Value, serde_json::Error> {
         serde_json::from_slice(&self.bytes)
     }
+
+    /// Whether the object passes a field selector (parsing it only for content fields).
+    pub fn matches_fields(&self, fields: &crate::selector::FieldSelector) -> bool {
+        if fields.needs_object() {
+            let value = self.value().ok();
+            fields.matches_object(&self.namespace, &self.name, value.as_ref())
+        } else {
+            fields.matches(&self.namespace, &self.name)
+        }
+    }
 }
 
 /// Where an object lives: resource (`group/resource`), namespace ("" if cluster-scoped),

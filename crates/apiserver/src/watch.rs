@@ -28,7 +28,7 @@ struct Filter {
 
 impl Filter {
     fn matches_obj(&self, obj: &crate::store::Obj) -> bool {
-        self.labels.matches(&*obj.labels) && self.fields.matches(&obj.namespace, &obj.name)
+        self.labels.matches(&*obj.labels) && obj.matches_fields(&self.fields)
     }
 
     /// The event type this watcher sees, if any: objects moving into or out of the
@@ -130,8 +130,11 @@ pub(crate) fn serve(
 ) -> Result<Response<Body>, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let fields = FieldSelector::parse_with(
+        query.get("fieldSelector").map(String::as_str).unwrap_or(""),
+        crate::registry::extra_field_selectors(&info.group, &info.resource),
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let from = match query.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => None,
         Some(rv) => Some(

@@ -441,3 +441,36 @@ async fn create_generators_send_protobuf() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_finds_events_by_involved_object() {
+    let s = TestServer::start().await;
+    s.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: described\n",
+    )
+    .await;
+    let uid = s
+        .ok(&["get", "cm", "described", "-o", "jsonpath={.metadata.uid}"])
+        .await;
+    let event = format!(
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: described.1\ninvolvedObject:\n  kind: ConfigMap\n  name: described\n  namespace: default\n  uid: {uid}\nreason: Rotated\nmessage: keys rotated\ntype: Normal\n"
+    );
+    s.ok_stdin(&["create", "-f", "-"], &event).await;
+    let out = s.ok(&["describe", "configmap", "described"]).await;
+    assert!(
+        out.contains("Events:") && out.contains("Rotated") && out.contains("keys rotated"),
+        "{out}"
+    );
+    let none = s
+        .ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.kind=Pod",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(none.trim(), "");
+}
