@@ -74,6 +74,22 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
             entry["categories"] = json!(r.categories);
         }
         resources.push(entry);
+        if r.group == "apps"
+            && matches!(
+                r.resource.as_str(),
+                "deployments" | "statefulsets" | "replicasets"
+            )
+        {
+            resources.push(json!({
+                "name": format!("{}/scale", r.resource),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if r.status_subresource {
             resources.push(json!({
                 "name": format!("{}/status", r.resource),

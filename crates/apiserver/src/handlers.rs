@@ -44,6 +44,8 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     status: bool,
+    /// The `scale` subresource (answers `autoscaling/v1` Scale objects).
+    scale: bool,
 }
 
 impl Target {
@@ -341,6 +343,7 @@ impl AppState {
                 namespace: None,
                 name: Some(name.into()),
                 status: false,
+                scale: false,
             })
         };
         let (info, namespace, name, sub) = match rest {
@@ -370,9 +373,10 @@ impl AppState {
         if namespace.is_none() && name.is_some() && info.namespaced {
             return Err(ApiError::no_route());
         }
-        let status = match sub {
-            None => false,
-            Some("status") if info.status_subresource => true,
+        let (status, scale) = match sub {
+            None => (false, false),
+            Some("status") if info.status_subresource => (true, false),
+            Some("scale") if has_scale(&info) => (false, true),
             Some(_) => return Err(ApiError::no_route()),
         };
         Ok(Target {
@@ -381,6 +385,7 @@ impl AppState {
             namespace: namespace.map(str::to_string),
             name: name.map(str::to_string),
             status,
+            scale,
         })
     }
 
@@ -435,6 +440,10 @@ impl AppState {
             }
             (&Method::DELETE, None) => self.delete_collection(&target, query, dry_run).await,
             (&Method::GET, Some(name)) => self.get(&target, name, &accept),
+            (&Method::PUT | &Method::PATCH, Some(name)) if target.scale => {
+                self.update_scale(&target, name, &parts.method, &content_type, &body, dry_run)
+                    .await
+            }
             (&Method::PUT, Some(name)) => {
                 self.update(&target, name, &content_type, &body, dry_run)
                     .await
@@ -443,7 +452,7 @@ impl AppState {
                 self.patch(&target, name, &content_type, &body, query, dry_run)
                     .await
             }
-            (&Method::DELETE, Some(name)) if !target.status => {
+            (&Method::DELETE, Some(name)) if !target.status && !target.scale => {
                 self.delete(&target, name, &body, dry_run).await
             }
             (m, _) => Err(ApiError::method_not_allowed(m.as_str())),
@@ -458,6 +467,10 @@ impl AppState {
             .store
             .get(&t.key(name))
             .ok_or_else(|| ApiError::not_found(&t.info.group, &t.info.resource, name))?;
+        if t.scale {
+            let v = obj.value().map_err(|e| ApiError::internal(e.to_string()))?;
+            return Ok(ok_json(200, &respond(t, v)));
+        }
         if table::wants_table(accept) {
             let v = obj.value().map_err(|e| ApiError::internal(e.to_string()))?;
             let rv = obj.rv.to_string();
@@ -894,12 +907,12 @@ impl AppState {
             }
             let plan = self.prepare_update(t, name, &old, new)?;
             let op = match plan {
-                UpdatePlan::Unchanged(v) => return Ok(ok_json(200, &v)),
+                UpdatePlan::Unchanged(v) => return Ok(ok_json(200, &respond(t, v))),
                 _ if dry_run => {
                     let (UpdatePlan::Put(v) | UpdatePlan::Delete(v)) = plan else {
                         continue;
                     };
-                    return Ok(ok_json(200, &v));
+                    return Ok(ok_json(200, &respond(t, v)));
                 }
                 UpdatePlan::Put(v) => Op::Put {
                     key,
@@ -914,6 +927,10 @@ impl AppState {
             match self.write(op).await? {
                 Outcome::Written(o) => {
                     self.after_write(t);
+                    if t.scale {
+                        let v = o.value().map_err(|e| ApiError::internal(e.to_string()))?;
+                        return Ok(ok_json(200, &respond(t, v)));
+                    }
                     return Ok(json_response(200, render(&t.info, &t.version, &o)));
                 }
                 Outcome::NotFound => {
@@ -950,6 +967,76 @@ impl AppState {
         let unconditional = meta_str(&new, "resourceVersion").is_none_or(str::is_empty);
         self.update_with(t, name, dry_run, unconditional, |_| Ok(new.clone()))
             .await
+    }
+
+    /// PUT or PATCH of `/scale`: the change is computed on the Scale view and written as
+    /// the parent's `spec.replicas`.
+    async fn update_scale(
+        &self,
+        t: &Target,
+        name: &str,
+        method: &hyper::Method,
+        content_type: &str,
+        body: &Bytes,
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let body_value: Value = if *method == hyper::Method::PUT {
+            decode_body("Scale", content_type, body)?
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        };
+        let put = *method == hyper::Method::PUT;
+        self.update_with(t, name, dry_run, true, |old| {
+            let mut live = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
+            let current = to_scale(&live);
+            let wanted = if put {
+                body_value.clone()
+            } else {
+                match media.as_str() {
+                    "application/merge-patch+json" => {
+                        crate::patch::merge_patch(&current, &body_value)
+                    }
+                    "application/strategic-merge-patch+json" => {
+                        crate::patch::strategic_merge_patch(&current, &body_value)
+                    }
+                    "application/json-patch+json" => {
+                        crate::patch::json_patch(&current, &body_value)
+                            .map_err(|e| ApiError::bad_request(e.to_string()))?
+                    }
+                    other => return Err(ApiError::unsupported_media_type(other)),
+                }
+            };
+            if let Some(rv) = meta_str(&wanted, "resourceVersion").filter(|rv| !rv.is_empty())
+                && rv != old.rv.to_string()
+            {
+                return Err(ApiError::stale(&t.info.group, &t.info.resource, name));
+            }
+            let replicas = wanted
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if replicas < 0 {
+                let cause = Cause::invalid(
+                    "spec.replicas",
+                    &replicas.to_string(),
+                    "must be greater than or equal to 0",
+                );
+                return Err(ApiError::invalid("Scale", "autoscaling", name, vec![cause]));
+            }
+            live["spec"]["replicas"] = json!(replicas);
+            if let Some(meta) = meta_mut(&mut live) {
+                meta.remove("resourceVersion");
+            }
+            Ok(live)
+        })
+        .await
     }
 
     async fn patch(
@@ -1190,6 +1277,7 @@ impl AppState {
                 namespace: (!o.namespace.is_empty()).then(|| o.namespace.clone()),
                 name: Some(o.name.clone()),
                 status: false,
+                scale: false,
             };
             match self.delete(&sub, &o.name, &Bytes::new(), dry_run).await {
                 Ok(_) => deleted.push(o.value().unwrap_or(Value::Null)),
@@ -1364,6 +1452,43 @@ enum DeletionStep {
     /// Set deletionTimestamp (finalizers pending, or a namespace / CRD to clean up).
     MarkDeleting(Value),
     Remove,
+}
+
+/// Kinds with a `scale` subresource.
+fn has_scale(info: &ResourceInfo) -> bool {
+    info.group == "apps"
+        && matches!(
+            info.resource.as_str(),
+            "deployments" | "statefulsets" | "replicasets"
+        )
+}
+
+/// The `autoscaling/v1` Scale view of a scalable object.
+fn to_scale(object: &Value) -> Value {
+    let meta = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let pick = |f: &str| meta.get(f).cloned().unwrap_or(Value::Null);
+    let selector = object
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": pick("name"), "namespace": pick("namespace"), "uid": pick("uid"), "resourceVersion": pick("resourceVersion"), "creationTimestamp": pick("creationTimestamp")},
+        "spec": {"replicas": object.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {"replicas": object.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector},
+    })
+}
+
+/// What a write answers: the object, or its Scale view for `/scale`.
+fn respond(t: &Target, object: Value) -> Value {
+    if t.scale { to_scale(&object) } else { object }
 }
 
 /// Namespaces and CRDs are removed by a cleanup task after their contents.

@@ -474,3 +474,67 @@ async fn describe_finds_events_by_involved_object() {
         .await;
     assert_eq!(none.trim(), "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_subresource() {
+    let s = TestServer::start().await;
+    s.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        path(&fixture("workload.yaml")),
+    ])
+    .await;
+    assert!(
+        s.ok(&["scale", "deployment", "web", "-n", "shop", "--replicas=4"])
+            .await
+            .contains("deployment.apps/web scaled")
+    );
+    let out = s
+        .ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.replicas} {.metadata.generation}",
+        ])
+        .await;
+    assert_eq!(out, "4 2");
+    let (code, scale) = s
+        .raw(
+            "GET",
+            "/apis/apps/v1/namespaces/shop/deployments/web/scale",
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (
+            scale["kind"].as_str(),
+            scale["spec"]["replicas"].as_i64(),
+            scale["status"]["selector"].as_str()
+        ),
+        (Some("Scale"), Some(4), Some("app=web"))
+    );
+    let err = s
+        .fails(&["scale", "deployment", "web", "-n", "shop", "--replicas=-1"])
+        .await;
+    assert!(err.contains("replicas"), "{err}");
+    let resources = s
+        .raw("GET", "/apis/apps/v1", "application/json", vec![])
+        .await
+        .1;
+    let names: Vec<&str> = resources["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"deployments/scale") && names.contains(&"deployments/status"),
+        "{names:?}"
+    );
+}
