@@ -92,6 +92,10 @@ pub enum RenderError {
         #[source]
         source: CommandError,
     },
+    #[error("rendering {path:?} did not finish within {timeout:?}")]
+    Timeout { path: String, timeout: Duration },
+    #[error("rendering {path:?} was cancelled")]
+    Cancelled { path: String },
     #[error("path {0:?} is not a directory in the repository")]
     NotADirectory(String),
     #[error("source defines more than one of helm, kustomize and directory")]
@@ -336,14 +340,23 @@ pub async fn render_source(
             let source = source.clone();
             let rel = path.to_string();
             let limit = ctx.options.max_directory_bytes;
-            tokio::task::spawn_blocking(move || {
+            let task = tokio::task::spawn_blocking(move || {
                 directory::render(&root, &app_dir, &rel, &source, limit)
-            })
-            .await
-            .map_err(|e| RenderError::Io {
-                what: "directory render task".to_string(),
-                source: std::io::Error::other(e.to_string()),
-            })?
+            });
+            // Jsonnet runs in-process and cannot be killed: past the deadline (or on
+            // cancellation) the caller gets an error at once and the evaluation is left to
+            // finish on its blocking thread, its result dropped.
+            tokio::select! {
+                joined = task => joined.map_err(|e| RenderError::Io {
+                    what: "directory render task".to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?,
+                _ = tokio::time::sleep(ctx.options.tool_timeout) => Err(RenderError::Timeout {
+                    path: path.to_string(),
+                    timeout: ctx.options.tool_timeout,
+                }),
+                _ = ctx.cancel.cancelled() => Err(RenderError::Cancelled { path: path.to_string() }),
+            }
         }
         SourceType::Kustomize => kustomize::render(source, &app_dir, path, ctx).await,
         SourceType::Helm => helm::render(source, &app_dir, path, ctx).await,

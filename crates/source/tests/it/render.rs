@@ -308,3 +308,49 @@ async fn a_fifty_megabyte_file_is_refused_without_harming_other_paths() {
     assert_eq!(names(&rendered), ["ConfigMap/small"]);
     assert_eq!(svc.cache_stats().entries, 1);
 }
+
+/// The evaluation cannot be killed (it runs in-process): the render fails at the deadline and
+/// the evaluation finishes in the background. This test's runtime is shut down without
+/// waiting for it.
+#[test]
+fn a_runaway_jsonnet_evaluation_is_reported_at_the_deadline() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let root = tempfile::tempdir().expect("tmp");
+        let repo = Repo::create(root.path(), "slow-jsonnet");
+        repo.commit(
+            &[
+                (
+                    "slow/main.jsonnet",
+                    "std.foldl(function(acc, x) acc + x, std.range(1, 10000000), 0)",
+                ),
+                ("fine/cm.yaml", &cm("fine")),
+            ],
+            "slow",
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        let svc = crate::service_with(dir.path(), |c| {
+            c.render.tool_timeout = std::time::Duration::from_secs(1)
+        });
+        let cancel = CancellationToken::new();
+        let err = svc
+            .render(
+                &request(vec![source(&repo.file_url(), "main", "slow")]),
+                &cancel,
+            )
+            .await
+            .expect_err("runaway");
+        assert!(err.to_string().contains("did not finish within"), "{err}");
+        assert_eq!(svc.cache_stats().entries, 0);
+        svc.render(
+            &request(vec![source(&repo.file_url(), "main", "fine")]),
+            &cancel,
+        )
+        .await
+        .expect("others unaffected");
+    });
+    runtime.shutdown_background();
+}
