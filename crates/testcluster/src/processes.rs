@@ -4,9 +4,11 @@
 //! supervisor reads component pids on its stdin, a pipe whose only writer is this process.
 //! When this process ends for any reason — normal exit, panic, or SIGKILL — the kernel
 //! closes the pipe, the supervisor sees end-of-file, kills the components (SIGKILL: the
-//! cluster's state is disposable, and a graceful kube-apiserver shutdown takes many seconds),
-//! waits until they are gone and removes the cluster's temporary directory. So no component outlives the process that started it, without `unsafe`
-//! (no `prctl(PR_SET_PDEATHSIG)`).
+//! cluster's state is disposable, and a graceful kube-apiserver shutdown takes many
+//! seconds), waits until they are gone and removes the cluster's temporary directory. So no
+//! component outlives the process that started it, without `unsafe` (no
+//! `prctl(PR_SET_PDEATHSIG)`). A pid is only signalled while it is still in the supervisor's
+//! process group, so a pid that the system reused for another process is never touched.
 
 use std::fs::File;
 use std::io::Write as _;
@@ -19,18 +21,28 @@ use crate::Error;
 /// What the supervisor runs. `$1` is the directory to remove at the end.
 const SUPERVISOR_SCRIPT: &str = r#"
 trap '' INT TERM HUP PIPE
+dir="$1"
+group=$$
+# True while pid $1 exists and still belongs to our process group (field 3 after the
+# command name in /proc/PID/stat is the process group).
+ours() {
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  rest=${stat##*) }
+  set -- $rest
+  [ "$3" = "$group" ]
+}
 pids=""
 while IFS= read -r pid; do pids="$pids $pid"; done
-[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+for p in $pids; do ours "$p" && kill -KILL "$p" 2>/dev/null; done
 i=0
 while [ "$i" -lt 100 ]; do
   alive=""
-  for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+  for p in $pids; do ours "$p" && alive="$alive $p"; done
   [ -z "$alive" ] && break
   sleep 0.1
   i=$((i + 1))
 done
-[ -n "$1" ] && rm -rf "$1"
+[ -n "$dir" ] && rm -rf "$dir"
 exit 0
 "#;
 
