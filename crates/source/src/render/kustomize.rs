@@ -235,6 +235,109 @@ pub fn apply_edits(kustomization: &mut Value, k: &KustomizeSource) -> Result<(),
     Ok(())
 }
 
+/// Whether a kustomization entry names something remote (kustomize fetches those itself).
+fn is_remote(entry: &str) -> bool {
+    entry.contains("://")
+        || entry.starts_with("git@")
+        || entry.starts_with("github.com/")
+        || entry.starts_with("gitlab.com/")
+        || entry.starts_with("bitbucket.org/")
+}
+
+/// The local paths a kustomization refers to: resources, bases, components, crds, patch
+/// and generator files.
+fn local_references(doc: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for key in [
+        "resources",
+        "bases",
+        "components",
+        "crds",
+        "configurations",
+        "generators",
+        "transformers",
+        "validators",
+    ] {
+        out.extend(strings(&doc[key]));
+    }
+    // Inline strategic-merge patches are YAML text, not paths.
+    out.extend(
+        strings(&doc["patchesStrategicMerge"])
+            .into_iter()
+            .filter(|p| !p.contains('\n')),
+    );
+    for patch in doc["patches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(doc["patchesJson6902"].as_array().into_iter().flatten())
+    {
+        if let Some(path) = patch["path"].as_str() {
+            out.push(path.to_string());
+        }
+    }
+    for generator in doc["configMapGenerator"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(doc["secretGenerator"].as_array().into_iter().flatten())
+    {
+        for file in strings(&generator["files"]) {
+            // `key=path` or `path`
+            out.push(
+                file.split_once('=')
+                    .map_or(file.clone(), |(_, p)| p.to_string()),
+            );
+        }
+        out.extend(strings(&generator["envs"]));
+        if let Some(env) = generator["env"].as_str() {
+            out.push(env.to_string());
+        }
+    }
+    out.retain(|entry| !entry.is_empty() && !is_remote(entry) && !entry.contains('\n'));
+    out
+}
+
+/// Refuses references (followed through nested kustomizations) that leave the repository.
+fn check_references(
+    root: &Path,
+    dir: &Path,
+    visited: &mut Vec<PathBuf>,
+) -> Result<(), RenderError> {
+    if visited.iter().any(|v| v == dir) || visited.len() > 1000 {
+        return Ok(());
+    }
+    visited.push(dir.to_path_buf());
+    let Some(file) = kustomization_file(dir) else {
+        return Ok(());
+    };
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(());
+    };
+    // A kustomization kustomize cannot parse is kustomize's error to report.
+    let Ok(doc) = serde_saphyr::from_str::<Value>(&text) else {
+        return Ok(());
+    };
+    let what = format!("reference in {}", relative(root, &file));
+    for entry in local_references(&doc) {
+        match crate::paths::resolve_inside(root, dir, &entry, &what) {
+            Ok(path) if path.is_dir() => check_references(root, &path, visited)?,
+            Ok(_) | Err(crate::paths::PathError::Missing { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 pub(super) async fn render(
     source: &ApplicationSource,
     app_dir: &Path,
@@ -273,6 +376,10 @@ pub(super) async fn render(
             )?;
         }
     }
+    // kustomize's load restrictor stops files outside the kustomization root, but not
+    // directories (that is how `../base` works): check every local reference, recursively.
+    let mut visited = Vec::new();
+    check_references(ctx.repo_root, app_dir, &mut visited)?;
 
     // Edits go to a private copy; without edits the shared checkout is read as is.
     let mut _copy = None;
@@ -434,6 +541,30 @@ mod tests {
                 "patches": [{"target": {"kind": "Deployment"}, "patch": "[]"}],
                 "components": ["../components/a"],
             })
+        );
+    }
+
+    #[test]
+    fn local_references_of_a_kustomization() {
+        let doc = json!({
+            "resources": ["deploy.yaml", "../base", "https://github.com/org/repo//x?ref=v1", "github.com/org/repo/y"],
+            "components": ["../c"],
+            "patchesStrategicMerge": ["p.yaml", "apiVersion: v1\nkind: X\n"],
+            "patches": [{"path": "patch.yaml"}, {"patch": "[]"}],
+            "configMapGenerator": [{"files": ["k=cfg/a.txt", "b.txt"], "envs": ["e.env"]}],
+        });
+        assert_eq!(
+            local_references(&doc),
+            [
+                "deploy.yaml",
+                "../base",
+                "../c",
+                "p.yaml",
+                "patch.yaml",
+                "cfg/a.txt",
+                "b.txt",
+                "e.env"
+            ]
         );
     }
 

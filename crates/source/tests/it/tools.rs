@@ -38,6 +38,8 @@ fn kustomize_repo(root: &Path) -> Repo {
             ("components/extra/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n- cm.yaml\n"),
             ("components/extra/cm.yaml", &crate::cm("extra")),
             ("broken/kustomization.yaml", "resources:\n- missing.yaml\n"),
+            ("outside/kustomization.yaml", "resources:\n- ../../../../../../../../../../tmp\n"),
+            ("outside-nested/kustomization.yaml", "resources:\n- ../base\n- ../outside\n"),
         ],
         "kustomize",
     );
@@ -128,6 +130,20 @@ async fn check_kustomize(svc: plumb_source::SourceService, repo: &Repo) {
     );
     assert!(err.to_string().contains("missing.yaml"), "{err}");
     assert_eq!(svc.cache_stats().entries, entries);
+
+    // Resources (directly or through a nested kustomization) outside the repository.
+    for path in ["outside", "outside-nested"] {
+        let err = render_error(
+            svc.render(&request(vec![source(&url, "main", path)]), &cancel)
+                .await
+                .expect_err(path),
+        );
+        assert!(
+            err.to_string().contains("leaves the repository")
+                && err.to_string().contains("outside/kustomization.yaml"),
+            "{path}: {err}"
+        );
+    }
 
     // A component outside the repository is refused before kustomize runs.
     let mut src = source(&url, "main", "overlays/prod");
