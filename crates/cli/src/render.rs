@@ -260,6 +260,14 @@ fn credentials(args: &RenderArgs) -> anyhow::Result<CredentialStore> {
 }
 
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
+    let (yaml, summary) = render(args)?;
+    print!("{yaml}");
+    eprintln!("{summary}");
+    Ok(())
+}
+
+/// The YAML stream and a one-line summary.
+fn render(args: RenderArgs) -> anyhow::Result<(String, String)> {
     let source = build_source(&args)?;
     let store = credentials(&args)?;
     let cache_dir = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
@@ -305,13 +313,12 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
             }
             out.push_str(&serde_saphyr::to_string(&manifest.object).context("writing YAML")?);
         }
-        print!("{out}");
-        eprintln!(
+        let summary = format!(
             "rendered {} objects at revision {}",
             rendered.manifests.len(),
             rendered.revisions.join(", ")
         );
-        Ok(())
+        Ok((out, summary))
     })
 }
 
@@ -360,5 +367,88 @@ mod tests {
 
         assert!(build_source(&parse(&["--helm-set", "novalue"])).is_err());
         assert!(build_source(&parse(&["--helm-set", "a=b", "--directory-recurse"])).is_err());
+    }
+
+    fn git(dir: &std::path::Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    }
+
+    /// The whole command against a real repository (file://), as a user runs it.
+    #[test]
+    fn renders_a_repository_path_as_yaml() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(repo.join("app/sub")).expect("mkdir");
+        std::fs::write(
+            repo.join("app/cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: top\n",
+        )
+        .expect("write");
+        std::fs::write(
+            repo.join("app/sub/deep.yaml"),
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: deep\n",
+        )
+        .expect("write");
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", "c"]);
+        let url = format!("file://{}", repo.display());
+        let cache = dir.path().join("cache");
+        let args = |extra: &[&str]| {
+            let mut argv = vec![
+                "plumb",
+                "--repo",
+                url.as_str(),
+                "--cache-dir",
+                cache.to_str().expect("utf8"),
+            ];
+            argv.extend_from_slice(extra);
+            Wrapper::parse_from(argv).args
+        };
+        let (yaml, summary) = render(args(&[
+            "--revision",
+            "main",
+            "--path",
+            "app",
+            "--show-source",
+        ]))
+        .expect("render");
+        assert_eq!(
+            yaml,
+            "---\n# Source: app/cm.yaml:1\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: top\n"
+        );
+        assert!(
+            summary.starts_with("rendered 1 objects at revision "),
+            "{summary}"
+        );
+        let (yaml, _) = render(args(&[
+            "--revision",
+            "main",
+            "--path",
+            "app",
+            "--directory-recurse",
+        ]))
+        .expect("recurse");
+        assert!(yaml.contains("name: deep"), "{yaml}");
+        let err = render(args(&["--revision", "nope", "--path", "app"])).expect_err("bad revision");
+        assert!(
+            format!("{err:#}").contains("revision 'nope' not found"),
+            "{err:#}"
+        );
+        let err = render(args(&["--revision", "main", "--path", "../.."])).expect_err("escape");
+        assert!(
+            format!("{err:#}").contains("leaves the repository"),
+            "{err:#}"
+        );
     }
 }
