@@ -435,8 +435,7 @@ impl AppState {
             ),
             (&Method::GET, None) => self.list(&target, query, &accept),
             (&Method::POST, None) if !target.status => {
-                self.create(&target, &content_type, &body, dry_run, &accept)
-                    .await
+                self.create(&target, &content_type, &body, dry_run).await
             }
             (&Method::DELETE, None) => self.delete_collection(&target, query, dry_run).await,
             (&Method::GET, Some(name)) => self.get(&target, name, &accept),
@@ -681,7 +680,6 @@ impl AppState {
         content_type: &str,
         body: &Bytes,
         dry_run: bool,
-        accept: &str,
     ) -> Result<Response<Body>, ApiError> {
         let obj = self.decode(t, content_type, body)?;
         let (name, obj) = self.prepare_create(t, obj)?;
@@ -702,7 +700,6 @@ impl AppState {
                 object: obj,
             })
             .await?;
-        let _ = accept;
         match outcome {
             Outcome::Written(o) => {
                 self.after_write(t);
@@ -908,10 +905,7 @@ impl AppState {
             let plan = self.prepare_update(t, name, &old, new)?;
             let op = match plan {
                 UpdatePlan::Unchanged(v) => return Ok(ok_json(200, &respond(t, v))),
-                _ if dry_run => {
-                    let (UpdatePlan::Put(v) | UpdatePlan::Delete(v)) = plan else {
-                        continue;
-                    };
+                UpdatePlan::Put(v) | UpdatePlan::Delete(v) if dry_run => {
                     return Ok(ok_json(200, &respond(t, v)));
                 }
                 UpdatePlan::Put(v) => Op::Put {

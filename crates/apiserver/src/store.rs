@@ -661,6 +661,7 @@ fn commit_batch(db: &redb::Database, store: &Store, batch: Vec<WriteRequest>, pa
                     Op::Delete { .. } => {
                         // `current` is Some here: the precondition rejected absence.
                         let Some(cur) = current.as_ref() else {
+                            outcomes.push(Outcome::NotFound);
                             continue;
                         };
                         cur.value()
