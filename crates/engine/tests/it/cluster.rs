@@ -616,6 +616,21 @@ async fn server_rejections_stop_before_any_write() {
         kubectl(&["get", "configmap", "fine", "-n", &ns]).is_err(),
         "nothing may be written"
     );
+    // Unknown fields are rejected by the dry-run (strict validation), before any write.
+    let mut typo = config_map("typo", 0);
+    typo["dta"] = json!({"a": "b"});
+    let (result, _) = sync(
+        &engine,
+        &request("reject", &ns, vec![config_map("fine", 0), typo]),
+    )
+    .await;
+    assert_eq!(result.phase, OperationPhase::Failed);
+    assert!(
+        result.message.contains("dry run") && result.message.contains("dta"),
+        "{}",
+        result.message
+    );
+    assert!(kubectl(&["get", "configmap", "fine", "-n", &ns]).is_err());
 }
 
 /// A TCP proxy in front of the API server that can be cut, to lose the cluster mid-sync.
