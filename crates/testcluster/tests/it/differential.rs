@@ -93,7 +93,17 @@ async fn embedded_api_server_answers_like_kube_apiserver() {
         ));
     }
     // Straight to the file descriptor, past the test harness's capture: CI shows the count.
-    let _ = writeln!(std::io::stderr(), "{}", report.summary());
+    let mut stderr = std::io::stderr();
+    let _ = writeln!(stderr, "{}", report.summary());
+    for (case, _, _) in &report.known {
+        let _ = writeln!(
+            stderr,
+            "differential:   known difference: {case} (see COMPATIBILITY.md)"
+        );
+    }
+    for (case, _) in &report.failed {
+        let _ = writeln!(stderr, "differential:   UNEXPECTED difference: {case}");
+    }
     if let Ok(path) = std::env::var("PLUMB_DIFFERENTIAL_REPORT") {
         let _ = std::fs::write(path, format!("{}\n{text}", report.summary()));
     }
