@@ -430,16 +430,31 @@ async fn create_generators_send_protobuf() {
         ])
         .await;
     assert_eq!(label, "gen Active");
-    // Kinds whose protobuf form is not decoded get a clear 415 naming the alternative.
-    let err = s
-        .fails(&["create", "deployment", "d", "--image=nginx", "-n", "gen"])
-        .await;
+    // Typed generators of other kinds too.
     assert!(
-        err.contains(
-            "protobuf bodies are accepted for Namespace, ConfigMap, Secret and ServiceAccount only"
-        ),
-        "{err}"
+        s.ok(&[
+            "create",
+            "deployment",
+            "d",
+            "--image=nginx:1.27",
+            "-n",
+            "gen"
+        ])
+        .await
+        .contains("deployment.apps/d created")
     );
+    let image = s
+        .ok(&[
+            "get",
+            "deploy",
+            "d",
+            "-n",
+            "gen",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+        .await;
+    assert_eq!(image, "nginx:1.27");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
