@@ -149,6 +149,8 @@ fn read_envelope(buf: &[u8]) -> Result<Envelope<'_>, Failure> {
             }
             (2, WireValue::Bytes(raw)) => envelope.raw = raw,
             (3, WireValue::Bytes(v)) => envelope.content_encoding = text(v),
+            // contentType: the object's own encoding, protobuf here by definition.
+            (4, WireValue::Bytes(_)) => {}
             (1..=4, other) => {
                 return Err(Failure::new(format!(
                     "field {n} is {} where length-delimited belongs",
@@ -242,7 +244,7 @@ fn packed(kind: Scalar, b: &[u8], out: &mut Vec<Value>) -> Result<(), Failure> {
     match kind {
         Scalar::Double | Scalar::Float => {
             let width = if kind == Scalar::Double { 8 } else { 4 };
-            if b.len() % width != 0 {
+            if !b.len().is_multiple_of(width) {
                 return Err(Failure::new("packed floats of a ragged length"));
             }
             for chunk in b.chunks_exact(width) {

@@ -53,8 +53,8 @@ fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
 #[test]
 fn decodes_every_golden_encoding_to_what_go_writes_as_json() {
     let pairs = golden();
-    // The hand-written samples and three random objects of each of the 34 kinds.
-    assert!(pairs.len() >= 100, "only {} golden pairs", pairs.len());
+    // The hand-written samples and two random objects of each of the 34 kinds.
+    assert!(pairs.len() >= 70, "only {} golden pairs", pairs.len());
     let mut failures = Vec::new();
     for (name, pb, want) in &pairs {
         match decode(pb) {
@@ -168,11 +168,11 @@ fn bad_bodies_name_where_they_break() {
 
 #[test]
 fn hostile_nesting_is_an_error_not_a_stack_overflow() {
-    // JSONSchemaProps.not (field 30) nested 10,000 times inside a CRD's schema.
+    // JSONSchemaProps.not (field 28) nested 10,000 times inside a CRD's schema.
     let mut props: Vec<u8> = Vec::new();
     for _ in 0..10_000 {
         let mut outer = Vec::new();
-        field(&mut outer, 30, &props);
+        field(&mut outer, 28, &props);
         props = outer;
     }
     let mut validation = Vec::new();
@@ -195,9 +195,13 @@ fn hostile_nesting_is_an_error_not_a_stack_overflow() {
 #[test]
 fn every_truncation_of_a_golden_object_is_an_error() {
     for (name, pb, _) in golden().iter().filter(|(n, ..)| !n.starts_with("random")) {
-        // Cuts inside the object (the envelope's raw field) always break a length.
+        // Cuts inside the object (the envelope's raw field, after typeMeta) always break a
+        // length.
+        let mut r = super::wire::Reader::new(&pb[MAGIC.len()..]);
+        r.field().unwrap();
+        let raw_start = MAGIC.len() + r.position();
         let raw_end = pb.len() - (2 + "application/vnd.kubernetes.protobuf".len());
-        for cut in MAGIC.len()..raw_end {
+        for cut in raw_start + 1..raw_end {
             assert!(
                 matches!(
                     decode(&pb[..cut]),
