@@ -462,7 +462,10 @@ impl Cluster {
                     .map_err(|e| ClusterError::Other(e.to_string()))?;
                 api.replace(
                     &typed.metadata.name.clone().unwrap_or_default(),
-                    &PostParams::default(),
+                    &PostParams {
+                        dry_run: false,
+                        field_manager: Some(FIELD_MANAGER.to_string()),
+                    },
                     &typed,
                 )
                 .await
@@ -470,7 +473,14 @@ impl Cluster {
             None => {
                 typed = serde_json::from_value(object)
                     .map_err(|e| ClusterError::Other(e.to_string()))?;
-                api.create(&PostParams::default(), &typed).await
+                api.create(
+                    &PostParams {
+                        dry_run: false,
+                        field_manager: Some(FIELD_MANAGER.to_string()),
+                    },
+                    &typed,
+                )
+                .await
             }
         };
         result.map_err(ClusterError::from_kube).and_then(to_value)

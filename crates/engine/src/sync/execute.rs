@@ -462,6 +462,11 @@ pub async fn compare_live(
                     // Structural fallback: compare without the server's prediction.
                     continue;
                 }
+                if object_options.force && error.is_invalid() && live.contains_key(&key) {
+                    // Force: the object will be deleted and created again, so a change the
+                    // server refuses in place (an immutable field) is not an error.
+                    continue;
+                }
                 dry_run_errors.insert(key, error.to_string());
             }
         }

@@ -803,3 +803,140 @@ async fn dry_run_operation_writes_nothing() {
     );
     assert!(kubectl(&["get", "configmap", "planned", "-n", &ns]).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_namespace_replace_and_force() {
+    let engine = engine().await;
+    let base = cluster().namespace("options").expect("namespace");
+    // CreateNamespace with managed metadata: the namespace is created, labelled and tracked.
+    let ns = format!("{base}-created");
+    let mut request = request("options", &ns, vec![config_map("inside", 0)]);
+    request.options = SyncOptions::parse(&["CreateNamespace=true"]).expect("options");
+    request.managed_namespace_metadata = Some(plumb_model::ManagedNamespaceMetadata {
+        labels: [("team".to_string(), "shop".to_string())].into(),
+        annotations: Default::default(),
+    });
+    let (result, _) = sync(&engine, &request).await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+    let label = kubectl(&[
+        "get",
+        "namespace",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.labels.team}",
+    ]);
+    assert_eq!(label.as_deref(), Ok("shop"));
+    assert!(kubectl(&["get", "configmap", "inside", "-n", &ns]).is_ok());
+
+    // Replace=true writes with PUT/POST instead of an apply.
+    let mut replaced = config_map("replaced", 0);
+    replaced["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] = json!("Replace=true");
+    let (result, _) = sync(
+        &engine,
+        &self::request("options", &base, vec![replaced.clone()]),
+    )
+    .await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+    replaced["data"]["key"] = json!("second");
+    let (result, _) = sync(&engine, &self::request("options", &base, vec![replaced])).await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+    assert!(
+        result
+            .resources
+            .iter()
+            .any(|r| r.message.ends_with("replaced")),
+        "{:?}",
+        result.resources
+    );
+    let value = kubectl(&[
+        "get",
+        "configmap",
+        "replaced",
+        "-n",
+        &base,
+        "-o",
+        "jsonpath={.data.key}",
+    ]);
+    assert_eq!(value.as_deref(), Ok("second"));
+
+    // Force=true: an immutable ConfigMap cannot change, so it is deleted and created again.
+    let mut frozen = config_map("frozen", 0);
+    frozen["immutable"] = json!(true);
+    let (result, _) = sync(
+        &engine,
+        &self::request("options", &base, vec![frozen.clone()]),
+    )
+    .await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+    let first_uid = kubectl(&[
+        "get",
+        "configmap",
+        "frozen",
+        "-n",
+        &base,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ])
+    .expect("uid");
+    frozen["data"]["key"] = json!("changed");
+    let (result, _) = sync(
+        &engine,
+        &self::request("options", &base, vec![frozen.clone()]),
+    )
+    .await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Failed,
+        "without Force the change is refused"
+    );
+    frozen["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] = json!("Force=true");
+    let (result, _) = sync(&engine, &self::request("options", &base, vec![frozen])).await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+    let second_uid = kubectl(&[
+        "get",
+        "configmap",
+        "frozen",
+        "-n",
+        &base,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ])
+    .expect("uid");
+    assert_ne!(first_uid, second_uid);
+    let value = kubectl(&[
+        "get",
+        "configmap",
+        "frozen",
+        "-n",
+        &base,
+        "-o",
+        "jsonpath={.data.key}",
+    ]);
+    assert_eq!(value.as_deref(), Ok("changed"));
+    kubectl(&["delete", "namespace", &ns, "--wait=false"]).expect("cleanup");
+}
