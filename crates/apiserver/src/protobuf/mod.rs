@@ -312,7 +312,17 @@ impl Decoder<'_> {
         }
         let mut occurrences: Vec<Vec<WireValue<'_>>> = vec![Vec::new(); message.fields.len()];
         let mut r = Reader::new(bytes);
-        while let Some((n, w)) = r.field()? {
+        loop {
+            let next = r.field().map_err(|e| {
+                // Name the field whose bytes break, when it is one of ours.
+                let within = e.field.and_then(|n| message.field(n));
+                let failure = Failure::from(e);
+                match within {
+                    Some(i) => failure.within(message.fields[i].json_name.clone()),
+                    None => failure,
+                }
+            })?;
+            let Some((n, w)) = next else { break };
             // Unknown fields are skipped, as Go's generated unmarshallers do.
             if let Some(i) = message.field(n) {
                 occurrences[i].push(w);

@@ -133,7 +133,7 @@ fn bad_bodies_name_where_they_break() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "malformed protobuf at ConfigMap.metadata: length-delimited field runs past the end at byte 2"
+        "malformed protobuf at ConfigMap.metadata.name: length-delimited field runs past the end at byte 2"
     );
     // spec.replicas (varint field) sent as a string.
     let mut spec = Vec::new();

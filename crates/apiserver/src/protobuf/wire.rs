@@ -28,6 +28,8 @@ impl WireValue<'_> {
 pub struct WireError {
     pub offset: usize,
     pub what: &'static str,
+    /// The number of the field being read, when its key was read.
+    pub field: Option<u32>,
 }
 
 /// Reads fields one after another from a message's bytes.
@@ -45,6 +47,7 @@ impl<'a> Reader<'a> {
         WireError {
             offset: self.pos,
             what,
+            field: None,
         }
     }
 
@@ -95,8 +98,18 @@ impl<'a> Reader<'a> {
             .ok_or(WireError {
                 offset: key_at,
                 what: "invalid field number",
+                field: None,
             })?;
-        let value = match key & 7 {
+        self.value(key, key_at)
+            .map(|value| Some((number, value)))
+            .map_err(|e| WireError {
+                field: Some(number),
+                ..e
+            })
+    }
+
+    fn value(&mut self, key: u64, key_at: usize) -> Result<WireValue<'a>, WireError> {
+        Ok(match key & 7 {
             0 => WireValue::Varint(self.varint()?),
             1 => {
                 let b = self.take(8, "truncated fixed64")?;
@@ -109,6 +122,7 @@ impl<'a> Reader<'a> {
                 let len = usize::try_from(self.varint()?).map_err(|_| WireError {
                     offset: len_at,
                     what: "length does not fit in memory",
+                    field: None,
                 })?;
                 WireValue::Bytes(self.take(len, "length-delimited field runs past the end")?)
             }
@@ -123,10 +137,10 @@ impl<'a> Reader<'a> {
                 return Err(WireError {
                     offset: key_at,
                     what: "unsupported wire type (groups or 6/7)",
+                    field: None,
                 });
             }
-        };
-        Ok(Some((number, value)))
+        })
     }
 
     /// Byte offset of the next read.

@@ -5,6 +5,7 @@ mod bad_input;
 mod crds;
 mod kubectl;
 mod persistence;
+mod protobuf;
 mod semantics;
 mod support;
 mod watch;
