@@ -1163,6 +1163,10 @@ impl AppState {
     ) -> Result<Response<Body>, ApiError> {
         let options: Value = if body.is_empty() {
             json!({})
+        } else if body.starts_with(b"k8s\0") {
+            // client-go's typed clients send DeleteOptions as protobuf.
+            crate::protobuf::decode(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
         } else {
             serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?

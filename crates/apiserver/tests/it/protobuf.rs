@@ -564,3 +564,53 @@ async fn cluster_resource_version(s: &TestServer) -> String {
         .expect("a list has a resourceVersion")
         .to_string()
 }
+
+/// A protobuf DeleteOptions envelope (apiVersion "v1") around `raw`.
+fn delete_options(raw: &[u8]) -> Vec<u8> {
+    let type_meta = [&[0x0a, 2][..], b"v1", &[0x12, 13], b"DeleteOptions"].concat();
+    let mut body = b"k8s\0".to_vec();
+    body.extend_from_slice(&[0x0a, type_meta.len() as u8]);
+    body.extend_from_slice(&type_meta);
+    body.extend_from_slice(&[0x12, raw.len() as u8]);
+    body.extend_from_slice(raw);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_delete_options_are_honoured() {
+    let s = TestServer::start().await;
+    s.ok(&["create", "configmap", "keep", "--from-literal=a=1"])
+        .await;
+    let path = "/api/v1/namespaces/default/configmaps/keep";
+    // dryRun (field 5) = ["All"], only in the body: nothing is deleted.
+    let (code, status) = s
+        .raw("DELETE", path, PROTOBUF, delete_options(b"\x2a\x03All"))
+        .await;
+    assert_eq!(code, 200, "{status}");
+    assert!(s.kubectl(&["get", "cm", "keep"]).await.ok);
+    // The golden DeleteOptions (k8s.io/api's encoding) has a uid precondition that does not
+    // match: a Conflict, nothing deleted.
+    let golden = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/protobuf/deleteoptions.pb"),
+    )
+    .expect("golden deleteoptions.pb");
+    let (code, status) = s.raw("DELETE", path, PROTOBUF, golden).await;
+    assert_eq!(code, 409, "{status}");
+    assert!(s.kubectl(&["get", "cm", "keep"]).await.ok);
+    // A truncated one is a 400.
+    let (code, status) = s
+        .raw("DELETE", path, PROTOBUF, delete_options(b"\x2a\x09All"))
+        .await;
+    assert_eq!(code, 400, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("error decoding DeleteOptions: malformed protobuf at DeleteOptions.dryRun"),
+        "{status}"
+    );
+    // No options: deleted.
+    let (code, _) = s.raw("DELETE", path, PROTOBUF, delete_options(b"")).await;
+    assert_eq!(code, 200);
+    assert!(!s.kubectl(&["get", "cm", "keep"]).await.ok);
+}
