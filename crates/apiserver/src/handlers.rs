@@ -529,11 +529,24 @@ impl AppState {
         let mut out =
             Vec::with_capacity(page.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 128);
         out.extend_from_slice(format!("{{\"kind\":\"{}\",\"apiVersion\":\"{api_version}\",\"metadata\":{meta},\"items\":[", t.info.list_kind).as_bytes());
+        let item_prefix = format!(
+            "{{\"apiVersion\":\"{api_version}\",\"kind\":\"{}\",",
+            t.info.kind
+        );
         for (i, o) in page.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(&render(&t.info, &t.version, o));
+            // Built-in lists leave kind and apiVersion out of their items, as Kubernetes'
+            // typed lists do (the store writes them first, so this is a prefix cut).
+            if !t.info.custom
+                && let Some(rest) = o.bytes.strip_prefix(item_prefix.as_bytes())
+            {
+                out.push(b'{');
+                out.extend_from_slice(rest);
+            } else {
+                out.extend_from_slice(&render(&t.info, &t.version, o));
+            }
         }
         out.extend_from_slice(b"]}");
         Ok(json_response(200, out))

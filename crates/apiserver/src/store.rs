@@ -249,7 +249,46 @@ fn obj_from_bytes(key: &ObjKey, bytes: Bytes) -> Result<Obj, String> {
     })
 }
 
+/// Puts `apiVersion` and `kind` first, so lists can drop them from items cheaply (as
+/// Kubernetes' typed lists do) by cutting a known prefix.
+fn type_fields_first(object: &mut Value) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let mut keys = map.keys();
+    if keys.next().map(String::as_str) == Some("apiVersion")
+        && keys.next().map(String::as_str) == Some("kind")
+    {
+        return;
+    }
+    let old = std::mem::take(map);
+    let mut rest = serde_json::Map::new();
+    for (k, v) in old {
+        match k.as_str() {
+            "apiVersion" | "kind" => {
+                map.insert(k, v);
+            }
+            _ => {
+                rest.insert(k, v);
+            }
+        }
+    }
+    // `map` now holds at most apiVersion then kind in the order met; fix it if reversed.
+    if map.keys().next().map(String::as_str) == Some("kind") {
+        let kind = map.remove("kind");
+        let api_version = map.remove("apiVersion");
+        if let Some(av) = api_version {
+            map.insert("apiVersion".into(), av);
+        }
+        if let Some(k) = kind {
+            map.insert("kind".into(), k);
+        }
+    }
+    map.extend(rest);
+}
+
 fn stamp(key: &ObjKey, mut object: Value, rv: u64) -> Result<Obj, StoreError> {
+    type_fields_first(&mut object);
     let labels = object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
@@ -784,4 +823,30 @@ fn publish(state: &mut State, event: Arc<Event>) {
         state.compacted_rv = old.rv();
     }
     state.history.push_back(event);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_fields_come_first() {
+        let mut v: Value = serde_json::from_str(
+            r#"{"metadata":{"name":"a"},"kind":"ConfigMap","data":{},"apiVersion":"v1"}"#,
+        )
+        .unwrap();
+        type_fields_first(&mut v);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{}}"#
+        );
+        let mut ok: Value =
+            serde_json::from_str(r#"{"apiVersion":"v1","kind":"Secret","type":"Opaque"}"#).unwrap();
+        type_fields_first(&mut ok);
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"apiVersion":"v1","kind":"Secret","type":"Opaque"}"#
+        );
+    }
 }

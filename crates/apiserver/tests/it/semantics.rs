@@ -656,3 +656,49 @@ async fn workload_defaults() {
     assert!(filtered.metadata.continue_.is_some());
     assert_eq!(filtered.metadata.remaining_item_count, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_list_items_leave_out_type_fields() {
+    let s = TestServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    api.create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .expect("create");
+    let (code, list) = s
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (list["kind"].as_str(), list["apiVersion"].as_str()),
+        (Some("ConfigMapList"), Some("v1"))
+    );
+    let item = &list["items"][0];
+    assert!(
+        item.get("kind").is_none() && item.get("apiVersion").is_none(),
+        "{item}"
+    );
+    assert_eq!(item["metadata"]["name"], "a");
+    // A single object keeps them, and typed clients read the list as before.
+    let (_, one) = s
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/configmaps/a",
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(one["kind"], "ConfigMap");
+    assert_eq!(
+        api.list(&ListParams::default())
+            .await
+            .expect("typed list")
+            .items
+            .len(),
+        1
+    );
+}
