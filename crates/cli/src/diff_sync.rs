@@ -241,7 +241,11 @@ async fn render(target: &TargetArgs) -> anyhow::Result<(Vec<Value>, String)> {
         return Ok((objects, "local".to_string()));
     }
     let source = application_source(target, &target.path)?;
-    let service = plumb_source::SourceService::new(plumb_source::SourceConfig::new(cache_dir()))?;
+    let mut config = plumb_source::SourceConfig::new(cache_dir());
+    // A one-shot run reads what its own user can read anyway, so local repositories
+    // (file://) are allowed here, unlike in the server.
+    config.git.url_policy.allow_file = true;
+    let service = plumb_source::SourceService::new(config)?;
     let request = plumb_source::RenderRequest {
         app_name: target.app.clone(),
         namespace: target.dest_namespace.clone(),

@@ -312,3 +312,95 @@ fn errors_exit_2_with_the_reason() {
         stderr(&output)
     );
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .status()
+        .expect("git");
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn sync_from_a_git_repository_then_diff_is_clean() {
+    let cluster = cluster();
+    let ns = cluster.namespace("cli-repo").expect("namespace");
+    let repo = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(repo.path().join("app")).expect("mkdir");
+    write(
+        &repo.path().join("app"),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-git}\ndata: {a: b}\n",
+    );
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "app"]);
+    let cache = tempfile::tempdir().expect("cache");
+    let url = format!("file://{}", repo.path().display());
+    let kubeconfig = cluster.kubeconfig_path().to_str().expect("utf-8");
+    let run = |command: &str, extra: &[&str]| {
+        let mut args = vec![
+            command,
+            "--repo",
+            &url,
+            "--revision",
+            "main",
+            "--path",
+            "app",
+            "--app",
+            "from-git",
+            "--kubeconfig",
+            kubeconfig,
+            "--dest-namespace",
+            &ns,
+            "--no-color",
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_plumb"))
+            .args(&args)
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("PLUMB_LOG", "warn")
+            .output()
+            .expect("run plumb")
+    };
+    let output = run("diff", &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(stdout(&output).contains("from-git"), "{}", stdout(&output));
+    let output = run("sync", &["--timeout", "1m"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let output = run("diff", &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let data = cluster.kubectl_output(&[
+        "get",
+        "configmap",
+        "from-git",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.data.a}",
+    ]);
+    assert_eq!(data.ok().as_deref(), Some("b"));
+}
