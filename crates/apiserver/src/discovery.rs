@@ -70,6 +70,8 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
+        entry["storageVersionHash"] =
+            json!(storage_version_hash(&r.group, &r.versions[0], &r.kind));
         if !r.categories.is_empty() {
             entry["categories"] = json!(r.categories);
         }
@@ -108,4 +110,24 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
     )
+}
+
+/// Kubernetes' `storageVersionHash`: the first 8 bytes of SHA-256 over
+/// `<group>/<storage version>/<kind>`, base64. Clients compare it to notice storage changes.
+pub(crate) fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("{group}/{version}/{kind}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(&digest[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn storage_version_hash_is_stable_and_per_kind() {
+        let cm = super::storage_version_hash("", "v1", "ConfigMap");
+        assert_eq!(cm.len(), 12, "8 bytes in base64");
+        assert_eq!(cm, super::storage_version_hash("", "v1", "ConfigMap"));
+        assert_ne!(cm, super::storage_version_hash("", "v1", "Secret"));
+    }
 }

@@ -253,6 +253,15 @@ async fn api_resources_and_explain() {
         namespaced.contains("namespaces") && !namespaced.contains("configmaps"),
         "{namespaced}"
     );
+    // storageVersionHash as Kubernetes computes it (golden value of a real cluster).
+    let (_, core) = s.raw("GET", "/api/v1", "application/json", vec![]).await;
+    let configmaps = core["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| r["name"] == "configmaps")
+        .expect("configmaps");
+    assert_eq!(configmaps["storageVersionHash"], "qFsyl6wFWjQ=");
     let explain = s.ok(&["explain", "deployments"]).await;
     assert!(
         explain.contains("KIND:       Deployment") && explain.contains("GROUP:      apps"),
