@@ -940,3 +940,75 @@ async fn create_namespace_replace_and_force() {
     assert_eq!(value.as_deref(), Ok("changed"));
     kubectl(&["delete", "namespace", &ns, "--wait=false"]).expect("cleanup");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admission_policy_rejection_stops_the_sync_with_its_message() {
+    let ns = cluster().namespace("admission").expect("namespace");
+    let engine = engine().await;
+    kubectl(&["label", "namespace", &ns, "plumb-admission-test=on"]).expect("label");
+    let policy = format!("plumb-deny-forbidden-{ns}");
+    let manifests = format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {policy}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["configmaps"]
+  validations:
+  - expression: "!has(object.data) || !('forbidden' in object.data)"
+    message: "the key 'forbidden' is not allowed here"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {policy}}}
+spec:
+  policyName: {policy}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {{plumb-admission-test: "on"}}
+"#
+    );
+    cluster()
+        .kubectl_stdin(&["apply", "-f", "-"], &manifests)
+        .expect("policy");
+    let mut rejected = config_map("rejected", 0);
+    rejected["data"] = json!({"forbidden": "yes"});
+    // Policies take effect shortly after they are created.
+    let mut last = None;
+    for _ in 0..60 {
+        let (result, _) = sync(
+            &engine,
+            &request(
+                "admission",
+                &ns,
+                vec![config_map("fine", 0), rejected.clone()],
+            ),
+        )
+        .await;
+        if result.message.contains("not allowed here") {
+            last = Some(result);
+            break;
+        }
+        assert!(kubectl(&["delete", "configmap", "--all", "-n", &ns]).is_ok());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let result = last.expect("the admission policy never rejected the object");
+    assert_eq!(result.phase, OperationPhase::Failed);
+    assert!(result.message.contains("dry run"), "{}", result.message);
+    assert_eq!(
+        result_status(&result, "ConfigMap", "rejected"),
+        Some(ResultStatus::SyncFailed)
+    );
+    assert!(
+        kubectl(&["get", "configmap", "fine", "-n", &ns]).is_err(),
+        "nothing may be written"
+    );
+    kubectl(&["delete", "validatingadmissionpolicybinding", &policy]).expect("cleanup");
+    kubectl(&["delete", "validatingadmissionpolicy", &policy]).expect("cleanup");
+}
