@@ -147,7 +147,15 @@ fn a_build_cache_without_its_completion_marker_is_rebuilt() {
     let real_bin = plumb_testcluster::bin_dir().unwrap_or_else(|e| panic!("{e}"));
     let real_build = real_bin.parent().expect("build dir");
     let hash = real_build.file_name().expect("hash");
-    let cache = tempfile::tempdir().expect("cache");
+    // Beside the real cache, so that hard links work (same file system).
+    let plumb_cache = real_build
+        .parent()
+        .and_then(Path::parent)
+        .expect("cache root");
+    let cache = tempfile::Builder::new()
+        .prefix(".test-cache-")
+        .tempdir_in(plumb_cache)
+        .expect("cache");
     let copy = cache.path().join("testcluster").join(hash);
     std::fs::create_dir_all(copy.parent().expect("parent")).expect("mkdir");
     // Hard links: cheap, and the rebuild replaces directories, never writes into these files.
