@@ -1184,6 +1184,16 @@ impl AppState {
             serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
         };
+        // As Kubernetes' namespace lifecycle admission: these stay.
+        if t.info.store_key() == NAMESPACES
+            && matches!(name, "default" | "kube-system" | "kube-public")
+        {
+            let mut e = ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            ));
+            e.details = Some(json!({"name": name, "kind": "namespaces"}));
+            return Err(e);
+        }
         let dry_run = dry_run
             || options
                 .get("dryRun")

@@ -362,6 +362,8 @@ async fn errors_read_like_kubernetes() {
         "{}",
         invalid.stderr
     );
+    let protected = s.fails(&["delete", "namespace", "default"]).await;
+    assert!(protected.contains("Error from server (Forbidden): namespaces \"default\" is forbidden: this namespace may not be deleted"), "{protected}");
     let no_ns = kubectl_with(
         &s.kubeconfig,
         &["create", "-n", "ghost", "-f", "-"],
