@@ -213,7 +213,18 @@ pub(crate) fn resource_info(crd: &Value) -> Option<ResourceInfo> {
             })
             .unwrap_or_default()
     };
+    let schemas = served
+        .iter()
+        .filter_map(|v| {
+            let schema = v.pointer("/schema/openAPIV3Schema")?;
+            Some((
+                s(v, "/name").to_string(),
+                std::sync::Arc::new(schema.clone()),
+            ))
+        })
+        .collect();
     Some(ResourceInfo {
+        schemas,
         singular: crd
             .pointer("/spec/names/singular")
             .and_then(Value::as_str)

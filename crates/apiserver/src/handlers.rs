@@ -46,6 +46,9 @@ struct Target {
     status: bool,
     /// The `scale` subresource (answers `autoscaling/v1` Scale objects).
     scale: bool,
+    /// `fieldValidation=Strict`: fields a CRD's schema does not declare are refused
+    /// instead of pruned.
+    strict: bool,
 }
 
 impl Target {
@@ -344,6 +347,7 @@ impl AppState {
                 name: Some(name.into()),
                 status: false,
                 scale: false,
+                strict: false,
             })
         };
         let (info, namespace, name, sub) = match rest {
@@ -386,6 +390,7 @@ impl AppState {
             name: name.map(str::to_string),
             status,
             scale,
+            strict: false,
         })
     }
 
@@ -400,7 +405,8 @@ impl AppState {
         rest: &[&str],
         body: Bytes,
     ) -> Result<Response<Body>, ApiError> {
-        let target = self.resolve(registry, group, version, rest)?;
+        let mut target = self.resolve(registry, group, version, rest)?;
+        target.strict = query.get("fieldValidation").map(String::as_str) == Some("Strict");
         let accept = parts
             .headers
             .get(hyper::header::ACCEPT)
@@ -682,6 +688,7 @@ impl AppState {
             o.remove("status");
         }
         apply_defaults(&t.info, &mut obj, true);
+        prune_custom(t, &mut obj)?;
         self.validate(t, &obj)?;
         self.check_namespace(t, &mut obj, &name)?;
         Ok((name, obj))
@@ -828,6 +835,7 @@ impl AppState {
             meta.insert("resourceVersion".into(), json!(old.rv.to_string()));
         }
         apply_defaults(&t.info, &mut result, false);
+        prune_custom(t, &mut result)?;
         self.validate(t, &result)?;
         if t.info.generation && spec_changed(&t.info, &old_v, &result) {
             let g = old_v
@@ -1299,6 +1307,7 @@ impl AppState {
                 name: Some(o.name.clone()),
                 status: false,
                 scale: false,
+                strict: false,
             };
             match self.delete(&sub, &o.name, &Bytes::new(), dry_run).await {
                 Ok(_) => deleted.push(o.value().unwrap_or(Value::Null)),
@@ -1473,6 +1482,36 @@ enum DeletionStep {
     /// Set deletionTimestamp (finalizers pending, or a namespace / CRD to clean up).
     MarkDeleting(Value),
     Remove,
+}
+
+/// Drops (or with `fieldValidation=Strict` refuses) what a custom resource's schema does
+/// not declare, as Kubernetes prunes to structural schemas.
+fn prune_custom(t: &Target, object: &mut Value) -> Result<(), ApiError> {
+    if !t.info.custom {
+        return Ok(());
+    }
+    let Some(schema) = t
+        .info
+        .schemas
+        .get(&t.version)
+        .or_else(|| t.info.schemas.get(&t.info.versions[0]))
+    else {
+        return Ok(());
+    };
+    let removed = crate::prune::prune_object(object, schema);
+    if t.strict && !removed.is_empty() {
+        let fields: Vec<String> = removed
+            .iter()
+            .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+            fields.join(", "),
+            kind = t.info.kind,
+            version = t.version
+        )));
+    }
+    Ok(())
 }
 
 /// Kinds with a `scale` subresource.

@@ -34,6 +34,7 @@ mod http;
 mod objects;
 mod openapi;
 pub mod patch;
+pub mod prune;
 pub mod protobuf;
 pub mod registry;
 pub mod selector;

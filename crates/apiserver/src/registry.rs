@@ -50,6 +50,8 @@ pub struct ResourceInfo {
     pub printer_columns: Vec<PrinterColumn>,
     /// Comes from a CustomResourceDefinition.
     pub custom: bool,
+    /// CRDs: the structural schema (`openAPIV3Schema`) of each served version.
+    pub schemas: BTreeMap<String, Arc<serde_json::Value>>,
 }
 
 /// The verbs every resource here supports.
@@ -146,6 +148,7 @@ fn builtin(
         name_rule,
         printer_columns: builtin_columns(group, resource),
         custom: false,
+        schemas: BTreeMap::new(),
     }
 }
 

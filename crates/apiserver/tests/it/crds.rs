@@ -250,3 +250,63 @@ async fn invalid_crds_are_rejected() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resources_are_pruned_to_their_schema() {
+    let s = TestServer::start().await;
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"kind": "Gadget", "plural": "gadgets"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+                               "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}});
+    crate::support::kubectl_with(
+        &s.kubeconfig,
+        &["create", "-f", "-"],
+        Some(&crd.to_string()),
+    )
+    .await;
+    s.ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "crd/gadgets.example.com",
+        "--timeout=5s",
+    ])
+    .await;
+    let gadget = ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "Gadget".into(),
+        plural: "gadgets".into(),
+    };
+    let gadgets: Api<DynamicObject> = Api::namespaced_with(s.client().await, "default", &gadget);
+    // Without fieldValidation (kube-rs): undeclared fields are dropped.
+    let g: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g1"},
+        "spec": {"size": 2, "colour": "red"}, "status": {"anything": true}, "extra": 1}),
+    )
+    .expect("gadget");
+    let created = gadgets
+        .create(&PostParams::default(), &g)
+        .await
+        .expect("create");
+    assert_eq!(created.data["spec"], json!({"size": 2}));
+    assert_eq!(created.data["status"], json!({"anything": true}));
+    assert!(created.data.get("extra").is_none());
+    // kubectl asks for strict validation: refused, naming the fields.
+    let manifest = "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g2\nspec:\n  size: 1\n  colour: blue\n";
+    let out =
+        crate::support::kubectl_with(&s.kubeconfig, &["create", "-f", "-"], Some(manifest)).await;
+    assert!(
+        !out.ok
+            && out
+                .stderr
+                .contains("strict decoding error: unknown field \"spec.colour\""),
+        "{}",
+        out.stderr
+    );
+    assert!(gadgets.get_opt("g2").await.expect("get").is_none());
+}
