@@ -17,8 +17,9 @@
 //!
 //! # API boundary
 //! [`Config`], [`start`], [`RunningServer`] and [`Error`] are the whole public surface. The
-//! pure cores ([`selector`], [`patch`], [`validation`], [`registry`]) are public too so that
-//! other crates and property tests can use them; they do no I/O.
+//! pure cores ([`selector`], [`patch`], [`prune`], [`protobuf`], [`validation`],
+//! [`registry`]) are public too so that other crates and property tests can use them; they
+//! do no I/O.
 //!
 //! # Files in the data directory
 //! `store.redb` (objects + format version + resourceVersion counter), `ca.crt`,
