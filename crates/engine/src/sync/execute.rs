@@ -709,6 +709,74 @@ async fn attempt(
     outcome
 }
 
+/// Runs an app's PostDelete hooks, for when the Application is deleted (after its
+/// resources are gone): creates them in wave order, waits for each to complete and applies
+/// their delete policies. A failed hook fails the operation.
+pub async fn run_post_delete(
+    cluster: &Cluster,
+    assessor: &HealthAssessor,
+    request: &SyncRequest,
+    cancel: &CancellationToken,
+    events: &(dyn Fn(&SyncEvent) + Send + Sync),
+) -> OperationResult {
+    let finish = |phase, message: String, resources| OperationResult {
+        phase,
+        message,
+        resources,
+        attempts: 1,
+        dry_run: request.dry_run,
+        conditions: Vec::new(),
+        comparison: None,
+    };
+    let scopes = match cluster.scopes(&request.desired).await {
+        Ok(scopes) => scopes,
+        Err(error) => return finish(error_phase(&error), error.to_string(), Vec::new()),
+    };
+    let scope = |group: &str, kind: &str| {
+        scopes
+            .get(&(group.to_string(), kind.to_string()))
+            .copied()
+            .unwrap_or(Scope::Unknown)
+    };
+    let prepared = diff::prepare_desired(
+        request.desired.clone(),
+        &request.app,
+        &request.destination_namespace,
+        request.settings.tracking_method,
+        &scope,
+    );
+    let targets: Vec<Value> = prepared.objects.values().cloned().collect();
+    let started_at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let hooks = plan::SyncPlan {
+        tasks: plan::plan_post_delete(&targets, &request.revision, started_at),
+        fail_tasks: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let runner = Runner {
+        cluster,
+        assessor,
+        request,
+        cancel,
+        events,
+    };
+    let mut results = Vec::new();
+    for step in hooks.steps() {
+        events(&SyncEvent::Step {
+            phase: step.phase,
+            wave: step.wave,
+            tasks: step.tasks.len(),
+        });
+        if let Err((phase, message)) = runner.run_step(&step.tasks, false, &mut results).await {
+            return finish(phase, message, results);
+        }
+    }
+    finish(
+        OperationPhase::Succeeded,
+        format!("{} PostDelete hook(s) completed", hooks.tasks.len()),
+        results,
+    )
+}
+
 fn dry_run_result(task: &SyncTask) -> ResourceResult {
     let (status, message) = match (task.action, &task.skip_reason) {
         (TaskAction::Prune, Some(reason)) => (ResultStatus::PruneSkipped, reason.clone()),

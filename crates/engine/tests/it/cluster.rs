@@ -1012,3 +1012,44 @@ spec:
     kubectl(&["delete", "validatingadmissionpolicybinding", &policy]).expect("cleanup");
     kubectl(&["delete", "validatingadmissionpolicy", &policy]).expect("cleanup");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn post_delete_hooks_run_only_on_app_deletion() {
+    let ns = cluster().namespace("postdelete").expect("namespace");
+    let engine = engine().await;
+    let desired = vec![
+        config_map("app-config", 0),
+        job("cleanup", "PostDelete", Some("HookSucceeded"), None),
+    ];
+    let request = request("postdelete", &ns, desired);
+    let (result, _) = sync(&engine, &request).await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+    assert!(
+        kubectl(&["get", "job", "cleanup", "-n", &ns]).is_err(),
+        "a sync does not run PostDelete hooks"
+    );
+    let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
+    let deleted = execute::run_post_delete(
+        &engine,
+        &assessor,
+        &request,
+        &CancellationToken::new(),
+        &|_: &SyncEvent| {},
+    )
+    .await;
+    assert_eq!(
+        deleted.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        deleted.message
+    );
+    assert_eq!(deleted.resources.len(), 1);
+    assert_eq!(deleted.resources[0].hook_phase, Some(HookPhase::Succeeded));
+    // HookSucceeded: the job is gone again once it completed.
+    assert!(kubectl(&["get", "job", "cleanup", "-n", &ns]).is_err());
+}
