@@ -169,7 +169,8 @@ fn process_cpu_time() -> anyhow::Result<Duration> {
     // Fields after the command name (which is in parentheses and may contain spaces).
     let after = text.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).unwrap_or(&"0").parse::<u64>()? + fields.get(12).unwrap_or(&"0").parse::<u64>()?;
+    let ticks: u64 = fields.get(11).unwrap_or(&"0").parse::<u64>()?
+        + fields.get(12).unwrap_or(&"0").parse::<u64>()?;
     Ok(Duration::from_millis(ticks * 10))
 }
 
