@@ -979,26 +979,33 @@ spec:
         .expect("policy");
     let mut rejected = config_map("rejected", 0);
     rejected["data"] = json!({"forbidden": "yes"});
-    // Policies take effect shortly after they are created.
-    let mut last = None;
-    for _ in 0..60 {
-        let (result, _) = sync(
-            &engine,
-            &request(
-                "admission",
-                &ns,
-                vec![config_map("fine", 0), rejected.clone()],
-            ),
-        )
-        .await;
-        if result.message.contains("not allowed here") {
-            last = Some(result);
+    // Policies take effect shortly after they are created: wait until a server-side dry-run
+    // by kubectl is refused, so the sync below meets the policy from its first request.
+    let probe = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: probe, namespace: {ns}}}\ndata: {{forbidden: x}}\n"
+    );
+    let mut active = false;
+    for _ in 0..120 {
+        if cluster()
+            .kubectl_stdin(&["create", "--dry-run=server", "-f", "-"], &probe)
+            .is_err()
+        {
+            active = true;
             break;
         }
-        assert!(kubectl(&["delete", "configmap", "--all", "-n", &ns]).is_ok());
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let result = last.expect("the admission policy never rejected the object");
+    assert!(active, "the admission policy never took effect");
+    let (result, _) = sync(
+        &engine,
+        &request("admission", &ns, vec![config_map("fine", 0), rejected]),
+    )
+    .await;
+    assert!(
+        result.message.contains("not allowed here"),
+        "{}",
+        result.message
+    );
     assert_eq!(result.phase, OperationPhase::Failed);
     assert!(result.message.contains("dry run"), "{}", result.message);
     assert_eq!(
