@@ -108,7 +108,12 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
         format!("{group}/{version}")
     };
     Some(
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+        // Kubernetes' core list carries no apiVersion; group lists say "v1".
+        if group.is_empty() {
+            json!({"kind": "APIResourceList", "groupVersion": group_version, "resources": resources})
+        } else {
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
+        },
     )
 }
 

@@ -31,7 +31,7 @@ pub(crate) struct AppState(Arc<Inner>);
 struct Inner {
     store: Arc<Store>,
     registry: RwLock<Arc<Registry>>,
-    watcher_queue: usize,
+    watch_limits: watch::WatchLimits,
     address: Mutex<String>,
     /// Namespaces and CRDs whose cleanup task is running.
     cleanups: Mutex<std::collections::HashSet<String>>,
@@ -120,11 +120,14 @@ fn ok_json(code: u16, v: &Value) -> Response<Body> {
 }
 
 impl AppState {
-    pub(crate) async fn new(store: Arc<Store>, watcher_queue: usize) -> Result<AppState, Error> {
+    pub(crate) async fn new(
+        store: Arc<Store>,
+        watch_limits: watch::WatchLimits,
+    ) -> Result<AppState, Error> {
         let state = AppState(Arc::new(Inner {
             store,
             registry: RwLock::new(Arc::new(Registry::new(vec![]))),
-            watcher_queue,
+            watch_limits,
             address: Mutex::new(String::new()),
             cleanups: Mutex::new(Default::default()),
         }));
@@ -437,7 +440,7 @@ impl AppState {
                 target.namespace.as_deref(),
                 query,
                 &accept,
-                self.0.watcher_queue,
+                self.0.watch_limits,
             ),
             (&Method::GET, None) => self.list(&target, query, &accept),
             (&Method::POST, None) if !target.status => {
@@ -850,6 +853,28 @@ impl AppState {
         if result == old_v {
             return Ok(UpdatePlan::Unchanged(old_v));
         }
+        if matches!(t.info.store_key().as_str(), "/configmaps" | "/secrets")
+            && old_v.get("immutable").and_then(Value::as_bool) == Some(true)
+        {
+            let mut causes = Vec::new();
+            for field in ["data", "binaryData"] {
+                if old_v.get(field) != result.get(field) {
+                    causes.push(Cause::forbidden(
+                        field,
+                        "field is immutable when `immutable` is set",
+                    ));
+                }
+            }
+            if result.get("immutable").and_then(Value::as_bool) != Some(true) {
+                causes.push(Cause::forbidden(
+                    "immutable",
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(&t.info.kind, &t.info.group, name, causes));
+            }
+        }
         if meta_str(&old_v, "deletionTimestamp").is_some() {
             let finalizers = |v: &Value| -> Vec<String> {
                 v.pointer("/metadata/finalizers")
@@ -871,7 +896,12 @@ impl AppState {
                 let cause = Cause::forbidden(
                     "metadata.finalizers",
                     format!(
-                        "no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                        "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                        added
+                            .iter()
+                            .map(|f| format!("{f:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 );
                 return Err(ApiError::invalid(

@@ -35,8 +35,8 @@ mod http;
 mod objects;
 mod openapi;
 pub mod patch;
-pub mod prune;
 pub mod protobuf;
+pub mod prune;
 pub mod registry;
 pub mod selector;
 mod store;
@@ -62,6 +62,8 @@ pub struct Config {
     pub watch_history: usize,
     /// How many undelivered events a single watcher may have queued before it is dropped.
     pub watcher_queue: usize,
+    /// How often watches that allow bookmarks get one (Kubernetes: about a minute).
+    pub bookmark_interval: std::time::Duration,
     /// Bytes of page cache redb may keep (the in-memory index serves reads anyway).
     pub store_cache_bytes: usize,
 }
@@ -74,6 +76,7 @@ impl Config {
             bind,
             watch_history: 10_000,
             watcher_queue: 1_000,
+            bookmark_interval: std::time::Duration::from_secs(60),
             store_cache_bytes: 16 * 1024 * 1024,
         }
     }
@@ -155,7 +158,11 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
             .await
             .map_err(|e| Error::Storage(format!("store opening task failed: {e}")))??;
     let material = tls::load_or_create(&config.data_dir)?;
-    let state = handlers::AppState::new(store, config.watcher_queue).await?;
+    let limits = watch::WatchLimits {
+        queue: config.watcher_queue,
+        bookmark_every: config.bookmark_interval,
+    };
+    let state = handlers::AppState::new(store, limits).await?;
     let (addr, http) = http::serve(config.bind, &material, state).await?;
     Ok(RunningServer {
         addr,

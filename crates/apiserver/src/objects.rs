@@ -103,6 +103,23 @@ pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create:
                 spec.entry("type").or_insert_with(|| json!("ClusterIP"));
                 spec.entry("sessionAffinity")
                     .or_insert_with(|| json!("None"));
+                spec.entry("internalTrafficPolicy")
+                    .or_insert_with(|| json!("Cluster"));
+                // A given clusterIP (no allocation here) also fills the dual-stack fields.
+                if let Some(ip) = spec
+                    .get("clusterIP")
+                    .and_then(Value::as_str)
+                    .filter(|ip| !ip.is_empty())
+                    .map(str::to_string)
+                {
+                    spec.entry("clusterIPs").or_insert_with(|| json!([ip]));
+                    if ip != "None" {
+                        let family = if ip.contains(':') { "IPv6" } else { "IPv4" };
+                        spec.entry("ipFamilies").or_insert_with(|| json!([family]));
+                        spec.entry("ipFamilyPolicy")
+                            .or_insert_with(|| json!("SingleStack"));
+                    }
+                }
                 if let Some(Value::Array(ports)) = spec.get_mut("ports") {
                     for p in ports.iter_mut().filter_map(Value::as_object_mut) {
                         p.entry("protocol").or_insert_with(|| json!("TCP"));

@@ -14,10 +14,16 @@ use crate::api_error::ApiError;
 use crate::http::Body;
 use crate::registry::ResourceInfo;
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{Event, EventType, Store};
+use crate::store::{Event, EventType, Obj, Store};
 
-/// How often an idle watch that allows bookmarks gets one.
-const BOOKMARK_EVERY: Duration = Duration::from_secs(1);
+/// Per-watcher limits from the server's configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WatchLimits {
+    /// Undelivered events a watcher may have queued before it is dropped.
+    pub queue: usize,
+    /// How often a watch that allows bookmarks gets one.
+    pub bookmark_every: Duration,
+}
 /// Default watch lifetime (Kubernetes picks 30-60 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -33,27 +39,51 @@ impl Filter {
 
     /// The event type this watcher sees, if any: objects moving into or out of the
     /// selector appear as ADDED or DELETED, as in Kubernetes.
-    fn translate(&self, e: &Event) -> Option<EventType> {
+    /// The event this watcher sees, if any: objects moving into or out of the selector
+    /// appear as ADDED or DELETED, as in Kubernetes; an object leaving is sent in its last
+    /// matching state (with the event's resourceVersion).
+    fn translate(&self, e: &Event) -> Option<(EventType, Arc<Obj>)> {
         let now = self.matches_obj(&e.object);
         match e.type_ {
-            EventType::Added => now.then_some(EventType::Added),
-            EventType::Deleted => now.then_some(EventType::Deleted),
+            EventType::Added => now.then(|| (EventType::Added, Arc::clone(&e.object))),
+            EventType::Deleted => now.then(|| (EventType::Deleted, Arc::clone(&e.object))),
             EventType::Modified => {
-                let before = e.previous.as_ref().is_some_and(|p| self.matches_obj(p));
+                let before = e.previous.as_ref().filter(|p| self.matches_obj(p));
                 match (before, now) {
-                    (true, true) => Some(EventType::Modified),
-                    (false, true) => Some(EventType::Added),
-                    (true, false) => Some(EventType::Deleted),
-                    (false, false) => None,
+                    (Some(_), true) => Some((EventType::Modified, Arc::clone(&e.object))),
+                    (None, true) => Some((EventType::Added, Arc::clone(&e.object))),
+                    (Some(prev), false) => Some((EventType::Deleted, last_state(prev, e.rv()))),
+                    (None, false) => None,
                 }
             }
         }
     }
 }
 
+/// `prev` as of resourceVersion `rv`.
+fn last_state(prev: &Arc<Obj>, rv: u64) -> Arc<Obj> {
+    let Ok(mut value) = prev.value() else {
+        return Arc::clone(prev);
+    };
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+    match serde_json::to_vec(&value) {
+        Ok(bytes) => Arc::new(Obj {
+            bytes: Bytes::from(bytes),
+            namespace: prev.namespace.clone(),
+            name: prev.name.clone(),
+            labels: prev.labels.clone(),
+            rv,
+        }),
+        Err(_) => Arc::clone(prev),
+    }
+}
+
 /// How a watch runs (from the query).
 struct Options {
     timeout: Duration,
+    bookmark_every: Duration,
     bookmarks: bool,
     initial_events: bool,
 }
@@ -126,7 +156,7 @@ pub(crate) fn serve(
     namespace: Option<&str>,
     query: &std::collections::HashMap<String, String>,
     accept: &str,
-    queue: usize,
+    limits: WatchLimits,
 ) -> Result<Response<Body>, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -183,7 +213,7 @@ pub(crate) fn serve(
     };
     let filter = Filter { labels, fields };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    match store.subscribe(&info.store_key(), namespace, from, queue) {
+    match store.subscribe(&info.store_key(), namespace, from, limits.queue) {
         Err(expired) => {
             let status = ApiError::gone(format!(
                 "too old resource version: {} ({})",
@@ -204,6 +234,7 @@ pub(crate) fn serve(
                 tx,
                 Options {
                     timeout,
+                    bookmark_every: limits.bookmark_every,
                     bookmarks,
                     initial_events,
                 },
@@ -223,6 +254,7 @@ async fn run(
 ) {
     let Options {
         timeout,
+        bookmark_every,
         bookmarks,
         initial_events,
     } = options;
@@ -231,8 +263,8 @@ async fn run(
     tokio::pin!(deadline);
     for e in std::mem::take(&mut sub.backlog) {
         last_sent = last_sent.max(e.rv());
-        if let Some(t) = filter.translate(&e)
-            && tx.send(encoder.event(t, &e.object)).await.is_err()
+        if let Some((t, obj)) = filter.translate(&e)
+            && tx.send(encoder.event(t, &obj)).await.is_err()
         {
             return;
         }
@@ -247,7 +279,7 @@ async fn run(
             return;
         }
     }
-    let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
+    let mut ticker = tokio::time::interval(bookmark_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
@@ -259,8 +291,8 @@ async fn run(
                 // stream ends and the client re-lists or resumes, as with Kubernetes.
                 let Some(e) = next else { return };
                 last_sent = last_sent.max(e.rv());
-                if let Some(t) = filter.translate(&e)
-                    && tx.send(encoder.event(t, &e.object)).await.is_err()
+                if let Some((t, obj)) = filter.translate(&e)
+                    && tx.send(encoder.event(t, &obj)).await.is_err()
                 {
                     return;
                 }
@@ -270,8 +302,8 @@ async fn run(
                 let rv = store.current_rv();
                 while let Ok(e) = sub.rx.try_recv() {
                     last_sent = last_sent.max(e.rv());
-                    if let Some(t) = filter.translate(&e)
-                        && tx.send(encoder.event(t, &e.object)).await.is_err()
+                    if let Some((t, obj)) = filter.translate(&e)
+                        && tx.send(encoder.event(t, &obj)).await.is_err()
                     {
                         return;
                     }

@@ -471,3 +471,45 @@ async fn data_keys_base64_and_mismatched_names() {
     assert!(status["details"].get("name").is_none(), "{status}");
     assert_eq!(cluster_rv(&s).await, rv);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immutable_config_maps_keep_their_data() {
+    let s = TestServer::start().await;
+    s.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\nimmutable: true\ndata:\n  a: \"1\"\n").await;
+    let rv = cluster_rv(&s).await;
+    let err = s
+        .fails(&[
+            "patch",
+            "cm",
+            "frozen",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"a":"2"}}"#,
+        ])
+        .await;
+    assert!(
+        err.contains("data: Forbidden: field is immutable when `immutable` is set"),
+        "{err}"
+    );
+    let err = s
+        .fails(&[
+            "patch",
+            "cm",
+            "frozen",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"immutable":false}"#,
+        ])
+        .await;
+    assert!(err.contains("immutable: Forbidden"), "{err}");
+    // Metadata may still change.
+    s.ok(&["label", "cm", "frozen", "x=y"]).await;
+    assert_ne!(cluster_rv(&s).await, rv);
+    assert_eq!(
+        s.ok(&["get", "cm", "frozen", "-o", "jsonpath={.data.a}"])
+            .await,
+        "1"
+    );
+}
