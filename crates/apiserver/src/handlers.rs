@@ -969,8 +969,12 @@ impl AppState {
                     expect: Expect::Rv(old.rv),
                 },
             };
+            let removing = matches!(op, Op::Delete { .. });
             match self.write(op).await? {
                 Outcome::Written(o) => {
+                    if removing {
+                        self.spawn_collect(&o, false);
+                    }
                     self.after_write(t);
                     if t.scale {
                         let v = o.value().map_err(|e| ApiError::internal(e.to_string()))?;
@@ -1241,6 +1245,10 @@ impl AppState {
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_string);
+        // Orphan: dependents keep existing and only lose their reference to this owner.
+        // Background and Foreground both delete dependents (in the background).
+        let orphan = options.get("propagationPolicy").and_then(Value::as_str) == Some("Orphan")
+            || options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
         let want_uid = options
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)
@@ -1287,8 +1295,12 @@ impl AppState {
                     }
                 }
             };
+            let removing = matches!(op, Op::Delete { .. });
             match self.write(op).await? {
                 Outcome::Written(o) => {
+                    if removing {
+                        self.spawn_collect(&o, orphan);
+                    }
                     if is_cleanup_managed(&t.info) {
                         self.spawn_cleanup(t.info.store_key() == NAMESPACES, name.to_string());
                     }
@@ -1476,6 +1488,106 @@ impl AppState {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
         }
+    }
+
+    /// Garbage collection after `removed` is gone: dependents (objects naming its uid in
+    /// `ownerReferences`) lose that reference; with `orphan` that is all, otherwise a
+    /// dependent left without owners is deleted (its finalizers honoured), and so on down.
+    fn spawn_collect(&self, removed: &Obj, orphan: bool) {
+        let Some(uid) = removed
+            .value()
+            .ok()
+            .and_then(|v| meta_str(&v, "uid").map(str::to_string))
+        else {
+            return;
+        };
+        if self.0.store.dependents_of(&uid).is_empty() {
+            return;
+        }
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut owners = vec![(uid, orphan, 0usize)];
+            while let Some((uid, orphan, attempt)) = owners.pop() {
+                let mut conflicted = false;
+                for (resource, dependent) in state.0.store.dependents_of(&uid) {
+                    let Ok(mut value) = dependent.value() else {
+                        continue;
+                    };
+                    let key = ObjKey {
+                        resource: resource.clone(),
+                        namespace: dependent.namespace.clone(),
+                        name: dependent.name.clone(),
+                    };
+                    let remaining: Vec<Value> = value
+                        .pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .map(|refs| {
+                            refs.iter()
+                                .filter(|r| {
+                                    r.get("uid").and_then(Value::as_str) != Some(uid.as_str())
+                                })
+                                .cloned()
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let info = state
+                        .registry()
+                        .all()
+                        .iter()
+                        .find(|i| i.store_key() == resource)
+                        .cloned();
+                    let op = if !orphan && remaining.is_empty() {
+                        match info.as_deref().map(|i| deletion_step(i, &value)) {
+                            Some(DeletionStep::AlreadyDeleting) => continue,
+                            Some(DeletionStep::MarkDeleting(marked)) => Op::Put {
+                                key,
+                                expect: Expect::Rv(dependent.rv),
+                                object: marked,
+                            },
+                            Some(DeletionStep::Remove) | None => Op::Delete {
+                                key,
+                                expect: Expect::Rv(dependent.rv),
+                            },
+                        }
+                    } else {
+                        if let Some(meta) = meta_mut(&mut value) {
+                            if remaining.is_empty() {
+                                meta.remove("ownerReferences");
+                            } else {
+                                meta.insert("ownerReferences".into(), Value::Array(remaining));
+                            }
+                        }
+                        Op::Put {
+                            key,
+                            expect: Expect::Rv(dependent.rv),
+                            object: value,
+                        }
+                    };
+                    let removing = matches!(op, Op::Delete { .. });
+                    match state.0.store.write_one(op).await {
+                        Ok(Outcome::Written(o)) if removing => {
+                            if let Some(child) = o
+                                .value()
+                                .ok()
+                                .and_then(|v| meta_str(&v, "uid").map(str::to_string))
+                            {
+                                owners.push((child, false, 0));
+                            }
+                        }
+                        Ok(Outcome::Conflict) => conflicted = true,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e.0, "garbage collection stopped");
+                            return;
+                        }
+                    }
+                }
+                // A dependent changed meanwhile: look again (bounded).
+                if conflicted && attempt < CONFLICT_RETRIES {
+                    owners.push((uid, orphan, attempt + 1));
+                }
+            }
+        });
     }
 
     fn store_key_of(&self, value: &Value) -> String {

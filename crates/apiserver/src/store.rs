@@ -36,6 +36,8 @@ pub(crate) struct Obj {
     pub name: String,
     /// Compact (a boxed slice of pairs): a BTreeMap costs a 500-byte node per object.
     pub labels: Box<[(Box<str>, Box<str>)]>,
+    /// The uids of `metadata.ownerReferences` (for garbage collection).
+    pub owners: Box<[Box<str>]>,
     pub rv: u64,
 }
 
@@ -222,8 +224,16 @@ struct MetaOnly {
 struct MetaFields {
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default, rename = "ownerReferences")]
+    owner_references: Vec<OwnerRef>,
     #[serde(default, rename = "resourceVersion")]
     resource_version: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct OwnerRef {
+    #[serde(default)]
+    uid: String,
 }
 
 /// Builds an [`Obj`] from serialized bytes already carrying their resourceVersion.
@@ -244,6 +254,12 @@ fn obj_from_bytes(key: &ObjKey, bytes: Bytes) -> Result<Obj, String> {
             .labels
             .into_iter()
             .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+            .collect(),
+        owners: meta
+            .metadata
+            .owner_references
+            .into_iter()
+            .map(|o| o.uid.into_boxed_str())
             .collect(),
         rv,
     })
@@ -289,6 +305,16 @@ fn type_fields_first(object: &mut Value) {
 
 fn stamp(key: &ObjKey, mut object: Value, rv: u64) -> Result<Obj, StoreError> {
     type_fields_first(&mut object);
+    let owners = object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("uid")?.as_str())
+                .map(Box::from)
+                .collect()
+        })
+        .unwrap_or_default();
     let labels = object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
@@ -316,6 +342,7 @@ fn stamp(key: &ObjKey, mut object: Value, rv: u64) -> Result<Obj, StoreError> {
         namespace: key.namespace.clone(),
         name: key.name.clone(),
         labels,
+        owners,
         rv,
     })
 }
@@ -474,6 +501,22 @@ impl Store {
             .map(|(_, o)| Arc::clone(o))
             .collect();
         (items, rv)
+    }
+
+    /// Objects (with their resource) that name `uid` among their owners.
+    pub(crate) fn dependents_of(&self, uid: &str) -> Vec<(String, Arc<Obj>)> {
+        let Ok(state) = self.state.read() else {
+            return Vec::new();
+        };
+        state
+            .objects
+            .iter()
+            .flat_map(|(resource, map)| {
+                map.values()
+                    .filter(|o| o.owners.iter().any(|u| &**u == uid))
+                    .map(|o| (resource.clone(), Arc::clone(o)))
+            })
+            .collect()
     }
 
     /// Resources that have objects in `namespace`.

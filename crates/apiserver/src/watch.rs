@@ -74,6 +74,7 @@ fn last_state(prev: &Arc<Obj>, rv: u64) -> Arc<Obj> {
             namespace: prev.namespace.clone(),
             name: prev.name.clone(),
             labels: prev.labels.clone(),
+            owners: prev.owners.clone(),
             rv,
         }),
         Err(_) => Arc::clone(prev),

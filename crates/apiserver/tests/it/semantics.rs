@@ -702,3 +702,70 @@ async fn built_in_list_items_leave_out_type_fields() {
         1
     );
 }
+
+fn owned(name: &str, owners: &[&ConfigMap]) -> ConfigMap {
+    let refs: Vec<serde_json::Value> = owners
+        .iter()
+        .map(|o| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": o.metadata.name, "uid": o.metadata.uid}))
+        .collect();
+    serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": refs}}))
+        .expect("owned cm")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collection_by_owner_references() {
+    let s = TestServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    let pp = PostParams::default();
+    let owner = api.create(&pp, &cm("owner", &[])).await.expect("owner");
+    let other = api.create(&pp, &cm("other", &[])).await.expect("other");
+    let child = api
+        .create(&pp, &owned("child", &[&owner]))
+        .await
+        .expect("child");
+    api.create(&pp, &owned("grandchild", &[&child]))
+        .await
+        .expect("grandchild");
+    api.create(&pp, &owned("shared", &[&owner, &other]))
+        .await
+        .expect("shared");
+
+    // Background cascade: the owner's only-owned dependents go, recursively; a dependent
+    // with another owner stays and loses the dead reference.
+    api.delete("owner", &DeleteParams::background())
+        .await
+        .expect("delete owner");
+    wait_until(|| async { api.get_opt("grandchild").await.expect("get").is_none() }).await;
+    assert!(api.get_opt("child").await.expect("get").is_none());
+    let shared = api.get("shared").await.expect("shared stays");
+    let uids: Vec<String> = shared
+        .metadata
+        .owner_references
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.uid)
+        .collect();
+    assert_eq!(uids, vec![other.metadata.uid.clone().expect("uid")]);
+
+    // Orphan: the dependent stays, without the reference.
+    let lone = api
+        .create(&pp, &owned("lone", &[&other]))
+        .await
+        .expect("lone");
+    assert!(lone.metadata.owner_references.is_some());
+    s.ok(&["delete", "configmap", "other", "--cascade=orphan"])
+        .await;
+    wait_until(|| async {
+        api.get("lone")
+            .await
+            .expect("get")
+            .metadata
+            .owner_references
+            .is_none()
+    })
+    .await;
+    assert!(
+        api.get_opt("shared").await.expect("get").is_some(),
+        "orphaned, not deleted"
+    );
+}
