@@ -1247,6 +1247,8 @@ impl AppState {
             .map(str::to_string);
         // Orphan: dependents keep existing and only lose their reference to this owner.
         // Background and Foreground both delete dependents (in the background).
+        let foreground =
+            options.get("propagationPolicy").and_then(Value::as_str) == Some("Foreground");
         let orphan = options.get("propagationPolicy").and_then(Value::as_str) == Some("Orphan")
             || options.get("orphanDependents").and_then(Value::as_bool) == Some(true);
         let want_uid = options
@@ -1272,6 +1274,43 @@ impl AppState {
                     name,
                     "the precondition of the delete was not met",
                 ));
+            }
+            let dependents =
+                meta_str(&v, "uid").is_some_and(|u| !self.0.store.dependents_of(u).is_empty());
+            if foreground
+                && dependents
+                && !is_cleanup_managed(&t.info)
+                && meta_str(&v, "deletionTimestamp").is_none()
+            {
+                let mut marked = v.clone();
+                if let Some(meta) = meta_mut(&mut marked) {
+                    meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                    meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+                    let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+                    if let Some(list) = finalizers.as_array_mut() {
+                        list.push(json!(FOREGROUND));
+                    }
+                }
+                if dry_run {
+                    return Ok(ok_json(200, &marked));
+                }
+                match self
+                    .write(Op::Put {
+                        key: key.clone(),
+                        expect: Expect::Rv(cur.rv),
+                        object: marked,
+                    })
+                    .await?
+                {
+                    Outcome::Written(o) => {
+                        if let Some(uid) = meta_str(&v, "uid") {
+                            self.spawn_foreground(key, uid.to_string());
+                        }
+                        return Ok(json_response(200, render(&t.info, &t.version, &o)));
+                    }
+                    Outcome::Conflict => continue,
+                    _ => return Err(ApiError::not_found(&t.info.group, &t.info.resource, name)),
+                }
             }
             let op = match deletion_step(&t.info, &v) {
                 DeletionStep::AlreadyDeleting => return Ok(ok_json(200, &v)),
@@ -1505,89 +1544,141 @@ impl AppState {
             return;
         }
         let state = self.clone();
+        tokio::spawn(async move { state.collect(uid, orphan).await });
+    }
+
+    /// Foreground deletion: the owner (marked with the `foregroundDeletion` finalizer)
+    /// stays until its dependents are gone, then that finalizer is removed.
+    fn spawn_foreground(&self, key: ObjKey, uid: String) {
+        let state = self.clone();
         tokio::spawn(async move {
-            let mut owners = vec![(uid, orphan, 0usize)];
-            while let Some((uid, orphan, attempt)) = owners.pop() {
-                let mut conflicted = false;
-                for (resource, dependent) in state.0.store.dependents_of(&uid) {
-                    let Ok(mut value) = dependent.value() else {
-                        continue;
-                    };
-                    let key = ObjKey {
-                        resource: resource.clone(),
-                        namespace: dependent.namespace.clone(),
-                        name: dependent.name.clone(),
-                    };
-                    let remaining: Vec<Value> = value
-                        .pointer("/metadata/ownerReferences")
-                        .and_then(Value::as_array)
-                        .map(|refs| {
-                            refs.iter()
-                                .filter(|r| {
-                                    r.get("uid").and_then(Value::as_str) != Some(uid.as_str())
-                                })
-                                .cloned()
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let info = state
-                        .registry()
-                        .all()
-                        .iter()
-                        .find(|i| i.store_key() == resource)
-                        .cloned();
-                    let op = if !orphan && remaining.is_empty() {
-                        match info.as_deref().map(|i| deletion_step(i, &value)) {
-                            Some(DeletionStep::AlreadyDeleting) => continue,
-                            Some(DeletionStep::MarkDeleting(marked)) => Op::Put {
-                                key,
-                                expect: Expect::Rv(dependent.rv),
-                                object: marked,
-                            },
-                            Some(DeletionStep::Remove) | None => Op::Delete {
-                                key,
-                                expect: Expect::Rv(dependent.rv),
-                            },
-                        }
-                    } else {
-                        if let Some(meta) = meta_mut(&mut value) {
-                            if remaining.is_empty() {
-                                meta.remove("ownerReferences");
-                            } else {
-                                meta.insert("ownerReferences".into(), Value::Array(remaining));
-                            }
-                        }
-                        Op::Put {
-                            key,
-                            expect: Expect::Rv(dependent.rv),
-                            object: value,
-                        }
-                    };
-                    let removing = matches!(op, Op::Delete { .. });
-                    match state.0.store.write_one(op).await {
-                        Ok(Outcome::Written(o)) if removing => {
-                            if let Some(child) = o
-                                .value()
-                                .ok()
-                                .and_then(|v| meta_str(&v, "uid").map(str::to_string))
-                            {
-                                owners.push((child, false, 0));
-                            }
-                        }
-                        Ok(Outcome::Conflict) => conflicted = true,
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(error = %e.0, "garbage collection stopped");
-                            return;
-                        }
-                    }
+            state.collect(uid.clone(), false).await;
+            // Dependents with finalizers of their own may take a while.
+            while !state.0.store.dependents_of(&uid).is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            for _ in 0..CONFLICT_RETRIES {
+                let Some(cur) = state.0.store.get(&key) else {
+                    return;
+                };
+                let Ok(mut value) = cur.value() else { return };
+                if meta_str(&value, "uid") != Some(uid.as_str()) {
+                    return;
                 }
-                // A dependent changed meanwhile: look again (bounded).
-                if conflicted && attempt < CONFLICT_RETRIES {
-                    owners.push((uid, orphan, attempt + 1));
+                let finalizers: Vec<Value> = value
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .map(|f| {
+                        f.iter()
+                            .filter(|x| x.as_str() != Some(FOREGROUND))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let op = if finalizers.is_empty() {
+                    Op::Delete {
+                        key: key.clone(),
+                        expect: Expect::Rv(cur.rv),
+                    }
+                } else {
+                    if let Some(meta) = meta_mut(&mut value) {
+                        meta.insert("finalizers".into(), Value::Array(finalizers));
+                    }
+                    Op::Put {
+                        key: key.clone(),
+                        expect: Expect::Rv(cur.rv),
+                        object: value,
+                    }
+                };
+                match state.0.store.write_one(op).await {
+                    Ok(Outcome::Conflict) => continue,
+                    _ => return,
                 }
             }
         });
+    }
+
+    /// Collects the dependents of the removed owner `uid` (see [`AppState::spawn_collect`]).
+    async fn collect(&self, uid: String, orphan: bool) {
+        let mut owners = vec![(uid, orphan, 0usize)];
+        while let Some((uid, orphan, attempt)) = owners.pop() {
+            let mut conflicted = false;
+            for (resource, dependent) in self.0.store.dependents_of(&uid) {
+                let Ok(mut value) = dependent.value() else {
+                    continue;
+                };
+                let key = ObjKey {
+                    resource: resource.clone(),
+                    namespace: dependent.namespace.clone(),
+                    name: dependent.name.clone(),
+                };
+                let remaining: Vec<Value> = value
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .map(|refs| {
+                        refs.iter()
+                            .filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid.as_str()))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let info = self
+                    .registry()
+                    .all()
+                    .iter()
+                    .find(|i| i.store_key() == resource)
+                    .cloned();
+                let op = if !orphan && remaining.is_empty() {
+                    match info.as_deref().map(|i| deletion_step(i, &value)) {
+                        Some(DeletionStep::AlreadyDeleting) => continue,
+                        Some(DeletionStep::MarkDeleting(marked)) => Op::Put {
+                            key,
+                            expect: Expect::Rv(dependent.rv),
+                            object: marked,
+                        },
+                        Some(DeletionStep::Remove) | None => Op::Delete {
+                            key,
+                            expect: Expect::Rv(dependent.rv),
+                        },
+                    }
+                } else {
+                    if let Some(meta) = meta_mut(&mut value) {
+                        if remaining.is_empty() {
+                            meta.remove("ownerReferences");
+                        } else {
+                            meta.insert("ownerReferences".into(), Value::Array(remaining));
+                        }
+                    }
+                    Op::Put {
+                        key,
+                        expect: Expect::Rv(dependent.rv),
+                        object: value,
+                    }
+                };
+                let removing = matches!(op, Op::Delete { .. });
+                match self.0.store.write_one(op).await {
+                    Ok(Outcome::Written(o)) if removing => {
+                        if let Some(child) = o
+                            .value()
+                            .ok()
+                            .and_then(|v| meta_str(&v, "uid").map(str::to_string))
+                        {
+                            owners.push((child, false, 0));
+                        }
+                    }
+                    Ok(Outcome::Conflict) => conflicted = true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e.0, "garbage collection stopped");
+                        return;
+                    }
+                }
+            }
+            // A dependent changed meanwhile: look again (bounded).
+            if conflicted && attempt < CONFLICT_RETRIES {
+                owners.push((uid, orphan, attempt + 1));
+            }
+        }
     }
 
     fn store_key_of(&self, value: &Value) -> String {
@@ -1655,6 +1746,9 @@ fn prune_custom(t: &Target, object: &mut Value) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// The finalizer of foreground deletion.
+const FOREGROUND: &str = "foregroundDeletion";
 
 /// Kinds with a `scale` subresource.
 fn has_scale(info: &ResourceInfo) -> bool {

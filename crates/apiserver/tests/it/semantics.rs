@@ -769,3 +769,49 @@ async fn garbage_collection_by_owner_references() {
         "orphaned, not deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_deletion_waits_for_dependents() {
+    let s = TestServer::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    let pp = PostParams::default();
+    let owner = api.create(&pp, &cm("owner", &[])).await.expect("owner");
+    let mut held = owned("held", &[&owner]);
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    api.create(&pp, &held).await.expect("dependent");
+
+    api.delete("owner", &DeleteParams::foreground())
+        .await
+        .expect("delete owner");
+    let marked = api.get("owner").await.expect("owner waits");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert!(
+        marked
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"foregroundDeletion".to_string())
+    );
+    wait_until(|| async {
+        api.get("held")
+            .await
+            .expect("get")
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    })
+    .await;
+    assert!(
+        api.get_opt("owner").await.expect("get").is_some(),
+        "still waiting for the dependent"
+    );
+
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release");
+    wait_until(|| async { api.get_opt("owner").await.expect("get").is_none() }).await;
+}
