@@ -174,6 +174,21 @@ struct State {
     /// Highest resourceVersion whose event is no longer in history.
     compacted_rv: u64,
     watchers: Vec<WatcherSlot>,
+    /// How many objects name each owner uid: deletes of objects nobody owns (nearly all)
+    /// skip the scan for dependents.
+    owned: HashMap<Box<str>, usize>,
+}
+
+impl State {
+    fn count_owners(&mut self, obj: &Obj, delta: isize) {
+        for uid in obj.owners.iter() {
+            let entry = self.owned.entry(uid.clone()).or_insert(0);
+            *entry = entry.saturating_add_signed(delta);
+            if *entry == 0 {
+                self.owned.remove(uid);
+            }
+        }
+    }
 }
 
 impl State {
@@ -393,7 +408,14 @@ impl Store {
                 .map_err(|e| Error::Storage(format!("{}: initialising: {e}", path.display())))?;
             (0, HashMap::new())
         };
+        let mut owned: HashMap<Box<str>, usize> = HashMap::new();
+        for obj in objects.values().flat_map(|m| m.values()) {
+            for uid in obj.owners.iter() {
+                *owned.entry(uid.clone()).or_insert(0) += 1;
+            }
+        }
         let state = State {
+            owned,
             objects,
             rv,
             history: VecDeque::with_capacity(history_cap.min(100_000)),
@@ -508,6 +530,9 @@ impl Store {
         let Ok(state) = self.state.read() else {
             return Vec::new();
         };
+        if !state.owned.contains_key(uid) {
+            return Vec::new();
+        }
         state
             .objects
             .iter()
@@ -795,13 +820,18 @@ fn commit_batch(db: &redb::Database, store: &Store, batch: Vec<WriteRequest>, pa
     if let Ok(mut state) = store.state.write() {
         for (key, value) in overlay {
             let map = state.objects.entry(key.resource).or_default();
-            match value {
-                Some(obj) => {
-                    map.insert((key.namespace, key.name), obj);
-                }
-                None => {
-                    map.remove(&(key.namespace, key.name));
-                }
+            let (old, new) = match value {
+                Some(obj) => (
+                    map.insert((key.namespace, key.name), Arc::clone(&obj)),
+                    Some(obj),
+                ),
+                None => (map.remove(&(key.namespace, key.name)), None),
+            };
+            if let Some(old) = old {
+                state.count_owners(&old, -1);
+            }
+            if let Some(new) = new {
+                state.count_owners(&new, 1);
             }
         }
         state.rv = rv;
