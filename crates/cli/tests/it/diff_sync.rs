@@ -201,6 +201,58 @@ fn diff_and_sync_exit_codes_and_output() {
 }
 
 #[test]
+fn missing_namespace_diff_shows_new_objects_and_sync_refuses() {
+    let cluster = cluster();
+    // A name derived from a fresh test namespace: unique, and not created by anyone.
+    let base = cluster.namespace("cli-absent").expect("namespace");
+    let ns = format!("{base}-absent");
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "deployment.yaml", DEPLOYMENT);
+    write(dir.path(), "secret.yaml", &secret("s3cr3t-absent"));
+    let dir_text = dir.path().to_str().expect("utf-8");
+    let kubeconfig = cluster.kubeconfig_path().to_str().expect("utf-8");
+    let target = target_args(dir_text, "cli-absent", kubeconfig, &ns);
+
+    // diff: the objects would be created, so they show as new and the exit code is 1.
+    let output = run("diff", &target, &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let text = stdout(&output);
+    for header in [
+        format!("===== apps/Deployment {ns}/web ======"),
+        format!("===== /Secret {ns}/db ======"),
+    ] {
+        assert!(text.contains(&header), "{header} missing in:\n{text}");
+    }
+    assert!(text.contains("+kind: Deployment"), "{text}");
+    assert!(!text.contains("s3cr3t-absent"), "{text}");
+    assert!(
+        !stderr(&output).contains("not found"),
+        "{}",
+        stderr(&output)
+    );
+
+    // sync without CreateNamespace: the dry-run fails with the server's reason, nothing
+    // is written (not even the namespace).
+    let output = run("sync", &target, &["--timeout", "1m"]);
+    let both = format!("{}{}", stdout(&output), stderr(&output));
+    assert_ne!(output.status.code(), Some(0), "{both}");
+    assert!(
+        both.contains(&format!("namespaces \"{ns}\" not found")),
+        "{both}"
+    );
+    assert!(
+        cluster.kubectl_output(&["get", "namespace", &ns]).is_err(),
+        "sync created namespace {ns}"
+    );
+}
+
+#[test]
 fn unhealthy_app_exits_1_unless_not_waiting() {
     let cluster = cluster();
     let ns = cluster.namespace("cli-unhealthy").expect("namespace");

@@ -21,7 +21,7 @@ use plumb_model::{
     ResourceKey, RetryStrategy, SyncStatusCode,
 };
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -289,10 +289,30 @@ pub struct CompareRequest<'a> {
     pub concurrency: usize,
 }
 
-/// Compares an app against the cluster.
+/// Why desired objects are dry-run, which decides what a dry-run "not found" means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DryRunPurpose {
+    /// A read-only compare (app status, `plumb diff`): an object whose namespace does not
+    /// exist yet is simply missing, as Argo CD shows it (OutOfSync, would be created).
+    Compare,
+    /// The dry-run step of a sync operation: an object that cannot be written fails the
+    /// operation before anything is written.
+    Sync,
+}
+
+/// Compares an app against the cluster (read-only: objects whose namespace does not exist
+/// yet compare structurally, as new objects).
 pub async fn compare(
     cluster: &Cluster,
     request: CompareRequest<'_>,
+) -> Result<Compared, CompareFailure> {
+    compare_for(cluster, request, DryRunPurpose::Compare).await
+}
+
+async fn compare_for(
+    cluster: &Cluster,
+    request: CompareRequest<'_>,
+    purpose: DryRunPurpose,
 ) -> Result<Compared, CompareFailure> {
     let CompareRequest {
         app,
@@ -342,7 +362,7 @@ pub async fn compare(
         )
         .await
         .map_err(CompareFailure::Cluster)?;
-    let (comparison, dry_run_errors) = compare_live(
+    let (comparison, dry_run_errors) = compare_live_for(
         cluster,
         LiveCompare {
             app,
@@ -355,6 +375,7 @@ pub async fn compare(
             options,
             concurrency,
         },
+        purpose,
     )
     .await?;
     Ok(Compared {
@@ -383,10 +404,18 @@ pub struct LiveCompare<'a> {
 
 /// Compares prepared desired objects with a given live state: dry-runs what the compare
 /// cache cannot answer, then compares. With an unchanged app and live state it sends no
-/// request at all.
+/// request at all. Read-only, like [`compare`].
 pub async fn compare_live(
     cluster: &Cluster,
     request: LiveCompare<'_>,
+) -> Result<(AppComparison, BTreeMap<ResourceKey, String>), CompareFailure> {
+    compare_live_for(cluster, request, DryRunPurpose::Compare).await
+}
+
+async fn compare_live_for(
+    cluster: &Cluster,
+    request: LiveCompare<'_>,
+    purpose: DryRunPurpose,
 ) -> Result<(AppComparison, BTreeMap<ResourceKey, String>), CompareFailure> {
     let LiveCompare {
         app,
@@ -441,6 +470,24 @@ pub async fn compare_live(
     .buffer_unordered(concurrency.max(1))
     .collect::<Vec<_>>()
     .await;
+    let absent_namespaces = match purpose {
+        DryRunPurpose::Compare => {
+            // Namespaces of objects the server did not find: a read-only compare asks once
+            // per namespace whether it exists (only on this error path, so an unchanged app
+            // still sends nothing).
+            let candidates: BTreeSet<&str> = dry_runs
+                .iter()
+                .filter(|(key, _, outcome)| {
+                    outcome.as_ref().is_err_and(ClusterError::is_not_found)
+                        && !key.namespace.is_empty()
+                        && !new_namespaces.contains(&key.namespace)
+                })
+                .map(|(key, _, _)| key.namespace.as_str())
+                .collect();
+            absent_namespaces(cluster, candidates).await?
+        }
+        DryRunPurpose::Sync => HashSet::new(),
+    };
     let mut predicted = HashMap::new();
     let mut dry_run_errors = BTreeMap::new();
     for (key, object_options, outcome) in dry_runs {
@@ -452,11 +499,13 @@ pub async fn compare_live(
             Err(error) => {
                 let kind_created_here = crd_kinds.contains(&(key.group.clone(), key.kind.clone()));
                 let namespace_created_here = new_namespaces.contains(&key.namespace);
+                let namespace_absent = absent_namespaces.contains(&key.namespace);
                 let missing =
                     matches!(error, ClusterError::UnknownKind { .. }) || error.is_not_found();
                 if missing
                     && (kind_created_here
                         || namespace_created_here
+                        || namespace_absent
                         || object_options.skip_dry_run_on_missing_resource)
                 {
                     // Structural fallback: compare without the server's prediction.
@@ -474,6 +523,29 @@ pub async fn compare_live(
     let comparison =
         diff::compare_app(prepared, live, &predicted, &compare_settings, Some(results));
     Ok((comparison, dry_run_errors))
+}
+
+/// Which of `namespaces` do not exist on the cluster. A namespace that cannot be read for
+/// another reason (e.g. forbidden) counts as existing, so the object's own dry-run error is
+/// reported rather than hidden.
+async fn absent_namespaces(
+    cluster: &Cluster,
+    namespaces: BTreeSet<&str>,
+) -> Result<HashSet<String>, CompareFailure> {
+    let mut absent = HashSet::new();
+    for name in namespaces {
+        let namespace =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match cluster.get(&namespace).await {
+            Ok(None) => {
+                absent.insert(name.to_string());
+            }
+            Ok(Some(_)) => {}
+            Err(error) if error.is_transport() => return Err(CompareFailure::Cluster(error)),
+            Err(_) => {}
+        }
+    }
+    Ok(absent)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -505,7 +577,7 @@ async fn attempt(
             ),
         );
     }
-    let compared = match compare(
+    let compared = match compare_for(
         cluster,
         CompareRequest {
             app: &request.app,
@@ -516,6 +588,7 @@ async fn attempt(
             options: &request.options,
             concurrency: request.concurrency,
         },
+        DryRunPurpose::Sync,
     )
     .await
     {

@@ -1060,3 +1060,73 @@ async fn post_delete_hooks_run_only_on_app_deletion() {
     // HookSucceeded: the job is gone again once it completed.
     assert!(kubectl(&["get", "job", "cleanup", "-n", &ns]).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_namespace_compares_as_new_but_sync_fails_before_writing() {
+    let engine = engine().await;
+    // A name derived from a fresh test namespace: unique, and not created by anyone.
+    let base = cluster().namespace("absent").expect("namespace");
+    let ns = format!("{base}-absent");
+    let desired = vec![config_map("first", 0), deployment("web", 0, None)];
+    let settings = Settings::default();
+
+    // A read-only compare shows both objects as missing (they would be created).
+    let compared = execute::compare(&engine, compare_request("absent", &ns, &desired, &settings))
+        .await
+        .expect("compare");
+    assert!(
+        compared.dry_run_errors.is_empty(),
+        "{:?}",
+        compared.dry_run_errors
+    );
+    assert_eq!(compared.comparison.sync_status(), SyncStatusCode::OutOfSync);
+    let statuses: Vec<(String, String, SyncStatusCode)> = compared
+        .comparison
+        .resources
+        .iter()
+        .map(|r| (r.key.kind.clone(), r.key.namespace.clone(), r.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (
+                "ConfigMap".to_string(),
+                ns.clone(),
+                SyncStatusCode::OutOfSync
+            ),
+            (
+                "Deployment".to_string(),
+                ns.clone(),
+                SyncStatusCode::OutOfSync
+            ),
+        ]
+    );
+    assert!(
+        compared
+            .comparison
+            .resources
+            .iter()
+            .all(|r| r.diff.contains("+kind:")),
+        "{:#?}",
+        compared.comparison.resources
+    );
+
+    // A sync without CreateNamespace still fails in its dry-run, before any write.
+    let (result, _) = sync(&engine, &request("absent", &ns, desired)).await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
+    let not_found = format!("namespaces \"{ns}\" not found");
+    assert!(
+        result.message.contains("(dry run)") && result.message.contains(&not_found),
+        "{}",
+        result.message
+    );
+    assert!(
+        result
+            .resources
+            .iter()
+            .all(|r| r.status == ResultStatus::SyncFailed && r.message.contains(&not_found)),
+        "{:?}",
+        result.resources
+    );
+    assert!(kubectl(&["get", "namespace", &ns]).is_err());
+}
