@@ -1072,46 +1072,57 @@ fn classify(
     );
     let lower = message.to_ascii_lowercase();
     let url_text = url.to_string();
-    if lower.contains("host key verification failed")
-        || lower.contains("remote host identification has changed")
-    {
+    // Git's own wording (and the server's) is all there is to classify a failure by; the
+    // first list that matches decides, so the more specific classes come first.
+    const HOST_KEY: &[&str] = &[
+        "host key verification failed",
+        "remote host identification has changed",
+    ];
+    const AUTH: &[&str] = &[
+        "authentication failed",
+        "could not read username",
+        "could not read password",
+        "permission denied",
+        "403",
+        "401",
+        "invalid username or password",
+    ];
+    const UNREACHABLE: &[&str] = &[
+        "could not resolve host",
+        "connection refused",
+        "failed to connect",
+        "connection timed out",
+        "operation timed out",
+        "no route to host",
+        "connection reset",
+        "could not read from remote repository",
+        "connection closed",
+    ];
+    const NOT_FOUND: &[&str] = &[
+        "not found",
+        "does not appear to be a git repository",
+        "does not exist",
+    ];
+    let mentions = |phrases: &[&str]| phrases.iter().any(|phrase| lower.contains(phrase));
+    if mentions(HOST_KEY) {
         return GitError::HostKey {
             url: url_text,
             message,
         };
     }
-    if lower.contains("authentication failed")
-        || lower.contains("could not read username")
-        || lower.contains("could not read password")
-        || lower.contains("permission denied")
-        || lower.contains("403")
-        || lower.contains("401")
-        || lower.contains("invalid username or password")
-    {
+    if mentions(AUTH) {
         return GitError::AuthFailed {
             url: url_text,
             message,
         };
     }
-    if lower.contains("could not resolve host")
-        || lower.contains("connection refused")
-        || lower.contains("failed to connect")
-        || lower.contains("connection timed out")
-        || lower.contains("operation timed out")
-        || lower.contains("no route to host")
-        || lower.contains("connection reset")
-        || lower.contains("could not read from remote repository")
-        || lower.contains("connection closed")
-    {
+    if mentions(UNREACHABLE) {
         return GitError::Unreachable {
             url: url_text,
             message,
         };
     }
-    if lower.contains("not found")
-        || lower.contains("does not appear to be a git repository")
-        || lower.contains("does not exist")
-    {
+    if mentions(NOT_FOUND) {
         return GitError::RepositoryNotFound {
             url: url_text,
             message,
