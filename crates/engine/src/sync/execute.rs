@@ -6,6 +6,7 @@ use super::hooks::HookDeletePolicy;
 use super::options::{PropagationPolicy, SyncOptions};
 use super::plan::{
     self, PlanRequest, PlanResource, ResourceSelector, SyncPhase, SyncTask, TaskAction,
+    TaskProgress,
 };
 use super::retry::{self, Backoff};
 use crate::cluster::{Cluster, ClusterError, crd_scopes};
@@ -17,8 +18,7 @@ use crate::settings::Settings;
 use crate::tracking;
 use futures::StreamExt;
 use plumb_model::{
-    HealthStatus, HealthStatusCode, ManagedNamespaceMetadata, ResourceIgnoreDifferences,
-    ResourceKey, RetryStrategy, SyncStatusCode,
+    ManagedNamespaceMetadata, ResourceIgnoreDifferences, ResourceKey, RetryStrategy, SyncStatusCode,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -743,7 +743,11 @@ async fn attempt(
             wave: step.wave,
             tasks: step.tasks.len(),
         });
-        let gate_health = index + 1 < steps.len();
+        let gate_health = plan::step_gates_health(
+            index,
+            steps.len(),
+            step.tasks.iter().any(|t| t.action == TaskAction::Hook),
+        );
         if let Err(error) = runner
             .run_step(&step.tasks, gate_health, &mut outcome.results)
             .await
@@ -1134,7 +1138,10 @@ impl Runner<'_> {
     }
 
     /// Waits for hooks to complete (always) and for applied resources to be healthy (when
-    /// gating the next wave). Degraded resources fail the operation.
+    /// the step gates on health), judging each by [`plan::running_task_progress`]: a
+    /// Degraded resource or a failed hook fails the operation; Progressing, Suspended,
+    /// Unknown and Missing resources keep it waiting (up to the wave timeout or until
+    /// terminated).
     async fn wait(
         &self,
         written: &[&SyncTask],
@@ -1166,32 +1173,44 @@ impl Runner<'_> {
             let live = self.fetch_live(&pending).await?;
             let mut still = Vec::new();
             for task in pending {
-                let object = live.get(&task.key);
-                let health = object
-                    .and_then(|o| self.assessor.assess(o))
-                    .unwrap_or(HealthStatus {
-                        status: HealthStatusCode::Missing,
-                        message: String::new(),
-                    });
-                match (task.action, health.status) {
-                    (TaskAction::Hook, HealthStatusCode::Healthy) => {
-                        self.finish_hook(task, true, &health.message, results)
-                            .await?
+                // An object not there (yet) keeps its task running, as in gitops-engine.
+                let Some(object) = live.get(&task.key) else {
+                    still.push(task);
+                    continue;
+                };
+                let health = self.assessor.assess(object);
+                let progress =
+                    plan::running_task_progress(task.action, health.as_ref().map(|h| h.status));
+                let message = health.map(|h| h.message).unwrap_or_default();
+                match (task.action, progress) {
+                    (_, TaskProgress::Running) => still.push(task),
+                    (TaskAction::Hook, TaskProgress::Succeeded) => {
+                        self.finish_hook(task, true, &message, results).await?
                     }
-                    (TaskAction::Hook, HealthStatusCode::Degraded) => {
-                        self.finish_hook(task, false, &health.message, results)
-                            .await?;
-                        failures.push(format!("hook {} failed: {}", task.key, health.message));
+                    (TaskAction::Hook, TaskProgress::Failed) => {
+                        self.finish_hook(task, false, &message, results).await?;
+                        failures.push(format!("hook {} failed: {message}", task.key));
                     }
-                    (_, HealthStatusCode::Healthy | HealthStatusCode::Suspended) => {}
-                    (TaskAction::Apply, HealthStatusCode::Degraded) => {
-                        failures.push(format!("{} is Degraded: {}", task.key, health.message))
+                    (_, TaskProgress::Succeeded) => {}
+                    (_, TaskProgress::Failed) => {
+                        // The resource was applied (its result stays Synced, as in Argo CD);
+                        // its health message becomes its result's message.
+                        if let Some(result) = results.iter_mut().rev().find(|r| r.key == task.key) {
+                            result.message = message.clone();
+                            (self.events)(&SyncEvent::Result(result.clone()));
+                        }
+                        failures.push(format!("{} is Degraded: {message}", task.key));
                     }
-                    _ => still.push(task),
                 }
             }
             if !failures.is_empty() {
-                return Err((OperationPhase::Failed, summarize(&failures)));
+                return Err((
+                    OperationPhase::Failed,
+                    format!(
+                        "one or more synchronization tasks completed unsuccessfully, reason: {}",
+                        summarize(&failures)
+                    ),
+                ));
             }
             pending = still;
             if pending.is_empty() {

@@ -9,5 +9,6 @@ pub mod retry;
 pub use options::{DeletionOption, PropagationPolicy, SyncOptionError, SyncOptions};
 pub use plan::{
     KIND_ORDER, PlanRequest, PlanResource, ResourceSelector, Step, SyncPhase, SyncPlan, SyncTask,
-    TaskAction, kind_rank, plan, plan_post_delete,
+    TaskAction, TaskProgress, kind_rank, plan, plan_post_delete, running_task_progress,
+    step_gates_health,
 };

@@ -4,7 +4,7 @@
 use super::hooks::{self, HookDeletePolicy, HookType};
 use super::options::{DeletionOption, SyncOptionError, SyncOptions};
 use crate::json;
-use plumb_model::ResourceKey;
+use plumb_model::{HealthStatusCode, ResourceKey};
 use serde_json::Value;
 use std::cmp::Ordering;
 
@@ -121,6 +121,50 @@ impl SyncTask {
     fn kind(&self) -> &str {
         &self.key.kind
     }
+}
+
+/// Where a written task stands while its step waits (Argo CD's operation state of a task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum TaskProgress {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// The progress of a written task from its live object's health, as gitops-engine's sync
+/// context judges running tasks (`pkg/sync/sync_context.go`): `None` is a kind without a
+/// health assessment, which succeeds at once.
+///
+/// - Hooks: Healthy → Succeeded; Degraded or Unknown → Failed; Progressing or Suspended →
+///   Running; a health status outside these (Missing from a script) → Succeeded.
+/// - Other resources: Healthy → Succeeded; Degraded → Failed (the operation fails with
+///   "one or more synchronization tasks completed unsuccessfully"); everything else —
+///   Progressing, Suspended, Unknown, Missing — keeps the step waiting.
+///
+/// A task whose live object is not there (yet) is Running; the caller decides that.
+pub fn running_task_progress(action: TaskAction, health: Option<HealthStatusCode>) -> TaskProgress {
+    let Some(health) = health else {
+        return TaskProgress::Succeeded;
+    };
+    match (action, health) {
+        (_, HealthStatusCode::Healthy) => TaskProgress::Succeeded,
+        (_, HealthStatusCode::Degraded) => TaskProgress::Failed,
+        (TaskAction::Hook, HealthStatusCode::Unknown) => TaskProgress::Failed,
+        (TaskAction::Hook, HealthStatusCode::Progressing | HealthStatusCode::Suspended) => {
+            TaskProgress::Running
+        }
+        (TaskAction::Hook, HealthStatusCode::Missing) => TaskProgress::Succeeded,
+        (_, _) => TaskProgress::Running,
+    }
+}
+
+/// Whether the non-hook resources written in step `index` of `step_count` are waited for
+/// until healthy. As in gitops-engine: in a multi-step sync, every step but the last gates
+/// on health; the last step does too when it has hooks (they keep the operation running, and
+/// the step's other tasks are judged with them). A sync of one step never waits for health.
+pub fn step_gates_health(index: usize, step_count: usize, step_has_hooks: bool) -> bool {
+    let multi_step = step_count > 1;
+    multi_step && (index + 1 < step_count || step_has_hooks)
 }
 
 /// Argo CD's task order: phase, wave, kind order, then name.

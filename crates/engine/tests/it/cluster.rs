@@ -375,20 +375,50 @@ async fn image_pull_failure_is_degraded_and_stops_later_waves() {
     let ns = cluster().namespace("degraded").expect("namespace");
     let engine = engine().await;
     // A Deployment whose pod cannot pull its image turns Degraded once its progress deadline
-    // passes (as in Argo CD: the deployment controller reports ProgressDeadlineExceeded).
+    // passes (the deployment controller reports ProgressDeadlineExceeded). As in
+    // gitops-engine, a Degraded resource in a gating wave completes its task unsuccessfully:
+    // the operation fails, SyncFail hooks run, and the next wave never starts.
     let mut broken = deployment("broken", 0, Some(Failure::ImagePull));
     broken["spec"]["progressDeadlineSeconds"] = json!(5);
-    let desired = vec![broken, config_map("later", 1)];
-    let (result, _) = sync(&engine, &request("degraded", &ns, desired)).await;
-    assert_eq!(result.phase, OperationPhase::Failed);
+    let mut on_failure = config_map("degraded-report", 0);
+    on_failure["metadata"]["annotations"] = json!({"argocd.argoproj.io/hook": "SyncFail"});
+    let desired = vec![broken, config_map("later", 1), on_failure];
+    let (result, events) = sync(&engine, &request("degraded", &ns, desired)).await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{events:#?}");
     assert!(
-        result.message.contains("Deployment/")
+        result
+            .message
+            .starts_with("one or more synchronization tasks completed unsuccessfully")
+            && result.message.contains("Deployment/")
             && result.message.contains("Degraded")
             && result.message.contains("exceeded its progress deadline"),
         "{}",
         result.message
     );
+    // The operation waited for the wave (the Deployment was Progressing first), then failed.
+    assert!(
+        events.iter().any(|e| e.starts_with("waiting")),
+        "{events:#?}"
+    );
+    assert!(
+        !events.iter().any(|e| e == "step Sync 1"),
+        "wave 1 must not start: {events:#?}"
+    );
     assert!(kubectl(&["get", "configmap", "later", "-n", &ns]).is_err());
+    assert_eq!(result_status(&result, "ConfigMap", "later"), None);
+    // The Deployment was applied: its result stays Synced and carries the health message.
+    let broken = result
+        .resources
+        .iter()
+        .find(|r| r.key.kind == "Deployment")
+        .expect("deployment result");
+    assert_eq!(broken.status, ResultStatus::Synced);
+    assert!(
+        broken.message.contains("exceeded its progress deadline"),
+        "{}",
+        broken.message
+    );
+    assert!(kubectl(&["get", "configmap", "degraded-report", "-n", &ns]).is_ok());
     // The pod itself is assessed Degraded with the kubelet's message.
     let pods = kubectl(&["get", "pods", "-n", &ns, "-o", "json"]).expect("pods");
     let pods: Value = serde_json::from_str(&pods).expect("json");

@@ -286,3 +286,60 @@ proptest! {
         }
     }
 }
+
+/// The running-task table of gitops-engine's sync context (`pkg/sync/sync_context.go`:
+/// hooks through `getOperationPhase`, other resources through their health), every cell.
+#[test]
+fn running_tasks_are_judged_as_gitops_engine_judges_them() {
+    use plumb_model::HealthStatusCode as H;
+    use sync::TaskProgress::{Failed, Running, Succeeded};
+    let table = [
+        (H::Healthy, Succeeded, Succeeded),
+        (H::Degraded, Failed, Failed),
+        (H::Unknown, Failed, Running),
+        (H::Progressing, Running, Running),
+        (H::Suspended, Running, Running),
+        (H::Missing, Succeeded, Running),
+    ];
+    for (health, hook, resource) in table {
+        assert_eq!(
+            sync::running_task_progress(TaskAction::Hook, Some(health)),
+            hook,
+            "hook {health:?}"
+        );
+        assert_eq!(
+            sync::running_task_progress(TaskAction::Apply, Some(health)),
+            resource,
+            "resource {health:?}"
+        );
+    }
+    // Kinds without a health assessment succeed at once, hooks or not.
+    assert_eq!(
+        sync::running_task_progress(TaskAction::Hook, None),
+        Succeeded
+    );
+    assert_eq!(
+        sync::running_task_progress(TaskAction::Apply, None),
+        Succeeded
+    );
+}
+
+#[test]
+fn only_multi_step_syncs_gate_on_health_and_the_last_step_only_with_hooks() {
+    // (index, steps, step has hooks) → gates
+    let table = [
+        ((0, 1, false), false),
+        ((0, 1, true), false),
+        ((0, 2, false), true),
+        ((1, 2, false), false),
+        ((1, 2, true), true),
+        ((1, 3, false), true),
+    ];
+    for ((index, steps, hooks), gates) in table {
+        assert_eq!(
+            sync::step_gates_health(index, steps, hooks),
+            gates,
+            "step {index} of {steps}, hooks {hooks}"
+        );
+    }
+}
