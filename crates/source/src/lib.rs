@@ -17,7 +17,10 @@ pub mod url;
 
 pub use cache::{RenderCache, RenderKey};
 pub use creds::{CredentialStore, Credentials, RepositorySecret, SecretType};
-pub use git::{Checkout, CommitMetadata, GitCache, GitConfig, GitError, ResolvedRevision};
+pub use git::{
+    Checkout, CommitMetadata, GitCache, GitConfig, GitError, GpgError, PublicKey, ResolvedRevision,
+    SignatureInfo, SignatureRejection,
+};
 pub use render::{Manifest, RenderError, RenderOptions, SourceType, Tools};
 pub use service::{RenderRequest, RenderedSource, SourceConfig, SourceError, SourceService};
 pub use url::{RepoUrl, Transport, UrlError, UrlPolicy};

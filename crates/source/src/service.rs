@@ -54,6 +54,10 @@ pub struct RenderRequest {
     pub api_versions: Vec<String>,
     /// Bypass the render cache (Argo CD's hard refresh); the result is cached afresh.
     pub hard_refresh: bool,
+    /// Key IDs (or fingerprints) of which every Git source's commit must carry a good
+    /// signature (the AppProject's `signatureKeys`); empty: no check. A revision failing it
+    /// is refused before anything is checked out, rendered or served from the cache.
+    pub signature_keys: Vec<String>,
 }
 
 /// A rendered application.
@@ -217,6 +221,27 @@ impl SourceService {
             resolved.push(Resolved::Git { url, revision });
         }
 
+        if !request.signature_keys.is_empty() {
+            for (index, (source, r)) in request.sources.iter().zip(&resolved).enumerate() {
+                if let Resolved::Git { url, revision } = r {
+                    self.git
+                        .require_signature(
+                            url,
+                            &revision.sha,
+                            &request.signature_keys,
+                            store.lookup(url),
+                            cancel,
+                        )
+                        .await
+                        .map_err(|source_err| SourceError::Git {
+                            index,
+                            repo: source.repo_url.clone(),
+                            source: source_err,
+                        })?;
+                }
+            }
+        }
+
         let tool_versions = self.tools.versions().await;
         let cacheable = resolved.iter().all(|r| match r {
             Resolved::Git { .. } => true,
@@ -250,9 +275,15 @@ impl SourceService {
         for (index, (source, r)) in request.sources.iter().zip(&resolved).enumerate() {
             match r {
                 Resolved::Git { url, revision } => {
+                    // A ref source is read wherever its `$ref/...` paths point: every file.
+                    let path = if source.reference.is_empty() {
+                        source.path.as_str()
+                    } else {
+                        ""
+                    };
                     let checkout = self
                         .git
-                        .checkout(url, &revision.sha, &store, cancel)
+                        .checkout_path(url, &revision.sha, path, &store, cancel)
                         .await
                         .map_err(|source_err| SourceError::Git {
                             index,

@@ -8,11 +8,13 @@
 //! built once and shared read-only by every render of that commit.
 
 mod auth;
+pub mod gpg;
+pub mod partial;
 pub mod revision;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 use crate::command::{self, CommandError, CommandSpec, UnsafeArgument};
 use crate::creds::{CredentialStore, Credentials};
 use crate::url::{RepoUrl, UrlError, UrlPolicy};
+pub use gpg::{GpgError, PublicKey, SignatureInfo, SignatureRejection};
+pub use partial::Scope;
 pub use revision::{RemoteRef, Resolution, RevisionError};
 
 /// How the git layer behaves.
@@ -39,6 +43,18 @@ pub struct GitConfig {
     /// ssh known_hosts content (Argo CD's `argocd-ssh-known-hosts-cm`).
     pub ssh_known_hosts: Option<String>,
     pub git_binary: PathBuf,
+    /// Partial clone: blobs larger than this many bytes are left on the server
+    /// (`--filter=blob:limit=<n>`) until a render of the path that holds them needs them.
+    /// `None` keeps full mirrors. Servers that do not allow filtering
+    /// (`uploadpack.allowFilter`) get a full fetch and a log line saying so.
+    pub partial_clone_blob_limit: Option<u64>,
+    /// Shallow fetches: commits fetched this many deep (Argo CD's repository `depth`);
+    /// 0 fetches full history. Opt-in: see ARCHITECTURE.md for why it is not the default.
+    pub depth: u32,
+    /// Per repository (normalised URL, [`RepoUrl::normalized`]) depth overriding `depth`.
+    pub repository_depth: HashMap<String, u32>,
+    /// The `gpg` used to import signature keys and to verify commits.
+    pub gpg_binary: PathBuf,
 }
 
 impl GitConfig {
@@ -51,7 +67,19 @@ impl GitConfig {
             url_policy: UrlPolicy::default(),
             ssh_known_hosts: None,
             git_binary: PathBuf::from("git"),
+            partial_clone_blob_limit: Some(1024 * 1024),
+            depth: 0,
+            repository_depth: HashMap::new(),
+            gpg_binary: PathBuf::from("gpg"),
         }
+    }
+
+    /// The shallow depth for `url` (0: full history).
+    pub fn depth_for(&self, url: &RepoUrl) -> u32 {
+        self.repository_depth
+            .get(url.normalized())
+            .copied()
+            .unwrap_or(self.depth)
     }
 }
 
@@ -100,6 +128,15 @@ pub enum GitError {
         path: String,
         message: String,
     },
+    #[error(transparent)]
+    Gpg(#[from] GpgError),
+    /// Refused by the signature rule (before anything is checked out, rendered or cached).
+    #[error("{source}")]
+    Untrusted {
+        url: String,
+        #[source]
+        source: Box<SignatureRejection>,
+    },
 }
 
 impl GitError {
@@ -128,9 +165,13 @@ pub struct CommitMetadata {
     pub message: String,
     /// Whether the commit carries a signature at all.
     pub signed: bool,
-    /// git's `%G?`: G good, B bad, U unknown validity, X/Y expired, R revoked, E cannot be
-    /// checked (e.g. no key), N none.
+    /// git's `%G?` against the service's keyring: G good, B bad, U unknown validity, X/Y
+    /// expired, R revoked, E cannot be checked (key not in the keyring), N none.
     pub signature_status: char,
+    /// The ID of the key that made the signature, known or not.
+    pub signature_key_id: Option<String>,
+    /// A good signature by a key in the keyring.
+    pub signature_trusted: bool,
 }
 
 /// A read-only copy of one commit's tree. Removed from disk when the cache has evicted it
@@ -143,6 +184,9 @@ pub struct Checkout {
     /// Symlinks that resolve outside the checkout (repository-relative paths); any render
     /// of this commit refuses them, as Argo CD does.
     pub escaping_symlinks: Vec<String>,
+    /// Files of the commit not written because a partial mirror left their blobs (larger
+    /// than the blob limit) on the server and they lie outside the rendered path.
+    pub omitted: Vec<String>,
 }
 
 impl Checkout {
@@ -165,6 +209,37 @@ struct Mirror {
     bytes: AtomicU64,
     /// Renders and fetches currently using this mirror; never evicted while non-zero.
     users: std::sync::atomic::AtomicUsize,
+    /// The partial-clone settings are written into this mirror's config (once per process).
+    configured: AtomicBool,
+    /// The server ignored `--filter` once: later fetches do not ask again.
+    filter_refused: AtomicBool,
+}
+
+impl Mirror {
+    fn new(dir: PathBuf, bytes: u64) -> Mirror {
+        Mirror {
+            dir,
+            fetch_lock: tokio::sync::Mutex::new(()),
+            last_used: AtomicU64::new(0),
+            bytes: AtomicU64::new(bytes),
+            users: Default::default(),
+            configured: AtomicBool::new(false),
+            filter_refused: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether some pack came from a filtered fetch (git marks those with `.promisor`).
+    fn is_partial(&self) -> bool {
+        std::fs::read_dir(self.dir.join("objects/pack")).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "promisor"))
+        })
+    }
+
+    fn is_shallow(&self) -> bool {
+        self.dir.join("shallow").is_file()
+    }
 }
 
 struct MirrorUse(Arc<Mirror>);
@@ -207,6 +282,12 @@ pub struct GitStats {
     pub checkouts: AtomicU64,
     pub reclones: AtomicU64,
     pub evictions: AtomicU64,
+    /// Batches of blobs a partial mirror fetched for a checkout.
+    pub blob_fetches: AtomicU64,
+    /// Filtered fetches the server answered in full (no `uploadpack.allowFilter`).
+    pub filter_fallbacks: AtomicU64,
+    /// `git log` runs that checked a commit's signature.
+    pub signature_checks: AtomicU64,
 }
 
 /// The cache of mirrors and checkouts.
@@ -217,6 +298,12 @@ pub struct GitCache {
     mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
     checkouts: Mutex<HashMap<String, (CheckoutSlot, u64)>>,
     ls_flights: Mutex<HashMap<String, RefsFlight>>,
+    /// (commit, scope) → the checkout key it was last served from, so that a repeated
+    /// checkout of one path starts no process.
+    scoped: Mutex<HashMap<String, String>>,
+    /// Signature checks by (repository, commit, keyring generation).
+    signatures: Mutex<HashMap<String, SignatureInfo>>,
+    keyring: gpg::Keyring,
     clock: AtomicU64,
     pub stats: GitStats,
 }
@@ -265,18 +352,10 @@ impl GitCache {
                     continue;
                 };
                 let bytes = dir_size(&dir);
-                mirrors.insert(
-                    name,
-                    Arc::new(Mirror {
-                        dir,
-                        fetch_lock: tokio::sync::Mutex::new(()),
-                        last_used: AtomicU64::new(0),
-                        bytes: AtomicU64::new(bytes),
-                        users: Default::default(),
-                    }),
-                );
+                mirrors.insert(name, Arc::new(Mirror::new(dir, bytes)));
             }
         }
+        let keyring = gpg::Keyring::open(&root.join("gnupg"), &config.gpg_binary, config.timeout)?;
         Ok(GitCache {
             config,
             askpass,
@@ -284,6 +363,9 @@ impl GitCache {
             mirrors: Mutex::new(mirrors),
             checkouts: Mutex::new(HashMap::new()),
             ls_flights: Mutex::new(HashMap::new()),
+            scoped: Mutex::new(HashMap::new()),
+            signatures: Mutex::new(HashMap::new()),
+            keyring,
             clock: AtomicU64::new(1),
             stats: GitStats::default(),
         })
@@ -332,12 +414,18 @@ impl GitCache {
         spec
     }
 
+    /// A local git command against `git_dir`: no credentials, and no network at all. In a
+    /// partial mirror git would fetch a missing object on its own ("lazy fetch"); naming no
+    /// allowed protocol turns that into an error, so every transfer goes through
+    /// [`Self::fetch`] or [`Self::fetch_blobs`] with the repository's credentials, timeout
+    /// and cancellation.
     fn plain_git(&self, git_dir: &Path) -> CommandSpec {
         CommandSpec::new(&self.config.git_binary)
             .timeout(self.config.timeout)
             .without_inherited("GIT_")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_ALLOW_PROTOCOL", "none")
             .env("LC_ALL", "C")
             .arg("--git-dir")
             .arg(git_dir)
@@ -450,13 +538,10 @@ impl GitCache {
         let mirror = mirrors
             .entry(key.clone())
             .or_insert_with(|| {
-                Arc::new(Mirror {
-                    dir: self.config.cache_dir.join("mirrors").join(&key),
-                    fetch_lock: tokio::sync::Mutex::new(()),
-                    last_used: AtomicU64::new(0),
-                    bytes: AtomicU64::new(0),
-                    users: Default::default(),
-                })
+                Arc::new(Mirror::new(
+                    self.config.cache_dir.join("mirrors").join(&key),
+                    0,
+                ))
             })
             .clone();
         mirror.last_used.store(self.tick(), Ordering::SeqCst);
@@ -501,26 +586,37 @@ impl GitCache {
         command::check_argument("revision", rev)?;
         let mirror = self.mirror(url);
         let _use = MirrorUse(mirror.clone());
-        if let Ok(Some(sha)) = self.has_commit(&mirror, rev, cancel).await {
+        // A partial mirror when partial clone has been turned off: start a full one.
+        let unwanted_partial =
+            || self.config.partial_clone_blob_limit.is_none() && mirror.is_partial();
+        if !unwanted_partial()
+            && let Ok(Some(sha)) = self.has_commit(&mirror, rev, cancel).await
+        {
             return Ok(sha);
         }
         let _fetching = mirror.fetch_lock.lock().await;
         // Someone else may have fetched it while we waited.
         let mut broken = match self.has_commit(&mirror, rev, cancel).await {
-            Ok(Some(sha)) => return Ok(sha),
-            Ok(None) => false,
+            Ok(Some(sha)) if !unwanted_partial() => return Ok(sha),
+            Ok(_) => false,
             Err(_) => true,
         };
         for attempt in 0..2 {
+            let unwanted_partial = unwanted_partial();
             if broken
+                || unwanted_partial
                 || !mirror.dir.join("HEAD").is_file()
                 || !self.mirror_is_sound(&mirror, cancel).await
             {
-                if mirror.dir.exists() {
+                if unwanted_partial {
+                    tracing::info!(url = %url, "partial clone is off; cloning the mirror in full");
+                } else if mirror.dir.exists() {
                     tracing::warn!(url = %url, "mirror is broken; cloning it again");
                     self.stats.reclones.fetch_add(1, Ordering::Relaxed);
                 }
                 self.init_mirror(&mirror, url, cancel).await?;
+                mirror.configured.store(false, Ordering::SeqCst);
+                mirror.filter_refused.store(false, Ordering::SeqCst);
             }
             match self.fetch(&mirror, url, creds, rev, cancel).await {
                 Ok(()) => {}
@@ -605,6 +701,55 @@ impl GitCache {
         Ok(())
     }
 
+    /// Points the mirror's `origin` at `url` and, for a partial mirror, makes `origin` its
+    /// promisor remote (git then accepts packs with missing blobs, and marks them).
+    async fn configure_mirror(
+        &self,
+        mirror: &Mirror,
+        url: &RepoUrl,
+        cancel: &CancellationToken,
+    ) -> Result<(), GitError> {
+        let mut settings = vec![("remote.origin.url".to_string(), url.fetch_url().to_string())];
+        if !mirror.configured.load(Ordering::SeqCst)
+            && let Some(limit) = self.config.partial_clone_blob_limit
+        {
+            {
+                settings.extend([
+                    ("core.repositoryformatversion".into(), "1".into()),
+                    ("extensions.partialClone".into(), "origin".into()),
+                    ("remote.origin.promisor".into(), "true".into()),
+                    (
+                        "remote.origin.partialclonefilter".into(),
+                        format!("blob:limit={limit}"),
+                    ),
+                ]);
+            }
+        }
+        for (key, value) in settings {
+            let spec = self
+                .plain_git(&mirror.dir)
+                .args(["config", "--"])
+                .arg(&key)
+                .arg(&value);
+            let out = command::run(&spec, cancel)
+                .await
+                .map_err(|source| GitError::Command {
+                    operation: "config",
+                    url: url.to_string(),
+                    source,
+                })?;
+            if !out.success {
+                return Err(GitError::Failed {
+                    operation: "config",
+                    url: url.to_string(),
+                    message: out.stderr.trim().to_string(),
+                });
+            }
+        }
+        mirror.configured.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
     async fn fetch(
         &self,
         mirror: &Mirror,
@@ -613,24 +758,47 @@ impl GitCache {
         rev: &str,
         cancel: &CancellationToken,
     ) -> Result<(), FetchFailure> {
+        self.configure_mirror(mirror, url, cancel)
+            .await
+            .map_err(FetchFailure::Other)?;
         let auth = self.auth(url, creds).map_err(FetchFailure::Other)?;
-        let mut spec = self
-            .git(Some(&mirror.dir), &auth)
-            .args([
-                "-c",
-                "gc.auto=0",
-                "fetch",
-                "--quiet",
-                "--prune",
-                "--force",
-                "--",
-            ])
-            .arg(url.fetch_url())
-            .args(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]);
-        // A full SHA that no branch or tag reaches (an old commit, a PR head) is asked for by
-        // name as well; servers allow that for reachable commits (protocol v2).
-        if revision::is_full_sha(rev) {
-            spec = spec.arg(rev);
+        let depth = self.config.depth_for(url);
+        let filter = match self.config.partial_clone_blob_limit {
+            Some(limit) if !mirror.filter_refused.load(Ordering::SeqCst) => {
+                Some(format!("--filter=blob:limit={limit}"))
+            }
+            _ => None,
+        };
+        let mut spec = self.git(Some(&mirror.dir), &auth).args([
+            "-c",
+            "gc.auto=0",
+            "fetch",
+            "--quiet",
+            "--prune",
+            "--force",
+        ]);
+        if let Some(filter) = &filter {
+            spec = spec.arg(filter);
+        }
+        if depth > 0 {
+            spec = spec.arg(format!("--depth={depth}"));
+        } else if mirror.is_shallow() {
+            // Depth was turned off for a shallow mirror: complete its history.
+            spec = spec.arg("--unshallow");
+        }
+        spec = spec.args(["--", "origin"]);
+        let full_sha = revision::is_full_sha(rev);
+        if depth > 0 && full_sha {
+            // Shallow: only the commit asked for, `depth` deep, not every branch and tag;
+            // kept under a ref of its own so that it stays reachable.
+            spec = spec.arg(format!("+{rev}:refs/plumb/pinned/{rev}"));
+        } else {
+            spec = spec.args(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]);
+            // A full SHA that no branch or tag reaches (an old commit, a PR head) is asked
+            // for by name as well; servers allow that for reachable commits (protocol v2).
+            if full_sha {
+                spec = spec.arg(rev);
+            }
         }
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
         let out = command::run(&spec, cancel).await.map_err(|source| {
@@ -640,17 +808,46 @@ impl GitCache {
                 source,
             })
         })?;
+        if filter.is_some() && partial::filter_refused(&out.stderr) {
+            mirror.filter_refused.store(true, Ordering::SeqCst);
+            self.stats.filter_fallbacks.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                url = %url,
+                "the server does not allow partial clone (uploadpack.allowFilter); \
+                 fetched the full repository instead"
+            );
+        }
         if out.success {
             return Ok(());
+        }
+        if depth > 0 && partial::shallow_refused(&out.stderr) {
+            tracing::warn!(
+                url = %url,
+                depth,
+                "the server does not allow shallow fetches; fetching full history instead"
+            );
+            let mut retry = spec.clone();
+            retry
+                .args
+                .retain(|a| !a.to_string_lossy().starts_with("--depth="));
+            if let Ok(out) = command::run(&retry, cancel).await
+                && out.success
+            {
+                return Ok(());
+            }
         }
         if looks_corrupt(&out.stderr) {
             return Err(FetchFailure::Corrupt(redact(out.stderr.trim(), creds)));
         }
         // Asking for an unknown SHA fails the whole fetch: retry with the refs alone so that
         // the caller reports "revision not found" rather than a protocol error.
-        if revision::is_full_sha(rev) && out.stderr.contains(rev) {
+        if full_sha && out.stderr.contains(rev) {
             let mut retry = spec.clone();
             retry.args.pop();
+            if depth > 0 {
+                // Report "not found" the same way: by looking at the branches and tags.
+                retry = retry.args(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]);
+            }
             if let Ok(out) = command::run(&retry, cancel).await
                 && out.success
             {
@@ -663,6 +860,61 @@ impl GitCache {
             &out.stderr,
             creds,
         )))
+    }
+
+    /// Fetches the blobs `oids` into a partial mirror in one request (what git's own lazy
+    /// fetch does, but with the repository's credentials, timeout and cancellation). One
+    /// fetch at a time per repository.
+    async fn fetch_blobs(
+        &self,
+        mirror: &Mirror,
+        url: &RepoUrl,
+        creds: Option<&Credentials>,
+        oids: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<(), GitError> {
+        if oids.is_empty() {
+            return Ok(());
+        }
+        let _fetching = mirror.fetch_lock.lock().await;
+        self.configure_mirror(mirror, url, cancel).await?;
+        let auth = self.auth(url, creds)?;
+        let mut input = Vec::with_capacity(oids.len() * 41);
+        for oid in oids {
+            input.extend_from_slice(oid.as_bytes());
+            input.push(b'\n');
+        }
+        let spec = self
+            .git(Some(&mirror.dir), &auth)
+            .args([
+                "-c",
+                "gc.auto=0",
+                "-c",
+                "fetch.negotiationAlgorithm=noop",
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--recurse-submodules=no",
+                "--filter=blob:none",
+                "--stdin",
+                "--",
+                "origin",
+            ])
+            .stdin(input);
+        self.stats.blob_fetches.fetch_add(1, Ordering::Relaxed);
+        let out = command::run(&spec, cancel)
+            .await
+            .map_err(|source| GitError::Command {
+                operation: "fetch (blobs)",
+                url: url.to_string(),
+                source,
+            })?;
+        if !out.success {
+            return Err(classify(url, "fetch (blobs)", &out.stderr, creds));
+        }
+        mirror.bytes.store(dir_size(&mirror.dir), Ordering::Relaxed);
+        Ok(())
     }
 
     fn evict_mirrors(&self) {
@@ -706,8 +958,9 @@ impl GitCache {
             .join(key_of(url.normalized()))
     }
 
-    /// A read-only checkout of commit `sha` (full SHA) of `url`, with submodules, fetched
-    /// first when missing. Shared by every caller asking for the same commit.
+    /// A read-only checkout of commit `sha` (full SHA) of `url` with every file, with
+    /// submodules, fetched first when missing. Shared by every caller asking for the same
+    /// commit.
     pub async fn checkout(
         &self,
         url: &RepoUrl,
@@ -715,19 +968,151 @@ impl GitCache {
         store: &CredentialStore,
         cancel: &CancellationToken,
     ) -> Result<Arc<Checkout>, GitError> {
-        self.checkout_depth(url, sha, store, cancel, 0).await
+        self.checkout_depth(url, sha, &Scope::Whole, store, cancel, 0)
+            .await
+    }
+
+    /// A checkout of commit `sha` for rendering `path`: from a partial mirror, files above
+    /// the blob limit outside `path` are left on the server (listed in
+    /// [`Checkout::omitted`]); everything else is written. From a full mirror this is
+    /// [`Self::checkout`]. Checkouts that leave out the same files are shared.
+    pub async fn checkout_path(
+        &self,
+        url: &RepoUrl,
+        sha: &str,
+        path: &str,
+        store: &CredentialStore,
+        cancel: &CancellationToken,
+    ) -> Result<Arc<Checkout>, GitError> {
+        self.checkout_depth(url, sha, &Scope::for_path(path), store, cancel, 0)
+            .await
+    }
+
+    /// The checkout in slot `key`, when one is built and still on disk.
+    fn built_checkout(&self, key: &str) -> Option<Arc<Checkout>> {
+        let slot = {
+            let checkouts = self.checkouts.lock().unwrap_or_else(|e| e.into_inner());
+            checkouts.get(key)?.0.clone()
+        };
+        let guard = slot.try_lock().ok()?;
+        guard.as_ref().filter(|c| c.root.is_dir()).cloned()
+    }
+
+    /// The missing blobs of commit `sha` in a partial mirror, split by `scope`.
+    async fn partial_plan(
+        &self,
+        mirror: &Path,
+        url: &RepoUrl,
+        sha: &str,
+        scope: &Scope,
+        cancel: &CancellationToken,
+    ) -> Result<partial::Plan, GitError> {
+        let run = |spec: CommandSpec, operation: &'static str| async move {
+            let out = command::run(&spec, cancel)
+                .await
+                .map_err(|source| GitError::Command {
+                    operation,
+                    url: url.to_string(),
+                    source,
+                })?;
+            if out.success {
+                Ok(out.stdout)
+            } else {
+                Err(GitError::Failed {
+                    operation,
+                    url: url.to_string(),
+                    message: out.stderr.trim().to_string(),
+                })
+            }
+        };
+        // Trees and commits are all in the mirror; `--missing=print` names the blobs that
+        // are not, without fetching them.
+        let missing = partial::parse_missing(
+            &run(
+                self.plain_git(mirror).args([
+                    "rev-list",
+                    "--objects",
+                    "--no-walk",
+                    "--missing=print",
+                    "--end-of-options",
+                    sha,
+                    "--",
+                ]),
+                "rev-list",
+            )
+            .await?,
+        );
+        if missing.is_empty() {
+            return Ok(partial::Plan::default());
+        }
+        let blobs = partial::parse_ls_tree(
+            &run(
+                self.plain_git(mirror).args([
+                    "ls-tree",
+                    "-r",
+                    "-z",
+                    "--full-tree",
+                    "--end-of-options",
+                    sha,
+                ]),
+                "ls-tree",
+            )
+            .await?,
+        );
+        Ok(partial::plan(&blobs, &missing, scope))
     }
 
     fn checkout_depth<'a>(
         &'a self,
         url: &'a RepoUrl,
         sha: &'a str,
+        scope: &'a Scope,
         store: &'a CredentialStore,
         cancel: &'a CancellationToken,
         depth: usize,
     ) -> futures::future::BoxFuture<'a, Result<Arc<Checkout>, GitError>> {
         Box::pin(async move {
-            let key = key_of(&format!("{}\n{sha}", url.normalized()));
+            let whole_key = key_of(&format!("{}\n{sha}", url.normalized()));
+            let scope_id = format!("{whole_key}\n{scope:?}");
+            // A checkout with every file serves any scope; a scope served before is served
+            // from the same checkout again. Neither starts a process.
+            let remembered = {
+                let scoped = self.scoped.lock().unwrap_or_else(|e| e.into_inner());
+                scoped.get(&scope_id).cloned()
+            };
+            for key in [Some(&whole_key), remembered.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(existing) = self.built_checkout(key) {
+                    self.touch_checkout(key);
+                    return Ok(existing);
+                }
+            }
+            // Held from before the fetch to the end of the checkout: never evicted meanwhile.
+            let mirror = self.mirror(url);
+            let _use = MirrorUse(mirror.clone());
+            let creds = store.lookup(url);
+            let sha = self.ensure_commit(url, sha, creds, cancel).await?;
+            let plan = if mirror.is_partial() {
+                self.partial_plan(&mirror.dir, url, &sha, scope, cancel)
+                    .await?
+            } else {
+                partial::Plan::default()
+            };
+            // Checkouts leaving out the same files have the same content.
+            let key = if plan.omitted.is_empty() {
+                whole_key.clone()
+            } else {
+                key_of(&format!("{whole_key}\n{}", plan.omitted.join("\0")))
+            };
+            {
+                let mut scoped = self.scoped.lock().unwrap_or_else(|e| e.into_inner());
+                if scoped.len() > 16 * self.config.max_checkouts.max(1) {
+                    scoped.clear();
+                }
+                scoped.insert(scope_id, key.clone());
+            }
             let slot = {
                 let mut checkouts = self.checkouts.lock().unwrap_or_else(|e| e.into_inner());
                 let tick = self.tick();
@@ -743,11 +1128,19 @@ impl GitCache {
             {
                 return Ok(existing.clone());
             }
-            // Held from before the fetch to the end of the checkout: never evicted meanwhile.
-            let mirror = self.mirror(url);
-            let _use = MirrorUse(mirror.clone());
-            let creds = store.lookup(url);
-            let sha = self.ensure_commit(url, sha, creds, cancel).await?;
+            if !plan.fetch.is_empty() {
+                self.fetch_blobs(&mirror, url, creds, &plan.fetch, cancel)
+                    .await?;
+            }
+            if !plan.omitted.is_empty() {
+                tracing::info!(
+                    url = %url,
+                    commit = %sha,
+                    omitted = plan.omitted.len(),
+                    "partial checkout: files above the blob limit outside the rendered path \
+                     stay on the server"
+                );
+            }
             // A fresh name per build: an evicted checkout still held by a render removes
             // its own directory when released, never a newer checkout of the same commit.
             let generation = self.tick();
@@ -761,8 +1154,14 @@ impl GitCache {
                 .cache_dir
                 .join("checkouts")
                 .join(format!("{key}-{generation}.tmp"));
+            let build = Build {
+                mirror: &mirror.dir,
+                url,
+                sha: &sha,
+                omitted: &plan.omitted,
+            };
             let result = self
-                .build_checkout(&mirror.dir, url, &sha, &tmp, store, cancel, depth)
+                .build_checkout(&build, &tmp, store, cancel, depth)
                 .await;
             if let Err(e) = result {
                 let _ = std::fs::remove_dir_all(&tmp);
@@ -780,6 +1179,7 @@ impl GitCache {
                 sha: sha.clone(),
                 url: url.to_string(),
                 escaping_symlinks,
+                omitted: plan.omitted,
             });
             *guard = Some(checkout.clone());
             drop(guard);
@@ -788,17 +1188,28 @@ impl GitCache {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    fn touch_checkout(&self, key: &str) {
+        let tick = self.tick();
+        let mut checkouts = self.checkouts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = checkouts.get_mut(key) {
+            entry.1 = tick;
+        }
+    }
+
     async fn build_checkout(
         &self,
-        mirror: &Path,
-        url: &RepoUrl,
-        sha: &str,
+        build: &Build<'_>,
         dest: &Path,
         store: &CredentialStore,
         cancel: &CancellationToken,
         depth: usize,
     ) -> Result<(), GitError> {
+        let Build {
+            mirror,
+            url,
+            sha,
+            omitted,
+        } = *build;
         std::fs::create_dir_all(dest)
             .map_err(GitError::io(format!("creating {}", dest.display())))?;
         let index = dest.with_extension("index");
@@ -830,15 +1241,42 @@ impl GitCache {
             "read-tree",
         )
         .await?;
-        let checked_out = run(
-            self.plain_git(mirror)
-                .env("GIT_INDEX_FILE", &index)
-                .arg("--work-tree")
-                .arg(dest)
-                .args(["checkout-index", "--all", "--force"]),
-            "checkout-index",
-        )
-        .await;
+        let mut write = self
+            .plain_git(mirror)
+            .env("GIT_INDEX_FILE", &index)
+            .arg("--work-tree")
+            .arg(dest)
+            .args(["checkout-index", "--force"]);
+        if omitted.is_empty() {
+            write = write.arg("--all");
+        } else {
+            // Every file but the omitted ones: the index lists the files, minus those.
+            let listing = run(
+                self.plain_git(mirror)
+                    .env("GIT_INDEX_FILE", &index)
+                    .args(["ls-files", "-z", "--cached"]),
+                "ls-files",
+            )
+            .await;
+            let listing = match listing {
+                Ok(out) => out.stdout,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&index);
+                    return Err(e);
+                }
+            };
+            let left_out: std::collections::HashSet<&[u8]> =
+                omitted.iter().map(|p| p.as_bytes()).collect();
+            let mut input = Vec::with_capacity(listing.len());
+            for path in listing.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+                if !left_out.contains(path) {
+                    input.extend_from_slice(path);
+                    input.push(0);
+                }
+            }
+            write = write.args(["-z", "--stdin"]).stdin(input);
+        }
+        let checked_out = run(write, "checkout-index").await;
         let _ = std::fs::remove_file(&index);
         checked_out?;
         if dest.join(".gitmodules").is_file() {
@@ -929,8 +1367,10 @@ impl GitCache {
             let sub = url
                 .join_relative(&sub_url, self.config.url_policy)
                 .map_err(|e| fail(e.to_string()))?;
+            // Whole: a checkout is shared by key of the files its own commit leaves out, so
+            // a submodule must not leave out any of its own.
             let checkout = self
-                .checkout_depth(&sub, &gitlink, store, cancel, depth + 1)
+                .checkout_depth(&sub, &gitlink, &Scope::Whole, store, cancel, depth + 1)
                 .await?;
             let target = dest.join(&path);
             copy_tree(checkout.root(), &target)
@@ -957,7 +1397,8 @@ impl GitCache {
         }
     }
 
-    /// Commit metadata from the mirror (the commit must have been fetched).
+    /// Commit metadata from the mirror (the commit must have been fetched). The signature is
+    /// checked against the service's own keyring ([`Self::set_signature_keys`]).
     pub async fn commit_metadata(
         &self,
         url: &RepoUrl,
@@ -969,7 +1410,7 @@ impl GitCache {
         let spec = self.plain_git(&dir).args([
             "log",
             "-1",
-            "--format=%H%x00%an%x00%ae%x00%aI%x00%G?%x00%B",
+            "--format=%H%x00%an%x00%ae%x00%aI%x00%B",
             "--end-of-options",
             sha,
             "--",
@@ -988,11 +1429,114 @@ impl GitCache {
             });
         }
         let text = String::from_utf8_lossy(&out.stdout);
-        let mut fields = text.splitn(6, '\0');
+        let mut fields = text.splitn(5, '\0');
         let mut next = || fields.next().unwrap_or("").to_string();
-        let (sha, author_name, author_email, date, status, message) =
-            (next(), next(), next(), next(), next(), next());
-        let raw = self.plain_git(&dir).args(["cat-file", "commit", &sha]);
+        let (sha, author_name, author_email, date, message) =
+            (next(), next(), next(), next(), next());
+        let signature = self.signature_in(&dir, url, &sha, cancel).await?;
+        Ok(CommitMetadata {
+            sha,
+            author_name,
+            author_email,
+            date,
+            message: message.trim_end().to_string(),
+            signed: signature.signed,
+            signature_status: signature.status,
+            signature_key_id: signature.key_id.clone(),
+            signature_trusted: signature.trusted(),
+        })
+    }
+
+    /// Replaces the signature keys (Argo CD's `argocd-gpg-keys-cm`: key ID → ASCII-armored
+    /// public key). All or nothing: a bad key is reported and the keyring stays as it was.
+    pub async fn set_signature_keys(
+        &self,
+        keys: &std::collections::BTreeMap<String, String>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<PublicKey>, GitError> {
+        let imported = self.keyring.set_keys(keys, cancel).await?;
+        // Results were computed with the old keyring (the key includes its generation).
+        self.signatures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        Ok(imported)
+    }
+
+    /// The keys in the keyring.
+    pub fn signature_keys(&self) -> Vec<PublicKey> {
+        self.keyring.current().keys.clone()
+    }
+
+    /// The keyring's GnuPG home (mode 0700, under the cache directory).
+    pub fn gnupg_home(&self) -> PathBuf {
+        self.keyring.current().dir.clone()
+    }
+
+    /// Checks the signature of commit `sha` (full SHA), fetching the commit first when the
+    /// mirror lacks it. Remembered per keyring: a repeated check starts no process.
+    pub async fn verify_commit(
+        &self,
+        url: &RepoUrl,
+        sha: &str,
+        creds: Option<&Credentials>,
+        cancel: &CancellationToken,
+    ) -> Result<SignatureInfo, GitError> {
+        command::check_argument("revision", sha)?;
+        let home = self.keyring.current();
+        let key = format!("{}\n{sha}\n{}", url.normalized(), home.generation);
+        if let Some(known) = self
+            .signatures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(known.clone());
+        }
+        let mirror = self.mirror(url);
+        let _use = MirrorUse(mirror.clone());
+        let sha = self.ensure_commit(url, sha, creds, cancel).await?;
+        let info = self.signature_in(&mirror.dir, url, &sha, cancel).await?;
+        let mut known = self.signatures.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() > 65536 {
+            known.clear();
+        }
+        known.insert(key, info.clone());
+        Ok(info)
+    }
+
+    /// Refuses `sha` unless it carries a good signature by one of `required` (key IDs or
+    /// fingerprints) that is in the keyring. Nothing required: nothing checked.
+    pub async fn require_signature(
+        &self,
+        url: &RepoUrl,
+        sha: &str,
+        required: &[String],
+        creds: Option<&Credentials>,
+        cancel: &CancellationToken,
+    ) -> Result<(), GitError> {
+        if required.is_empty() {
+            return Ok(());
+        }
+        let info = self.verify_commit(url, sha, creds, cancel).await?;
+        info.check_required(sha, required)
+            .map_err(|source| GitError::Untrusted {
+                url: url.to_string(),
+                source: Box::new(source),
+            })
+    }
+
+    async fn signature_in(
+        &self,
+        dir: &Path,
+        url: &RepoUrl,
+        sha: &str,
+        cancel: &CancellationToken,
+    ) -> Result<SignatureInfo, GitError> {
+        let home = self.keyring.current();
+        let raw = self
+            .plain_git(dir)
+            .args(["cat-file", "commit", "--end-of-options", sha]);
         let signed = match command::run(&raw, cancel).await {
             Ok(out) => String::from_utf8_lossy(&out.stdout)
                 .split("\n\n")
@@ -1000,16 +1544,57 @@ impl GitCache {
                 .is_some_and(|headers| headers.lines().any(|l| l.starts_with("gpgsig"))),
             Err(_) => false,
         };
-        Ok(CommitMetadata {
-            sha,
-            author_name,
-            author_email,
-            date,
-            message: message.trim_end().to_string(),
+        if !signed {
+            return Ok(SignatureInfo {
+                status: 'N',
+                ..Default::default()
+            });
+        }
+        let mut gpg_program = std::ffi::OsString::from("gpg.program=");
+        gpg_program.push(self.keyring.gpg());
+        let spec = self
+            .plain_git(dir)
+            .without_inherited("GNUPG")
+            .env("GNUPGHOME", &home.dir)
+            .arg("-c")
+            .arg(gpg_program)
+            .args([
+                "log",
+                "-1",
+                "--format=%G?%x00%GK%x00%GF%x00%GP",
+                "--end-of-options",
+                sha,
+                "--",
+            ]);
+        self.stats.signature_checks.fetch_add(1, Ordering::Relaxed);
+        let out = command::run(&spec, cancel)
+            .await
+            .map_err(|source| GitError::Command {
+                operation: "log (signature)",
+                url: url.to_string(),
+                source,
+            })?;
+        if !out.success {
+            return Err(GitError::Failed {
+                operation: "log (signature)",
+                url: url.to_string(),
+                message: out.stderr.trim().to_string(),
+            });
+        }
+        Ok(SignatureInfo::parse(
+            &String::from_utf8_lossy(&out.stdout),
             signed,
-            signature_status: status.chars().next().unwrap_or('N'),
-        })
+        ))
     }
+}
+
+/// What one checkout writes.
+#[derive(Clone, Copy)]
+struct Build<'a> {
+    mirror: &'a Path,
+    url: &'a RepoUrl,
+    sha: &'a str,
+    omitted: &'a [String],
 }
 
 enum FetchFailure {

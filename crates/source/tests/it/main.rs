@@ -2,6 +2,7 @@
 //! docker-registry, helm, kustomize and kubectl. One binary for link time.
 
 mod git;
+mod partial;
 mod render;
 mod servers;
 mod tools;

@@ -87,6 +87,10 @@ impl Repo {
         git(&work, &["init", "-q", "-b", "main"]);
         // http-backend refuses repositories it does not own unless told they are safe.
         git(&bare, &["config", "http.receivepack", "true"]);
+        // Partial clone (plumb's default): the server must allow `--filter`; blobs a
+        // checkout needs are then asked for by ID.
+        git(&bare, &["config", "uploadpack.allowFilter", "true"]);
+        git(&bare, &["config", "uploadpack.allowAnySHA1InWant", "true"]);
         Repo { work, bare }
     }
 
