@@ -5,6 +5,7 @@
 //! answer for a desired object) are cached by (live resourceVersion, hash of the desired
 //! object): re-comparing an unchanged app sends no request.
 
+use crate::client_apply::{self, PatchType};
 use crate::diff::{self, Scope};
 use crate::json;
 use crate::settings::TrackingMethod;
@@ -124,6 +125,58 @@ fn split_api_version(api_version: &str) -> (&str, &str) {
 
 fn to_value(object: DynamicObject) -> Result<Value, ClusterError> {
     serde_json::to_value(object).map_err(|e| ClusterError::Other(e.to_string()))
+}
+
+/// Adds `fieldValidation` to a request: `Strict` (kubectl's default: unknown or duplicate
+/// fields are refused with the server's message) or `Ignore` (`Validate=false`: they are
+/// dropped).
+fn with_field_validation(
+    request: &mut http::Request<Vec<u8>>,
+    validate: bool,
+) -> Result<(), ClusterError> {
+    let validation = if validate { "Strict" } else { "Ignore" };
+    let separator = if request.uri().query().is_some() {
+        '&'
+    } else {
+        '?'
+    };
+    let uri = format!("{}{separator}fieldValidation={validation}", request.uri());
+    *request.uri_mut() = uri
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| ClusterError::Other(e.to_string()))?;
+    Ok(())
+}
+
+/// How an object is written: server-side apply (the default) or kubectl-style client-side
+/// apply (`ServerSideApply=false`), with or without strict field validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyMode {
+    pub server_side: bool,
+    pub validate: bool,
+}
+
+impl ApplyMode {
+    /// The desired object's hash, distinct per mode so a cached prediction of one mode never
+    /// answers for the other.
+    fn hash(self, desired: &Value) -> [u8; 32] {
+        let mut hash = object_hash(desired);
+        if !self.server_side {
+            hash[0] ^= 0x80;
+        }
+        if !self.validate {
+            hash[1] ^= 0x80;
+        }
+        hash
+    }
+}
+
+/// What a client-side apply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientApplyOutcome {
+    Created,
+    Configured,
+    /// The three-way patch was empty: nothing was sent.
+    Unchanged,
 }
 
 impl Cluster {
@@ -408,30 +461,27 @@ impl Cluster {
         .and_then(to_value)
     }
 
-    /// `POST ?dryRun=All` with the field manager and the validation level of an apply.
-    async fn dry_run_create(&self, object: &Value, validate: bool) -> Result<Value, ClusterError> {
+    /// `POST` with the field manager and the validation level of an apply
+    /// (`fieldValidation=Strict`, or `Ignore` for `Validate=false`), optionally `dryRun=All`.
+    pub async fn create(
+        &self,
+        object: &Value,
+        validate: bool,
+        dry_run: bool,
+    ) -> Result<Value, ClusterError> {
         use kube::core::Resource;
         let resolved = self.resolved(object).await?;
         let namespace = resolved.namespaced.then(|| json::namespace(object));
         let url_path = DynamicObject::url_path(&resolved.resource, namespace);
         let params = PostParams {
-            dry_run: true,
+            dry_run,
             field_manager: Some(FIELD_MANAGER.to_string()),
         };
         let body = serde_json::to_vec(object).map_err(|e| ClusterError::Other(e.to_string()))?;
         let mut request = kube::core::Request::new(url_path)
             .create(&params, body)
             .map_err(|e| ClusterError::Other(e.to_string()))?;
-        let validation = if validate { "Strict" } else { "Ignore" };
-        let separator = if request.uri().query().is_some() {
-            '&'
-        } else {
-            '?'
-        };
-        let uri = format!("{}{separator}fieldValidation={validation}", request.uri());
-        *request.uri_mut() = uri
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| ClusterError::Other(e.to_string()))?;
+        with_field_validation(&mut request, validate)?;
         self.count();
         let created: DynamicObject = self
             .client
@@ -439,6 +489,66 @@ impl Cluster {
             .await
             .map_err(ClusterError::from_kube)?;
         to_value(created)
+    }
+
+    /// A strategic merge or JSON merge `PATCH` of a client-side apply (field manager
+    /// `plumb`, field validation as for an apply).
+    pub async fn patch(
+        &self,
+        object: &Value,
+        patch: &Value,
+        patch_type: PatchType,
+        validate: bool,
+        dry_run: bool,
+    ) -> Result<Value, ClusterError> {
+        let resolved = self.resolved(object).await?;
+        let api = self.api(&resolved, json::namespace(object));
+        let mut params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            dry_run,
+            ..PatchParams::default()
+        };
+        params = if validate {
+            params.validation_strict()
+        } else {
+            params.validation_ignore()
+        };
+        let body = match patch_type {
+            PatchType::Strategic => Patch::Strategic(patch),
+            PatchType::Merge => Patch::Merge(patch),
+        };
+        self.count();
+        api.patch(json::name(object), &params, &body)
+            .await
+            .map_err(ClusterError::from_kube)
+            .and_then(to_value)
+    }
+
+    /// kubectl-style client-side apply (`ServerSideApply=false`): creates the object with
+    /// its last-applied annotation, or sends the three-way patch (last-applied vs desired vs
+    /// live); sends nothing when the patch is empty. `live` is the object as last read.
+    pub async fn client_side_apply(
+        &self,
+        desired: &Value,
+        live: Option<&Value>,
+        validate: bool,
+        dry_run: bool,
+    ) -> Result<(Value, ClientApplyOutcome), ClusterError> {
+        let modified = client_apply::with_last_applied(desired);
+        let Some(live) = live else {
+            let created = self.create(&modified, validate, dry_run).await?;
+            return Ok((created, ClientApplyOutcome::Created));
+        };
+        let original = client_apply::last_applied_of(live);
+        let patch_type = client_apply::patch_type(json::api_version(desired));
+        let patch = client_apply::three_way_patch(original.as_ref(), &modified, live, patch_type);
+        if patch.as_object().is_some_and(|p| p.is_empty()) {
+            return Ok((live.clone(), ClientApplyOutcome::Unchanged));
+        }
+        let patched = self
+            .patch(desired, &patch, patch_type, validate, dry_run)
+            .await?;
+        Ok((patched, ClientApplyOutcome::Configured))
     }
 
     /// `Replace=true`: PUT over the live object, or create it.
@@ -511,30 +621,37 @@ impl Cluster {
         }
     }
 
-    /// The server's prediction of `desired` applied (SSA dry-run), cached by the live
-    /// object's resourceVersion and the desired object's hash.
+    /// The server's prediction of `desired` written the way `mode` says (SSA dry-run, or
+    /// the dry-run of a client-side apply's create or three-way patch), cached by the live
+    /// object's resourceVersion and the hash of the desired object and mode.
     pub async fn predict(
         &self,
         key: &ResourceKey,
         desired: &Value,
         live: Option<&Value>,
-        validate: bool,
+        mode: ApplyMode,
     ) -> Result<Value, ClusterError> {
         let live_version = live
             .map(|l| json::str_at(l, &["metadata", "resourceVersion"]).to_string())
             .unwrap_or_default();
-        let hash = object_hash(desired);
+        let hash = mode.hash(desired);
         if let Some(entry) = lock(&self.compare_cache).get(key)
             && entry.live_resource_version == live_version
             && entry.desired_hash == hash
         {
             return Ok(entry.predicted.clone());
         }
-        let predicted = match live {
-            Some(_) => self.apply(desired, validate, true).await?,
+        let predicted = match (live, mode.server_side) {
             // A new object: a dry-run create asks the server for the same defaulting,
             // validation and admission at a fraction of an apply's cost.
-            None => self.dry_run_create(desired, validate).await?,
+            // (Without validation an apply is what refuses undeclared fields, so ask it.)
+            (None, true) if mode.validate => self.create(desired, true, true).await?,
+            (_, true) => self.apply(desired, mode.validate, true).await?,
+            (_, false) => {
+                self.client_side_apply(desired, live, mode.validate, true)
+                    .await?
+                    .0
+            }
         };
         lock(&self.compare_cache).insert(
             key.clone(),
@@ -552,13 +669,19 @@ impl Cluster {
         &self.results
     }
 
-    /// Whether a prediction for this (key, live, desired) is cached.
-    pub fn is_cached(&self, key: &ResourceKey, desired: &Value, live: Option<&Value>) -> bool {
+    /// Whether a prediction for this (key, live, desired, mode) is cached.
+    pub fn is_cached(
+        &self,
+        key: &ResourceKey,
+        desired: &Value,
+        live: Option<&Value>,
+        mode: ApplyMode,
+    ) -> bool {
         let live_version = live
             .map(|l| json::str_at(l, &["metadata", "resourceVersion"]).to_string())
             .unwrap_or_default();
         lock(&self.compare_cache).get(key).is_some_and(|e| {
-            e.live_resource_version == live_version && e.desired_hash == object_hash(desired)
+            e.live_resource_version == live_version && e.desired_hash == mode.hash(desired)
         })
     }
 }

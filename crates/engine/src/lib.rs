@@ -5,6 +5,7 @@
 //! property tests. [`settings`] reads Argo CD's `argocd-cm` and customization directories.
 
 pub mod actions;
+pub mod client_apply;
 pub mod cluster;
 pub mod diff;
 pub mod health;

@@ -7,6 +7,7 @@
 //! than dropped, so a read-modify-write never loses data.
 
 pub mod application;
+pub mod patch_meta;
 pub mod resource;
 
 pub use application::*;

@@ -9,7 +9,7 @@ use super::plan::{
     TaskProgress,
 };
 use super::retry::{self, Backoff};
-use crate::cluster::{Cluster, ClusterError, crd_scopes};
+use crate::cluster::{ApplyMode, ClientApplyOutcome, Cluster, ClusterError, crd_scopes};
 use crate::diff::ignore::IgnoreRules;
 use crate::diff::{self, AppComparison, CompareSettings, ConditionKind, Scope};
 use crate::health::HealthAssessor;
@@ -462,7 +462,15 @@ async fn compare_live_for(
         let (object_options, _) = options.for_object(object);
         async move {
             let outcome = cluster
-                .predict(key, object, live_object, object_options.validate)
+                .predict(
+                    key,
+                    object,
+                    live_object,
+                    ApplyMode {
+                        server_side: object_options.server_side_apply,
+                        validate: object_options.validate,
+                    },
+                )
                 .await;
             (key.clone(), object_options, outcome)
         }
@@ -1044,25 +1052,43 @@ impl Runner<'_> {
             self.cluster.replace(target, task.live.as_ref()).await?;
             return Ok(format!("{name} replaced"));
         }
-        match self
-            .cluster
-            .apply(target, task.options.validate, false)
-            .await
-        {
-            Ok(_) => Ok(format!("{name} serverside-applied")),
+        match self.write(target, task.live.as_ref(), &task.options).await {
+            Ok(message) => Ok(format!("{name} {message}")),
             Err(error) if task.options.force && error.is_invalid() && task.live.is_some() => {
                 // Force: an immutable field changed, so delete and create again.
                 self.cluster
                     .delete(target, PropagationPolicy::Foreground)
                     .await?;
                 self.wait_gone(target).await?;
-                self.cluster
-                    .apply(target, task.options.validate, false)
-                    .await?;
+                self.write(target, None, &task.options).await?;
                 Ok(format!("{name} replaced (force)"))
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// Writes one object the way its options say: server-side apply, or kubectl-style
+    /// client-side apply against `live` (`ServerSideApply=false`). Returns kubectl's word
+    /// for what happened.
+    async fn write(
+        &self,
+        target: &Value,
+        live: Option<&Value>,
+        options: &SyncOptions,
+    ) -> Result<&'static str, ClusterError> {
+        if options.server_side_apply {
+            self.cluster.apply(target, options.validate, false).await?;
+            return Ok("serverside-applied");
+        }
+        let (_, outcome) = self
+            .cluster
+            .client_side_apply(target, live, options.validate, false)
+            .await?;
+        Ok(match outcome {
+            ClientApplyOutcome::Created => "created",
+            ClientApplyOutcome::Configured => "configured",
+            ClientApplyOutcome::Unchanged => "unchanged",
+        })
     }
 
     async fn create_hook(&self, task: &SyncTask) -> Result<String, ClusterError> {

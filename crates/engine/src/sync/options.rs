@@ -43,8 +43,8 @@ pub struct SyncOptions {
     pub prune_last: bool,
     pub prune_propagation_policy: PropagationPolicy,
     pub create_namespace: bool,
-    /// plumb always writes with server-side apply; `ServerSideApply=false` is accepted and
-    /// recorded, and still applies server-side (documented in COMPATIBILITY.md).
+    /// Server-side apply (plumb's default); `ServerSideApply=false` writes with kubectl-style
+    /// client-side apply (last-applied annotation, three-way patch: [`crate::client_apply`]).
     pub server_side_apply: bool,
     pub replace: bool,
     pub force: bool,

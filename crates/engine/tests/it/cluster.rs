@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-fn cluster() -> &'static TestCluster {
+pub(crate) fn cluster() -> &'static TestCluster {
     TestCluster::shared().unwrap_or_else(|e| panic!("test cluster: {e}"))
 }
 
-async fn engine() -> Cluster {
+pub(crate) async fn engine() -> Cluster {
     Cluster::new(cluster().client().await.expect("client"))
 }
 
@@ -62,7 +62,7 @@ fn job(name: &str, hook: &str, policy: Option<&str>, failure: Option<Failure>) -
     })
 }
 
-fn compare_request<'a>(
+pub(crate) fn compare_request<'a>(
     app: &'a str,
     ns: &'a str,
     desired: &'a [Value],
@@ -81,7 +81,7 @@ fn compare_request<'a>(
     }
 }
 
-fn request(app: &str, namespace: &str, desired: Vec<Value>) -> SyncRequest {
+pub(crate) fn request(app: &str, namespace: &str, desired: Vec<Value>) -> SyncRequest {
     let mut request = SyncRequest::new(app, namespace, desired);
     request.revision = "0123456789abcdef".into();
     request.wave_timeout = Duration::from_secs(120);
@@ -121,7 +121,10 @@ impl Recorder {
     }
 }
 
-async fn sync(engine: &Cluster, request: &SyncRequest) -> (OperationResult, Vec<String>) {
+pub(crate) async fn sync(
+    engine: &Cluster,
+    request: &SyncRequest,
+) -> (OperationResult, Vec<String>) {
     let assessor = HealthAssessor::new(request.settings.clone()).expect("assessor");
     let recorder = Recorder::new();
     let callback = recorder.callback();
@@ -136,11 +139,15 @@ async fn sync(engine: &Cluster, request: &SyncRequest) -> (OperationResult, Vec<
     (result, recorder.lines())
 }
 
-fn kubectl(args: &[&str]) -> Result<String, String> {
+pub(crate) fn kubectl(args: &[&str]) -> Result<String, String> {
     cluster().kubectl_output(args).map_err(|e| e.to_string())
 }
 
-fn result_status(result: &OperationResult, kind: &str, name: &str) -> Option<ResultStatus> {
+pub(crate) fn result_status(
+    result: &OperationResult,
+    kind: &str,
+    name: &str,
+) -> Option<ResultStatus> {
     result
         .resources
         .iter()

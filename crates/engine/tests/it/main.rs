@@ -1,6 +1,7 @@
 //! plumb-engine's integration tests: golden data for the pure cores, and (in `cluster`)
 //! end-to-end runs against the real test cluster.
 
+mod client_apply;
 mod cluster;
 mod diff_golden;
 mod health_golden;

@@ -1,0 +1,539 @@
+//! Client-side apply as kubectl does it (`ServerSideApply=false`), as pure functions:
+//!
+//! - the `kubectl.kubernetes.io/last-applied-configuration` annotation: the applied object
+//!   without that annotation, serialised as Go's `encoding/json` does (keys sorted, `<`, `>`
+//!   and `&` escaped, newline at the end), with `metadata.annotations` present (kubectl sets
+//!   the map, even empty, before serialising);
+//! - the three-way patch from the last-applied configuration (original), the new object with
+//!   its new annotation (modified) and the live object (current): what changed or was added
+//!   between current and modified, plus removals of fields that were in original and are no
+//!   longer in modified. Fields set by others and never applied are left alone.
+//!
+//! Built-in kinds get a strategic merge patch (lists with a merge key are patched element by
+//! element, with `$patch: delete` for removed elements and `$setElementOrder` for order;
+//! scalar sets with `$deleteFromPrimitiveList`; other lists are replaced whole), custom
+//! resources a JSON merge patch (RFC 7386: lists replaced whole) — kubectl's choice, see
+//! [`plumb_model::patch_meta::is_strategic_group`].
+
+use crate::json;
+use plumb_model::patch_meta::{self, ListStrategy};
+use serde_json::{Map, Value};
+
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The kind of patch a client-side apply sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/strategic-merge-patch+json`
+    Strategic,
+    /// `application/merge-patch+json`
+    Merge,
+}
+
+/// The patch type kubectl uses for objects of `api_version`.
+pub fn patch_type(api_version: &str) -> PatchType {
+    if patch_meta::is_strategic_group(plumb_model::group_of(api_version)) {
+        PatchType::Strategic
+    } else {
+        PatchType::Merge
+    }
+}
+
+/// The annotation value kubectl writes for `object` (see the module documentation).
+pub fn last_applied_configuration(object: &Value) -> String {
+    let mut copy = object.clone();
+    if let Some(metadata) = json::metadata_mut(&mut copy) {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.remove(LAST_APPLIED_ANNOTATION);
+        }
+    }
+    let mut text = String::new();
+    write_go_json(&copy, &mut text);
+    text.push('\n');
+    text
+}
+
+/// `object` with its last-applied annotation set: what a client-side apply creates, and the
+/// "modified" side of its three-way patch.
+pub fn with_last_applied(object: &Value) -> Value {
+    let annotation = last_applied_configuration(object);
+    let mut modified = object.clone();
+    if let Some(metadata) = json::metadata_mut(&mut modified) {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !annotations.is_object() {
+            *annotations = Value::Object(Map::new());
+        }
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(
+                LAST_APPLIED_ANNOTATION.to_string(),
+                Value::String(annotation),
+            );
+        }
+    }
+    modified
+}
+
+/// The last-applied configuration recorded on a live object, if any and readable.
+pub fn last_applied_of(live: &Value) -> Option<Value> {
+    json::annotation(live, LAST_APPLIED_ANNOTATION).and_then(|text| serde_json::from_str(text).ok())
+}
+
+/// The three-way patch turning `current` into `modified` while removing what `original`
+/// had and `modified` no longer has. An empty object means nothing to send.
+pub fn three_way_patch(
+    original: Option<&Value>,
+    modified: &Value,
+    current: &Value,
+    patch_type: PatchType,
+) -> Value {
+    let kind = json::kind(modified).to_string();
+    let context = Context {
+        kind: &kind,
+        patch_type,
+    };
+    let empty = Map::new();
+    let patch = diff_maps(
+        &context,
+        &mut Vec::new(),
+        original.and_then(Value::as_object),
+        modified.as_object().unwrap_or(&empty),
+        current.as_object().unwrap_or(&empty),
+    );
+    Value::Object(patch)
+}
+
+struct Context<'a> {
+    kind: &'a str,
+    patch_type: PatchType,
+}
+
+fn diff_maps(
+    context: &Context<'_>,
+    path: &mut Vec<String>,
+    original: Option<&Map<String, Value>>,
+    modified: &Map<String, Value>,
+    current: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut patch = Map::new();
+    // Removals: applied before, no longer applied, still there.
+    if let Some(original) = original {
+        for key in original.keys() {
+            if !modified.contains_key(key) && current.contains_key(key) {
+                patch.insert(key.clone(), Value::Null);
+            }
+        }
+    }
+    for (key, wanted) in modified {
+        let before = original.and_then(|o| o.get(key));
+        let Some(live) = current.get(key) else {
+            if !wanted.is_null() {
+                patch.insert(key.clone(), wanted.clone());
+            }
+            continue;
+        };
+        match (wanted, live) {
+            (Value::Null, _) => {
+                patch.insert(key.clone(), Value::Null);
+            }
+            (Value::Object(wanted), Value::Object(live)) => {
+                path.push(key.clone());
+                let sub = diff_maps(
+                    context,
+                    path,
+                    before.and_then(Value::as_object),
+                    wanted,
+                    live,
+                );
+                path.pop();
+                if !sub.is_empty() {
+                    patch.insert(key.clone(), Value::Object(sub));
+                }
+            }
+            (Value::Array(wanted), Value::Array(live))
+                if context.patch_type == PatchType::Strategic =>
+            {
+                path.push(key.clone());
+                let names: Vec<&str> = path.iter().map(String::as_str).collect();
+                let strategy = patch_meta::list_strategy(context.kind, &names);
+                let before = before.and_then(Value::as_array).map(Vec::as_slice);
+                match strategy {
+                    ListStrategy::MergeByKey(merge_key)
+                        if wanted.iter().all(|e| e.get(merge_key).is_some())
+                            && live.iter().all(|e| e.get(merge_key).is_some()) =>
+                    {
+                        diff_keyed_list(
+                            context, path, key, merge_key, before, wanted, live, &mut patch,
+                        );
+                    }
+                    ListStrategy::MergePrimitives => {
+                        diff_primitive_list(key, before, wanted, live, &mut patch);
+                    }
+                    _ => {
+                        if wanted != live {
+                            patch.insert(key.clone(), Value::Array(wanted.clone()));
+                        }
+                    }
+                }
+                path.pop();
+            }
+            (wanted, live) => {
+                if wanted != live {
+                    patch.insert(key.clone(), wanted.clone());
+                }
+            }
+        }
+    }
+    patch
+}
+
+fn find_by<'a>(list: &'a [Value], merge_key: &str, value: &Value) -> Option<&'a Value> {
+    list.iter().find(|e| e.get(merge_key) == Some(value))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn diff_keyed_list(
+    context: &Context<'_>,
+    path: &mut Vec<String>,
+    field: &str,
+    merge_key: &str,
+    original: Option<&[Value]>,
+    modified: &[Value],
+    current: &[Value],
+    patch: &mut Map<String, Value>,
+) {
+    let empty = Map::new();
+    let mut elements = Vec::new();
+    for wanted in modified {
+        let Some(key_value) = wanted.get(merge_key) else {
+            continue;
+        };
+        let wanted_map = wanted.as_object().unwrap_or(&empty);
+        match find_by(current, merge_key, key_value) {
+            None => elements.push(wanted.clone()),
+            Some(live) => {
+                let before = original
+                    .and_then(|o| find_by(o, merge_key, key_value))
+                    .and_then(Value::as_object);
+                let mut sub = diff_maps(
+                    context,
+                    path,
+                    before,
+                    wanted_map,
+                    live.as_object().unwrap_or(&empty),
+                );
+                if !sub.is_empty() {
+                    sub.insert(merge_key.to_string(), key_value.clone());
+                    elements.push(Value::Object(sub));
+                }
+            }
+        }
+    }
+    for before in original.unwrap_or_default() {
+        let Some(key_value) = before.get(merge_key) else {
+            continue;
+        };
+        if find_by(modified, merge_key, key_value).is_none()
+            && find_by(current, merge_key, key_value).is_some()
+        {
+            let mut deletion = Map::new();
+            deletion.insert(merge_key.to_string(), key_value.clone());
+            deletion.insert("$patch".to_string(), Value::String("delete".to_string()));
+            elements.push(Value::Object(deletion));
+        }
+    }
+    if elements.is_empty() {
+        return;
+    }
+    patch.insert(field.to_string(), Value::Array(elements));
+    let order = modified
+        .iter()
+        .filter_map(|e| e.get(merge_key))
+        .map(|v| {
+            let mut entry = Map::new();
+            entry.insert(merge_key.to_string(), v.clone());
+            Value::Object(entry)
+        })
+        .collect();
+    patch.insert(format!("$setElementOrder/{field}"), Value::Array(order));
+}
+
+fn diff_primitive_list(
+    field: &str,
+    original: Option<&[Value]>,
+    modified: &[Value],
+    current: &[Value],
+    patch: &mut Map<String, Value>,
+) {
+    let added: Vec<Value> = modified
+        .iter()
+        .filter(|v| !current.contains(v))
+        .cloned()
+        .collect();
+    let removed: Vec<Value> = original
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| !modified.contains(v) && current.contains(v))
+        .cloned()
+        .collect();
+    if added.is_empty() && removed.is_empty() {
+        return;
+    }
+    if !added.is_empty() {
+        patch.insert(field.to_string(), Value::Array(added));
+    }
+    if !removed.is_empty() {
+        patch.insert(
+            format!("$deleteFromPrimitiveList/{field}"),
+            Value::Array(removed),
+        );
+    }
+    patch.insert(
+        format!("$setElementOrder/{field}"),
+        Value::Array(modified.to_vec()),
+    );
+}
+
+/// Serialises like Go's `encoding/json` with HTML escaping (what kubectl's unstructured
+/// encoder writes): object keys sorted bytewise, no spaces, `<` `>` `&` U+2028 U+2029 as
+/// `\u` escapes, whole-valued floats without a fraction.
+pub fn write_go_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => out.push_str(&i.to_string()),
+            (_, Some(u), _) => out.push_str(&u.to_string()),
+            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 1e21 => {
+                out.push_str(&format!("{f:.0}"))
+            }
+            _ => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => write_go_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_go_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_go_string(key, out);
+                out.push(':');
+                if let Some(v) = map.get(key) {
+                    write_go_json(v, out);
+                }
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_go_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn last_applied_is_go_json_with_annotations_present() {
+        let object = json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "a", "namespace": "n"},
+            "data": {"z": "<&>", "a": "line\nbreak", "n": 1.0}});
+        assert_eq!(
+            last_applied_configuration(&object),
+            "{\"apiVersion\":\"v1\",\"data\":{\"a\":\"line\\nbreak\",\"n\":1,\"z\":\"\\u003c\\u0026\\u003e\"},\"kind\":\"ConfigMap\",\"metadata\":{\"annotations\":{},\"name\":\"a\",\"namespace\":\"n\"}}\n"
+        );
+        // An old annotation never nests into the new one.
+        let applied = with_last_applied(&object);
+        assert_eq!(
+            last_applied_configuration(&applied),
+            last_applied_configuration(&object)
+        );
+        assert_eq!(
+            last_applied_of(&applied).as_ref(),
+            Some(&{
+                let mut expected = object.clone();
+                expected["metadata"]["annotations"] = json!({});
+                // Go writes a whole float as an integer, which reads back as one.
+                expected["data"]["n"] = json!(1);
+                expected
+            })
+        );
+    }
+
+    #[test]
+    fn strategic_three_way_golden() {
+        let original = json!({"kind": "Deployment", "spec": {"replicas": 2, "template": {"spec": {
+            "containers": [{"name": "app", "image": "a:1", "args": ["x"],
+                            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                           {"name": "sidecar", "image": "s:1"}]}}}});
+        let modified = json!({"kind": "Deployment", "spec": {"template": {"spec": {
+            "containers": [{"name": "app", "image": "a:2",
+                            "env": [{"name": "A", "value": "1"}]}]}}}});
+        let current = json!({"kind": "Deployment", "spec": {"replicas": 2, "paused": false,
+            "template": {"spec": {"dnsPolicy": "ClusterFirst",
+            "containers": [{"name": "app", "image": "a:1", "args": ["x"], "imagePullPolicy": "IfNotPresent",
+                            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}, {"name": "C", "value": "other"}]},
+                           {"name": "sidecar", "image": "s:1"},
+                           {"name": "injected", "image": "i:1"}]}}}});
+        let patch = three_way_patch(Some(&original), &modified, &current, PatchType::Strategic);
+        assert_eq!(
+            patch,
+            json!({"spec": {"replicas": null, "template": {"spec": {
+                "containers": [
+                    {"name": "app", "image": "a:2", "args": null,
+                     "env": [{"name": "B", "$patch": "delete"}],
+                     "$setElementOrder/env": [{"name": "A"}]},
+                    {"name": "sidecar", "$patch": "delete"}],
+                "$setElementOrder/containers": [{"name": "app"}]}}}})
+        );
+        // Nothing to do when live already matches and nothing was dropped.
+        assert_eq!(
+            three_way_patch(
+                Some(&modified),
+                &modified,
+                &current_after(&current),
+                PatchType::Strategic
+            ),
+            json!({})
+        );
+    }
+
+    fn current_after(current: &Value) -> Value {
+        let mut live = current.clone();
+        live["spec"]["template"]["spec"]["containers"] = json!([
+            {"name": "app", "image": "a:2", "imagePullPolicy": "IfNotPresent",
+             "env": [{"name": "A", "value": "1"}, {"name": "C", "value": "other"}]},
+            {"name": "injected", "image": "i:1"}]);
+        live
+    }
+
+    #[test]
+    fn finalizers_merge_as_sets_and_atomic_lists_are_replaced() {
+        let original = json!({"kind": "ConfigMap", "metadata": {"finalizers": ["a", "b"]},
+            "rules": [1, 2]});
+        let modified = json!({"kind": "ConfigMap", "metadata": {"finalizers": ["a", "c"]},
+            "rules": [1]});
+        let current = json!({"kind": "ConfigMap", "metadata": {"finalizers": ["a", "b", "x"]},
+            "rules": [1, 2]});
+        assert_eq!(
+            three_way_patch(Some(&original), &modified, &current, PatchType::Strategic),
+            json!({"metadata": {"finalizers": ["c"], "$deleteFromPrimitiveList/finalizers": ["b"],
+                   "$setElementOrder/finalizers": ["a", "c"]},
+                   "rules": [1]})
+        );
+    }
+
+    #[test]
+    fn custom_resources_get_merge_patches_with_whole_lists() {
+        let original =
+            json!({"kind": "Widget", "spec": {"size": 1, "items": [{"name": "a"}], "old": true}});
+        let modified = json!({"kind": "Widget", "spec": {"size": 2, "items": [{"name": "b"}]}});
+        let current = json!({"kind": "Widget", "spec": {"size": 1, "items": [{"name": "a"}], "old": true, "other": 1}});
+        assert_eq!(
+            three_way_patch(Some(&original), &modified, &current, PatchType::Merge),
+            json!({"spec": {"old": null, "size": 2, "items": [{"name": "b"}]}})
+        );
+        assert_eq!(patch_type("example.com/v1"), PatchType::Merge);
+        assert_eq!(patch_type("apps/v1"), PatchType::Strategic);
+        assert_eq!(patch_type("v1"), PatchType::Strategic);
+    }
+
+    /// RFC 7386 merge patch, to check three-way merge patches by their effect.
+    fn merge(target: &Value, patch: &Value) -> Value {
+        let Some(patch) = patch.as_object() else {
+            return patch.clone();
+        };
+        let mut result = target.as_object().cloned().unwrap_or_default();
+        for (key, value) in patch {
+            if value.is_null() {
+                result.remove(key);
+            } else {
+                let merged = merge(result.get(key).unwrap_or(&Value::Null), value);
+                result.insert(key.clone(), merged);
+            }
+        }
+        Value::Object(result)
+    }
+
+    fn tree() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            "[a-c]{0,2}".prop_map(Value::from),
+            prop::collection::vec(0i64..3, 0..3).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop::collection::btree_map("[a-e]", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
+        })
+    }
+
+    proptest! {
+        /// Applying the three-way merge patch to current yields modified's values, removes
+        /// what original had and modified dropped, and keeps what others added.
+        #[test]
+        fn merge_patch_three_way_effect(original in tree(), modified in tree(), others in tree()) {
+            prop_assume!(original.is_object() && modified.is_object() && others.is_object());
+            // Current: what was applied before, plus fields of others at keys nobody applies.
+            let mut current = original.clone();
+            for (key, value) in others.as_object().into_iter().flatten() {
+                let owned = original.get(key).is_some() || modified.get(key).is_some();
+                if !owned {
+                    current[key.as_str()] = value.clone();
+                }
+            }
+            let patch = three_way_patch(Some(&original), &modified, &current, PatchType::Merge);
+            let result = merge(&current, &patch);
+            for (key, value) in modified.as_object().into_iter().flatten() {
+                prop_assert_eq!(result.get(key), Some(value));
+            }
+            for (key, _) in original.as_object().into_iter().flatten() {
+                if modified.get(key).is_none() {
+                    prop_assert!(result.get(key).is_none(), "{} kept", key);
+                }
+            }
+            for (key, value) in current.as_object().into_iter().flatten() {
+                if original.get(key).is_none() && modified.get(key).is_none() {
+                    prop_assert_eq!(result.get(key), Some(value));
+                }
+            }
+            // Applying it again changes nothing more.
+            let again = three_way_patch(Some(&modified), &modified, &result, PatchType::Merge);
+            prop_assert_eq!(merge(&result, &again), result);
+        }
+    }
+}
