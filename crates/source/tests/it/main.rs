@@ -5,6 +5,7 @@ mod git;
 mod partial;
 mod render;
 mod servers;
+mod signatures;
 mod tools;
 
 use std::path::Path;
