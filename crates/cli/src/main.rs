@@ -4,6 +4,7 @@
 
 mod admin;
 mod diff_sync;
+mod internal;
 mod local;
 mod render;
 
@@ -33,6 +34,9 @@ enum Command {
     Sync(Box<diff_sync::SyncArgs>),
     /// Render a source's manifests (Git path, Helm chart) and print them as YAML; no server.
     Render(Box<render::RenderArgs>),
+    /// Entry points plumb starts itself (the Jsonnet worker).
+    #[command(subcommand, hide = true)]
+    Internal(internal::InternalCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,11 +48,13 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    internal::register_jsonnet_worker();
     match cli.command {
         Command::Local(args) => local::run(args),
         Command::Admin(command) => admin::run(command),
         Command::Diff(args) => diff_sync::run_diff(*args),
         Command::Sync(args) => diff_sync::run_sync(*args),
         Command::Render(args) => render::run(*args),
+        Command::Internal(command) => internal::run(command),
     }
 }

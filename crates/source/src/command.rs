@@ -28,6 +28,11 @@ pub struct CommandSpec {
     pub stdin: Option<Vec<u8>>,
     /// Inherited environment variables removed before `env` is applied.
     pub remove_env: Vec<OsString>,
+    /// Most bytes of address space (`RLIMIT_AS`) the child may map. Set by the parent with
+    /// `prlimit(2)` right after the spawn and before anything is written to the child's
+    /// stdin, so a child that waits for its input (the Jsonnet worker) runs nothing
+    /// unlimited. A tool that starts working before reading stdin is limited a moment later.
+    pub memory_limit: Option<u64>,
 }
 
 impl CommandSpec {
@@ -41,6 +46,7 @@ impl CommandSpec {
             max_stdout: 64 * 1024 * 1024,
             stdin: None,
             remove_env: Vec::new(),
+            memory_limit: None,
         }
     }
 
@@ -95,6 +101,11 @@ impl CommandSpec {
         self
     }
 
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// The program's file name, for messages (never the arguments: they may name temp files
     /// but the policy is to keep messages short and free of anything user-controlled).
     pub fn name(&self) -> String {
@@ -110,6 +121,9 @@ impl CommandSpec {
 pub struct CommandOutput {
     pub success: bool,
     pub code: Option<i32>,
+    /// The signal that ended the tool, when one did (e.g. `SIGABRT` after a failed
+    /// allocation under [`CommandSpec::memory_limit`]).
+    pub signal: Option<i32>,
     pub stdout: Vec<u8>,
     /// Standard error, lossily decoded and capped at [`MAX_STDERR`] bytes.
     pub stderr: String,
@@ -132,6 +146,12 @@ pub enum CommandError {
     Cancelled { program: String },
     #[error("{program} printed more than {limit} bytes and was killed")]
     OutputTooLarge { program: String, limit: usize },
+    #[error("{program}: setting its memory limit failed: {source}")]
+    Limit {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("reading the output of {program}: {source}")]
     Io {
         program: String,
@@ -178,6 +198,12 @@ pub async fn run(
         source,
     })?;
     let pid = child.id();
+    if let Some(limit) = spec.memory_limit
+        && let Err(source) = limit_memory(pid, limit)
+    {
+        kill_group(pid, &mut child).await;
+        return Err(CommandError::Limit { program, source });
+    }
 
     if let (Some(input), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
         tokio::spawn(async move {
@@ -268,9 +294,28 @@ pub async fn run(
     Ok(CommandOutput {
         success: status.success(),
         code: status.code(),
+        signal: std::os::unix::process::ExitStatusExt::signal(&status),
         stdout,
         stderr,
     })
+}
+
+/// Caps the address space of process `pid` (soft and hard limit, so the child cannot raise
+/// it again).
+fn limit_memory(pid: Option<u32>, bytes: u64) -> std::io::Result<()> {
+    let pid = pid
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other("the child has no process id"))?;
+    rustix::process::prlimit(
+        Some(pid),
+        rustix::process::Resource::As,
+        rustix::process::Rlimit {
+            current: Some(bytes),
+            maximum: Some(bytes),
+        },
+    )?;
+    Ok(())
 }
 
 enum ReadError {

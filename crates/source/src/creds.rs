@@ -176,6 +176,11 @@ impl CredentialStore {
     pub fn insert(&mut self, secret: RepositorySecret) -> Result<(), CredentialsError> {
         let policy = UrlPolicy { allow_file: true };
         let key = match secret.secret_type {
+            // An OCI registry written without a scheme (`registry.example/charts`, as Argo
+            // CD's own examples do) is not a scp-like git URL.
+            SecretType::Repository if secret.repo_type == "helm" && !secret.url.contains("://") => {
+                secret.url.trim_end_matches('/').to_string()
+            }
             SecretType::Repository => match RepoUrl::parse(&secret.url, policy) {
                 Ok(url) => url.normalized().to_string(),
                 // Helm repositories and OCI registries are not git URLs; match them as written.
@@ -349,6 +354,35 @@ mod tests {
         assert_eq!(user("https://git.example/team/other.git"), "team");
         assert_eq!(user("https://git.example/else/x"), "org-wide");
         assert_eq!(user("https://elsewhere.example/x/y"), "");
+    }
+
+    #[test]
+    fn helm_registries_without_a_scheme_match_as_written() {
+        let mut store = CredentialStore::new();
+        store
+            .insert(
+                RepositorySecret::from_secret_data(
+                    "oci",
+                    SecretType::Repository,
+                    &data(&[
+                        ("url", "registry.example:5000/charts"),
+                        ("type", "helm"),
+                        ("enableOCI", "true"),
+                        ("username", "u"),
+                    ]),
+                )
+                .expect("secret"),
+            )
+            .expect("insert");
+        let creds = store
+            .lookup_key("registry.example:5000/charts")
+            .expect("found");
+        assert!(creds.enable_oci);
+        assert!(
+            store
+                .lookup_key("ssh://registry.example/5000/charts")
+                .is_none()
+        );
     }
 
     #[test]

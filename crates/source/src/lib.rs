@@ -10,6 +10,7 @@ pub mod cache;
 pub mod command;
 pub mod creds;
 pub mod git;
+pub mod jsonnet_worker;
 pub mod paths;
 pub mod render;
 pub mod service;

@@ -6,15 +6,17 @@
 //! so no user value can become a flag. Repository passwords go through `--password-stdin`
 //! into a private Helm configuration, never on the command line.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use plumb_model::application::ApplicationSource;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::{Manifest, RenderContext, RenderError, Rendered, yaml};
 use crate::command::{self, CommandSpec, check_argument};
-use crate::creds::Credentials;
+use crate::creds::{CredentialStore, Credentials};
 
 fn helm_binary(ctx: &RenderContext<'_>, path: &str) -> Result<PathBuf, RenderError> {
     ctx.tools
@@ -33,6 +35,8 @@ struct HelmEnv {
     dir: tempfile::TempDir,
     cache: PathBuf,
     data: PathBuf,
+    /// Registry host → base64 `user:password`, written to the registry configuration.
+    registry_logins: BTreeMap<String, String>,
 }
 
 impl HelmEnv {
@@ -45,6 +49,7 @@ impl HelmEnv {
             dir,
             cache: ctx.tools.helm_home.join("cache"),
             data: ctx.tools.helm_home.join("data"),
+            registry_logins: BTreeMap::new(),
         })
     }
 
@@ -65,6 +70,67 @@ impl HelmEnv {
     fn scratch(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Adds a registry login to this render's private registry configuration (docker
+    /// `config.json` format, what `HELM_REGISTRY_CONFIG` points at): `auths.<host>.auth` is
+    /// base64 of `user:password`. The file is 0600 inside the 0700 scratch directory and goes
+    /// with it; no password reaches a command line, and no network round trip is spent on a
+    /// `helm registry login`.
+    fn add_registry_login(&mut self, host: &str, creds: &Credentials) -> Result<(), RenderError> {
+        use base64::Engine;
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let token = format!(
+            "{}:{}",
+            creds.username.as_deref().unwrap_or_default(),
+            creds.password.as_deref().unwrap_or_default()
+        );
+        self.registry_logins.insert(
+            host.to_string(),
+            base64::engine::general_purpose::STANDARD.encode(token),
+        );
+        let auths: serde_json::Map<String, Value> = self
+            .registry_logins
+            .iter()
+            .map(|(host, auth)| (host.clone(), serde_json::json!({ "auth": auth })))
+            .collect();
+        let config = self.dir.path().join("config");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config)
+            .map_err(RenderError::io("creating the helm registry configuration"))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(config.join("registry.json"))
+            .map_err(RenderError::io("writing the helm registry configuration"))?;
+        file.write_all(serde_json::json!({ "auths": auths }).to_string().as_bytes())
+            .map_err(RenderError::io("writing the helm registry configuration"))
+    }
+}
+
+/// The registry host (`host[:port]`) of an OCI reference (`oci://host/path` or `host/path`).
+fn registry_host(repo_url: &str) -> &str {
+    repo_url
+        .trim_start_matches("oci://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+}
+
+/// The credentials for a chart repository or registry, matched as Argo CD matches them: the
+/// `repository` Secret with that URL, else the longest `repo-creds` prefix; OCI URLs are
+/// tried with and without `oci://` (Argo CD stores registries either way).
+fn chart_credentials<'a>(ctx: &RenderContext<'a>, repo_url: &str) -> Option<&'a Credentials> {
+    let store: &'a CredentialStore = ctx.credentials;
+    store.lookup_key(repo_url).or_else(|| {
+        repo_url
+            .strip_prefix("oci://")
+            .and_then(|bare| store.lookup_key(bare))
+    })
 }
 
 async fn run_helm(
@@ -102,10 +168,11 @@ pub fn is_oci(repo_url: &str, creds: Option<&Credentials>) -> bool {
         || (!repo_url.contains("://") && creds.is_some_and(|c| c.enable_oci))
 }
 
-/// Logs in to a registry or adds a chart repository in the private configuration, when the
-/// repository has credentials. Returns the name to pull through for HTTP repositories.
+/// Logs in to a registry (in the private registry configuration) or adds a chart repository
+/// (`helm repo add --password-stdin` into the private configuration), when the repository
+/// has credentials. Returns the name to pull through for HTTP repositories.
 async fn authenticate(
-    env: &HelmEnv,
+    env: &mut HelmEnv,
     helm: &Path,
     repo_url: &str,
     name: &str,
@@ -118,48 +185,81 @@ async fn authenticate(
     };
     let username = creds.username.clone().unwrap_or_default();
     check_argument("repository username", &username)?;
-    let password = creds.password.clone().unwrap_or_default();
     if is_oci(repo_url, Some(creds)) {
-        let host = repo_url
-            .trim_start_matches("oci://")
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        check_argument("registry host", &host)?;
-        let mut spec = env
-            .spec(helm, ctx)
-            .args(["registry", "login"])
-            .arg(format!("--username={username}"))
-            .arg("--password-stdin");
-        if creds.insecure {
-            spec = spec.arg("--insecure");
-        }
-        if creds.insecure_oci_force_http {
-            spec = spec.arg("--plain-http");
-        }
-        let spec = spec.arg("--").arg(host).stdin(password.into_bytes());
-        run_helm(spec, ctx, path, Some(creds)).await?;
-        Ok(None)
+        let host = registry_host(repo_url);
+        check_argument("registry host", host)?;
+        env.add_registry_login(host, creds)?;
+        return Ok(None);
+    }
+    let password = creds.password.clone().unwrap_or_default();
+    let mut spec = env
+        .spec(helm, ctx)
+        .args(["repo", "add", "--force-update"])
+        .arg(format!("--username={username}"))
+        .arg("--password-stdin");
+    if creds.insecure {
+        spec = spec.arg("--insecure-skip-tls-verify");
+    }
+    if creds.force_http_basic_auth {
+        spec = spec.arg("--pass-credentials");
+    }
+    let spec = spec
+        .arg("--")
+        .arg(name)
+        .arg(repo_url)
+        .stdin(password.into_bytes());
+    run_helm(spec, ctx, path, Some(creds))
+        .await
+        .map_err(|e| explain_auth_failure(e, &[repo_url]))?;
+    Ok(Some(name.to_string()))
+}
+
+/// A helm failure that is a registry or repository refusing the credentials (or asking for
+/// some), reworded so the cause is plain; other failures unchanged.
+fn explain_auth_failure(err: RenderError, repositories: &[&str]) -> RenderError {
+    let RenderError::Tool {
+        tool,
+        path,
+        message,
+    } = err
+    else {
+        return err;
+    };
+    let lower = message.to_ascii_lowercase();
+    let refused = [
+        "401",
+        "403",
+        "unauthorized",
+        "forbidden",
+        "authentication required",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle));
+    if !refused {
+        return RenderError::Tool {
+            tool,
+            path,
+            message,
+        };
+    }
+    // Name the repository helm complained about, else every candidate.
+    let named: Vec<&str> = repositories
+        .iter()
+        .copied()
+        .filter(|r| message.contains(registry_host(r)))
+        .collect();
+    let which = if named.is_empty() {
+        repositories.join(", ")
     } else {
-        let mut spec = env
-            .spec(helm, ctx)
-            .args(["repo", "add", "--force-update"])
-            .arg(format!("--username={username}"))
-            .arg("--password-stdin");
-        if creds.insecure {
-            spec = spec.arg("--insecure-skip-tls-verify");
-        }
-        if creds.force_http_basic_auth {
-            spec = spec.arg("--pass-credentials");
-        }
-        let spec = spec
-            .arg("--")
-            .arg(name)
-            .arg(repo_url)
-            .stdin(password.into_bytes());
-        run_helm(spec, ctx, path, Some(creds)).await?;
-        Ok(Some(name.to_string()))
+        named.join(", ")
+    };
+    RenderError::Tool {
+        tool,
+        path,
+        message: format!(
+            "authentication failed for {which} (check the credentials of its repository or \
+             repo-creds Secret): {message}"
+        ),
     }
 }
 
@@ -183,11 +283,11 @@ pub async fn pull_chart(
         });
     }
     let helm = helm_binary(ctx, &display)?;
-    let env = HelmEnv::new(ctx)?;
-    let creds = ctx.credentials.lookup_key(repo_url);
+    let mut env = HelmEnv::new(ctx)?;
+    let creds = chart_credentials(ctx, repo_url);
     let oci = is_oci(repo_url, creds);
     let repo_name = authenticate(
-        &env,
+        &mut env,
         &helm,
         repo_url,
         "plumb-chart-repo",
@@ -220,7 +320,9 @@ pub async fn pull_chart(
         .arg(format!("--untardir={}", into.display()))
         .arg("--")
         .arg(reference);
-    run_helm(spec, ctx, &display, creds).await?;
+    run_helm(spec, ctx, &display, creds)
+        .await
+        .map_err(|e| explain_auth_failure(e, &[repo_url]))?;
     let name = chart.rsplit('/').next().unwrap_or(chart);
     let dir = into.join(name);
     if !dir.join("Chart.yaml").is_file() {
@@ -307,7 +409,7 @@ pub(super) async fn render(
 ) -> Result<Rendered, RenderError> {
     let helm = helm_binary(ctx, rel_path)?;
     let options = source.helm.clone().unwrap_or_default();
-    let env = HelmEnv::new(ctx)?;
+    let mut env = HelmEnv::new(ctx)?;
 
     // Dependencies are built in a private copy: the checkout is shared and read-only.
     let mut chart_dir = app_dir.to_path_buf();
@@ -317,15 +419,19 @@ pub(super) async fn render(
         crate::git::copy_tree(ctx.repo_root, &copy_root)
             .map_err(RenderError::io("copying the chart for a dependency build"))?;
         chart_dir = copy_root.join(app_dir.strip_prefix(ctx.repo_root).unwrap_or(Path::new("")));
-        for (i, (_, repository)) in missing.iter().enumerate() {
+        let mut build_flags: Vec<&str> = Vec::new();
+        let mut remote: Vec<&str> = Vec::new();
+        for (_, repository) in &missing {
             if repository.starts_with("http://") || repository.starts_with("https://") {
-                let creds = ctx.credentials.lookup_key(repository);
-                let name = format!("dep-{i}");
-                if authenticate(&env, &helm, repository, &name, creds, ctx, rel_path)
+                remote.push(repository);
+                check_argument("dependency repository", repository)?;
+                let creds = chart_credentials(ctx, repository);
+                // Named after the URL: the repository index cache is shared between renders.
+                let name = format!("dep-{}", &hex::encode(Sha256::digest(repository))[..16]);
+                if authenticate(&mut env, &helm, repository, &name, creds, ctx, rel_path)
                     .await?
                     .is_none()
                 {
-                    check_argument("dependency repository", repository)?;
                     let spec = env
                         .spec(&helm, ctx)
                         .args(["repo", "add", "--force-update", "--"])
@@ -333,24 +439,40 @@ pub(super) async fn render(
                         .arg(repository);
                     run_helm(spec, ctx, rel_path, None).await?;
                 }
+                if creds.is_some_and(|c| c.insecure) {
+                    build_flags.push("--insecure-skip-tls-verify");
+                }
+            } else if repository.starts_with("oci://") {
+                remote.push(repository);
+                check_argument("dependency repository", repository)?;
+                let creds = chart_credentials(ctx, repository);
+                authenticate(&mut env, &helm, repository, "", creds, ctx, rel_path).await?;
+                if creds.is_some_and(|c| c.insecure_oci_force_http) {
+                    build_flags.push("--plain-http");
+                }
+                if creds.is_some_and(|c| c.insecure) {
+                    build_flags.push("--insecure-skip-tls-verify");
+                }
             } else if let Some(local) = repository.strip_prefix("file://") {
                 crate::paths::resolve_inside(ctx.repo_root, app_dir, local, "chart dependency")?;
             }
         }
+        build_flags.sort_unstable();
+        build_flags.dedup();
+        // The indexes of HTTP repositories just added must be read fresh; without any,
+        // nothing needs refreshing.
+        if !missing.iter().any(|(_, r)| r.starts_with("http")) {
+            build_flags.push("--skip-refresh");
+        }
         let spec = env
             .spec(&helm, ctx)
-            .args(["dependency", "build", "--skip-refresh", "--"])
+            .args(["dependency", "build"])
+            .args(build_flags)
+            .arg("--")
             .arg(&chart_dir);
-        // A refresh is needed once the repositories are added; --skip-refresh would use a
-        // stale index, so run without it when any HTTP repository was added.
-        let spec = if missing.iter().any(|(_, r)| r.starts_with("http")) {
-            let mut s = spec;
-            s.args.retain(|a| a != "--skip-refresh");
-            s
-        } else {
-            spec
-        };
-        run_helm(spec, ctx, rel_path, None).await?;
+        run_helm(spec, ctx, rel_path, None)
+            .await
+            .map_err(|e| explain_auth_failure(e, &remote))?;
     }
 
     let release = if options.release_name.is_empty() {

@@ -6,7 +6,7 @@
 
 mod directory;
 pub mod helm;
-mod jsonnet;
+pub(crate) mod jsonnet;
 pub mod kustomize;
 pub mod yaml;
 
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::command::{CommandError, UnsafeArgument};
 use crate::creds::CredentialStore;
+use crate::jsonnet_worker::WorkerCommand;
 use crate::paths::PathError;
 
 /// One rendered object and where it came from.
@@ -136,6 +137,14 @@ pub struct RenderOptions {
     /// Where temporary copies for Kustomize edits and Helm dependency builds are made
     /// (same file system as the checkouts, so copies are hard links).
     pub scratch_dir: PathBuf,
+    /// The program that evaluates Jsonnet files in a child process that can be killed
+    /// ([`crate::jsonnet_worker`]); defaults to what the running binary registered with
+    /// [`register_default`](crate::jsonnet_worker::register_default). `None` evaluates
+    /// in-process, where a runaway evaluation fails the render at the deadline but keeps
+    /// running on its thread until it ends.
+    pub jsonnet_worker: Option<WorkerCommand>,
+    /// Address space (bytes) a Jsonnet worker may map (`RLIMIT_AS`).
+    pub jsonnet_memory_limit: u64,
 }
 
 impl RenderOptions {
@@ -146,6 +155,8 @@ impl RenderOptions {
             max_tool_output: 100 * 1024 * 1024,
             kustomize_build_options: Vec::new(),
             scratch_dir: scratch_dir.into(),
+            jsonnet_worker: crate::jsonnet_worker::default_worker(),
+            jsonnet_memory_limit: 1024 * 1024 * 1024,
         }
     }
 }
@@ -335,29 +346,7 @@ pub async fn render_source(
         return Err(RenderError::NotADirectory(path.to_string()));
     }
     match detect_type(source, &app_dir)? {
-        SourceType::Directory => {
-            let root = ctx.repo_root.to_path_buf();
-            let source = source.clone();
-            let rel = path.to_string();
-            let limit = ctx.options.max_directory_bytes;
-            let task = tokio::task::spawn_blocking(move || {
-                directory::render(&root, &app_dir, &rel, &source, limit)
-            });
-            // Jsonnet runs in-process and cannot be killed: past the deadline (or on
-            // cancellation) the caller gets an error at once and the evaluation is left to
-            // finish on its blocking thread, its result dropped.
-            tokio::select! {
-                joined = task => joined.map_err(|e| RenderError::Io {
-                    what: "directory render task".to_string(),
-                    source: std::io::Error::other(e.to_string()),
-                })?,
-                _ = tokio::time::sleep(ctx.options.tool_timeout) => Err(RenderError::Timeout {
-                    path: path.to_string(),
-                    timeout: ctx.options.tool_timeout,
-                }),
-                _ = ctx.cancel.cancelled() => Err(RenderError::Cancelled { path: path.to_string() }),
-            }
-        }
+        SourceType::Directory => directory::render(source, app_dir, path, ctx).await,
         SourceType::Kustomize => kustomize::render(source, &app_dir, path, ctx).await,
         SourceType::Helm => helm::render(source, &app_dir, path, ctx).await,
     }

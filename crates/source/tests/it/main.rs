@@ -2,6 +2,8 @@
 //! docker-registry, helm, kustomize and kubectl. One binary for link time.
 
 mod git;
+mod helm_auth;
+mod jsonnet_worker;
 mod partial;
 mod render;
 mod servers;
@@ -11,14 +13,21 @@ mod tools;
 use std::path::Path;
 
 use plumb_model::application::ApplicationSource;
+use plumb_source::jsonnet_worker::WorkerCommand;
 use plumb_source::render::{KustomizeTool, Tools, find_executable};
 use plumb_source::{RenderRequest, SourceConfig, SourceService, UrlPolicy};
 
-/// A service with its cache in `dir`, file:// allowed, helm and kustomize from the test
-/// cluster's bin directory. `adjust` changes the configuration first.
+/// The Jsonnet worker binary of this crate.
+pub fn jsonnet_worker() -> WorkerCommand {
+    WorkerCommand::new(env!("CARGO_BIN_EXE_plumb-jsonnet-worker"))
+}
+
+/// A service with its cache in `dir`, file:// allowed, Jsonnet in worker processes, helm and
+/// kustomize from the test cluster's bin directory. `adjust` changes the configuration first.
 pub fn service_with(dir: &Path, adjust: impl FnOnce(&mut SourceConfig)) -> SourceService {
     let mut config = SourceConfig::new(dir.join("cache"));
     config.git.url_policy = UrlPolicy { allow_file: true };
+    config.render.jsonnet_worker = Some(jsonnet_worker());
     adjust(&mut config);
     let bin = servers::tool_bin_dir();
     let tools = Tools::discover(&[bin], dir.join("cache/helm"));

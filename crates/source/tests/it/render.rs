@@ -309,11 +309,11 @@ async fn a_fifty_megabyte_file_is_refused_without_harming_other_paths() {
     assert_eq!(svc.cache_stats().entries, 1);
 }
 
-/// The evaluation cannot be killed (it runs in-process): the render fails at the deadline and
-/// the evaluation finishes in the background. This test's runtime is shut down without
-/// waiting for it.
+/// Without a worker the evaluation cannot be killed (it runs in-process): the render fails at
+/// the deadline and the evaluation finishes in the background. This test's runtime is shut
+/// down without waiting for it. (With a worker, see `jsonnet_worker`.)
 #[test]
-fn a_runaway_jsonnet_evaluation_is_reported_at_the_deadline() {
+fn a_runaway_in_process_jsonnet_evaluation_is_reported_at_the_deadline() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -333,7 +333,8 @@ fn a_runaway_jsonnet_evaluation_is_reported_at_the_deadline() {
         );
         let dir = tempfile::tempdir().expect("tmp");
         let svc = crate::service_with(dir.path(), |c| {
-            c.render.tool_timeout = std::time::Duration::from_secs(1)
+            c.render.tool_timeout = std::time::Duration::from_secs(1);
+            c.render.jsonnet_worker = None;
         });
         let cancel = CancellationToken::new();
         let err = svc

@@ -1,0 +1,457 @@
+//! Helm chart dependencies and charts behind credentials: Debian's docker-registry with
+//! htpasswd (bcrypt) basic auth for `oci://` dependencies and OCI charts, and lighttpd with
+//! basic auth for an HTTP (index.yaml) dependency repository. Credentials come from Argo
+//! CD-style `repository` / `repo-creds` Secrets matched by URL.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use plumb_model::application::ApplicationSource;
+use plumb_source::creds::{CredentialStore, RepositorySecret, SecretType};
+use plumb_source::{SourceError, SourceService};
+use tokio_util::sync::CancellationToken;
+
+use crate::servers::{self, Repo, free_port};
+use crate::{names, request, service, source};
+
+const USER: &str = "chart-robot";
+const PASSWORD: &str = "s3cret-registry-pass";
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{what} did not listen on port {port}");
+}
+
+/// A bcrypt htpasswd line (apache2-utils' htpasswd; scripts/install-test-deps installs it).
+fn htpasswd_line(user: &str, password: &str) -> String {
+    let out = Command::new("htpasswd")
+        .args(["-nbB", user, password])
+        .output()
+        .expect("htpasswd (apache2-utils; scripts/install-test-deps installs it)");
+    assert!(out.status.success(), "htpasswd failed");
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+        + "\n"
+}
+
+/// docker-registry demanding basic auth (htpasswd, bcrypt).
+struct AuthRegistry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl AuthRegistry {
+    fn start() -> AuthRegistry {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::write(root.join("htpasswd"), htpasswd_line(USER, PASSWORD)).expect("htpasswd");
+        for attempt in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n\
+                 auth:\n  htpasswd:\n    realm: plumb-test\n    path: {root}/htpasswd\n\
+                 http:\n  addr: 127.0.0.1:{port}\n",
+                root = root.display()
+            );
+            std::fs::write(root.join("config.yml"), config).expect("config");
+            let log = std::fs::File::create(root.join("registry.log")).expect("log");
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(root.join("config.yml"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("docker-registry");
+            std::thread::sleep(Duration::from_millis(50));
+            if let Ok(Some(_)) = child.try_wait()
+                && attempt < 4
+            {
+                continue;
+            }
+            wait_for_port(
+                port,
+                &mut child,
+                "docker-registry",
+                &root.join("registry.log"),
+            );
+            return AuthRegistry {
+                child,
+                port,
+                _dir: dir,
+            };
+        }
+        panic!("docker-registry could not start")
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// lighttpd serving `www/` with basic auth on `/private/`.
+struct AuthWeb {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl AuthWeb {
+    fn start() -> AuthWeb {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("www/private")).expect("mkdir");
+        std::fs::write(root.join("users"), format!("{USER}:{PASSWORD}\n")).expect("users");
+        for attempt in 0..5 {
+            let port = free_port();
+            let config = format!(
+                r#"server.document-root = "{root}/www"
+server.port = {port}
+server.bind = "127.0.0.1"
+server.modules = ("mod_auth", "mod_authn_file")
+server.errorlog = "{root}/error.log"
+mimetype.assign = (".yaml" => "text/yaml", ".tgz" => "application/gzip")
+auth.backend = "plain"
+auth.backend.plain.userfile = "{root}/users"
+auth.require = ( "/private/" => ( "method" => "basic", "realm" => "charts", "require" => "valid-user" ) )
+"#,
+                root = root.display()
+            );
+            std::fs::write(root.join("lighttpd.conf"), config).expect("config");
+            let mut child = Command::new("lighttpd")
+                .args(["-D", "-f"])
+                .arg(root.join("lighttpd.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("lighttpd");
+            std::thread::sleep(Duration::from_millis(50));
+            if let Ok(Some(_)) = child.try_wait()
+                && attempt < 4
+            {
+                continue;
+            }
+            wait_for_port(port, &mut child, "lighttpd", &root.join("error.log"));
+            return AuthWeb { child, port, dir };
+        }
+        panic!("lighttpd could not start")
+    }
+}
+
+impl Drop for AuthWeb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs helm with its own homes under `home`; `registry_config` (docker config.json) holds
+/// the test's own login for pushes.
+fn helm(args: &[&str], home: &Path) {
+    let bin = servers::tool_bin_dir().join("helm");
+    let out = Command::new(bin)
+        .args(args)
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .env("HELM_REGISTRY_CONFIG", home.join("registry.json"))
+        .output()
+        .expect("helm");
+    assert!(
+        out.status.success(),
+        "helm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Packages chart `name` 1.2.3 (one ConfigMap) into `out`; returns the archive.
+fn package(work: &Path, out: &Path, name: &str) -> PathBuf {
+    let chart = work.join(name);
+    std::fs::create_dir_all(chart.join("templates")).expect("mkdir");
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: {name}\nversion: 1.2.3\n"),
+    )
+    .expect("chart");
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}-{name}\n"
+        ),
+    )
+    .expect("template");
+    std::fs::create_dir_all(out).expect("mkdir");
+    helm(
+        &[
+            "package",
+            chart.to_str().expect("utf8"),
+            "-d",
+            out.to_str().expect("utf8"),
+        ],
+        &work.join("home"),
+    );
+    out.join(format!("{name}-1.2.3.tgz"))
+}
+
+fn secret(
+    secret_type: SecretType,
+    url: &str,
+    password: &str,
+    extra: &[(&str, &str)],
+) -> RepositorySecret {
+    let mut data: BTreeMap<String, String> = [
+        ("url", url),
+        ("type", "helm"),
+        ("username", USER),
+        ("password", password),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    data.retain(|_, v| !v.is_empty());
+    RepositorySecret::from_secret_data("helm-creds", secret_type, &data).expect("secret")
+}
+
+fn use_secret(svc: &SourceService, secret: RepositorySecret) {
+    let mut store = CredentialStore::new();
+    store.insert(secret).expect("insert");
+    svc.set_credentials(store);
+}
+
+/// Every regular file under `dir` (to check what the shared helm cache holds).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn auth_error(err: SourceError, repository: &str) {
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("authentication failed for {repository}")),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "the password leaked: {text}");
+}
+
+#[tokio::test]
+async fn oci_dependencies_and_charts_behind_registry_credentials() {
+    let registry = AuthRegistry::start();
+    let work = tempfile::tempdir().expect("tmp");
+    let home = work.path().join("home");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    // The test's own login for the push (helm reads docker's config.json format).
+    std::fs::write(
+        home.join("registry.json"),
+        serde_json::json!({"auths": {format!("127.0.0.1:{}", registry.port): {
+            "auth": base64_encode(&format!("{USER}:{PASSWORD}"))
+        }}})
+        .to_string(),
+    )
+    .expect("registry config");
+    let archive = package(work.path(), &work.path().join("out"), "private-dep");
+    let oci = format!("oci://127.0.0.1:{}/charts", registry.port);
+    helm(
+        &[
+            "push",
+            archive.to_str().expect("utf8"),
+            &oci,
+            "--plain-http",
+        ],
+        &home,
+    );
+
+    let root = tempfile::tempdir().expect("tmp");
+    let git = Repo::create(root.path(), "umbrella-oci");
+    git.commit(
+        &[(
+            "parent/Chart.yaml",
+            &format!(
+                "apiVersion: v2\nname: parent\nversion: 0.1.0\ndependencies:\n- name: private-dep\n  version: 1.2.3\n  repository: {oci}\n"
+            ),
+        )],
+        "parent",
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let svc = service(dir.path());
+    let cancel = CancellationToken::new();
+    let parent = request(vec![source(&git.file_url(), "main", "parent")]);
+    let force_http = [("enableOCI", "true"), ("insecureOCIForceHttp", "true")];
+
+    // No credentials, then wrong ones: a plain authentication error, nothing cached.
+    let err = svc.render(&parent, &cancel).await.expect_err("anonymous");
+    auth_error(err, &oci);
+    use_secret(
+        &svc,
+        secret(SecretType::Repository, &oci, "wrong-password", &force_http),
+    );
+    let err = svc
+        .render(&parent, &cancel)
+        .await
+        .expect_err("wrong password");
+    auth_error(err, &oci);
+    assert_eq!(svc.cache_stats().entries, 0);
+    let helm_cache = dir.path().join("cache/helm");
+    let cached: Vec<PathBuf> = files_under(&helm_cache)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("private-dep"))
+        .collect();
+    assert!(cached.is_empty(), "cached after a failure: {cached:?}");
+    // Nothing of the private registry configuration is left in the scratch directory.
+    assert!(
+        files_under(&dir.path().join("cache/scratch")).is_empty(),
+        "{:?}",
+        files_under(&dir.path().join("cache/scratch"))
+    );
+
+    // The right password in the `repository` Secret of the registry: the dependency builds.
+    use_secret(
+        &svc,
+        secret(SecretType::Repository, &oci, PASSWORD, &force_http),
+    );
+    let rendered = svc
+        .render(&parent, &cancel)
+        .await
+        .expect("with credentials");
+    assert_eq!(names(&rendered), ["ConfigMap/demo-private-dep"]);
+    assert_eq!(
+        rendered.manifests[0].file,
+        "parent/charts/private-dep/templates/cm.yaml"
+    );
+
+    // A `repo-creds` template written without `oci://` (Argo CD's usual form) matches by
+    // prefix, on a fresh service.
+    let dir2 = tempfile::tempdir().expect("tmp");
+    let svc2 = service(dir2.path());
+    use_secret(
+        &svc2,
+        secret(
+            SecretType::RepoCreds,
+            &format!("127.0.0.1:{}", registry.port),
+            PASSWORD,
+            &force_http,
+        ),
+    );
+    let rendered = svc2
+        .render(&parent, &cancel)
+        .await
+        .expect("template credentials");
+    assert_eq!(names(&rendered), ["ConfigMap/demo-private-dep"]);
+
+    // The chart itself from the registry (spec.source.chart), with and without credentials.
+    let chart = ApplicationSource {
+        repo_url: oci.clone(),
+        chart: "private-dep".into(),
+        target_revision: "1.2.3".into(),
+        ..Default::default()
+    };
+    let rendered = svc
+        .render(&request(vec![chart.clone()]), &cancel)
+        .await
+        .expect("oci chart with credentials");
+    assert_eq!(names(&rendered), ["ConfigMap/demo-private-dep"]);
+    let dir3 = tempfile::tempdir().expect("tmp");
+    let svc3 = service(dir3.path());
+    use_secret(
+        &svc3,
+        secret(SecretType::Repository, &oci, "wrong-password", &force_http),
+    );
+    let err = svc3
+        .render(&request(vec![chart]), &cancel)
+        .await
+        .expect_err("oci chart, wrong password");
+    auth_error(err, &oci);
+    assert_eq!(svc3.cache_stats().entries, 0);
+}
+
+#[tokio::test]
+async fn http_dependency_repositories_behind_basic_auth() {
+    let web = AuthWeb::start();
+    let work = tempfile::tempdir().expect("tmp");
+    let charts = web.dir.path().join("www/private/charts");
+    package(work.path(), &charts, "http-dep");
+    let repo_url = format!("http://127.0.0.1:{}/private/charts", web.port);
+    helm(
+        &[
+            "repo",
+            "index",
+            charts.to_str().expect("utf8"),
+            "--url",
+            &repo_url,
+        ],
+        &work.path().join("home"),
+    );
+    let root = tempfile::tempdir().expect("tmp");
+    let git = Repo::create(root.path(), "umbrella-http");
+    git.commit(
+        &[(
+            "parent/Chart.yaml",
+            &format!(
+                "apiVersion: v2\nname: parent\nversion: 0.1.0\ndependencies:\n- name: http-dep\n  version: 1.2.3\n  repository: {repo_url}\n"
+            ),
+        )],
+        "parent",
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let svc = service(dir.path());
+    let cancel = CancellationToken::new();
+    let parent = request(vec![source(&git.file_url(), "main", "parent")]);
+
+    use_secret(
+        &svc,
+        secret(SecretType::Repository, &repo_url, "wrong-password", &[]),
+    );
+    let err = svc
+        .render(&parent, &cancel)
+        .await
+        .expect_err("wrong password");
+    auth_error(err, &repo_url);
+    assert_eq!(svc.cache_stats().entries, 0);
+
+    use_secret(
+        &svc,
+        secret(SecretType::Repository, &repo_url, PASSWORD, &[]),
+    );
+    let rendered = svc
+        .render(&parent, &cancel)
+        .await
+        .expect("with credentials");
+    assert_eq!(names(&rendered), ["ConfigMap/demo-http-dep"]);
+}
+
+fn base64_encode(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
