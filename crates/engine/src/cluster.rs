@@ -17,6 +17,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{self, Discovery, verbs};
 use plumb_model::ResourceKey;
 use serde_json::Value;
+use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
@@ -93,6 +94,9 @@ pub struct Cluster {
     compare_cache: Mutex<HashMap<ResourceKey, CacheEntry>>,
     results: diff::CompareCache,
 }
+
+/// Concurrent list requests when reading an app's live state.
+pub const LIST_CONCURRENCY: usize = 8;
 
 /// Kinds never worth listing when looking for objects to prune: they are created by
 /// controllers, never by an app, and can be numerous.
@@ -318,7 +322,12 @@ impl Cluster {
     }
 
     /// The live objects that matter to an app: those at the desired keys (whoever owns them)
-    /// and every object of a listable kind the app tracks, in `namespaces` and cluster-wide.
+    /// and every object of a listable kind the app tracks, in any namespace. Each listable
+    /// kind is listed once cluster-wide (at most [`LIST_CONCURRENCY`] lists at a time),
+    /// filtered by the tracking label on the server when label tracking is used and by the
+    /// tracking annotation here otherwise, so objects the app left in namespaces nobody
+    /// names any more are still found for pruning. Where a cluster-wide list is forbidden
+    /// (RBAC), the kind is listed in `namespaces` and the desired objects' namespaces.
     pub async fn live_state(
         &self,
         app: &str,
@@ -326,7 +335,6 @@ impl Cluster {
         desired: &BTreeMap<ResourceKey, Value>,
         namespaces: &[String],
     ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
-        let mut live = BTreeMap::new();
         let selector = match tracking_method {
             TrackingMethod::Label => Some(tracking::label_selector(app)),
             _ => None,
@@ -354,53 +362,29 @@ impl Cluster {
                 });
             }
         }
-        // Desired objects of kinds not in the list above (not listable, or new) are fetched
-        // one by one.
+        // The namespaces to fall back on where a cluster-wide list is forbidden.
         let mut namespaces: Vec<String> = namespaces.to_vec();
         namespaces.extend(desired.keys().map(|k| k.namespace.clone()));
         namespaces.retain(|ns| !ns.is_empty());
         namespaces.sort();
         namespaces.dedup();
-        for kind in &kinds {
-            let scopes: Vec<&str> = if kind.namespaced {
-                namespaces.iter().map(String::as_str).collect()
-            } else {
-                vec![""]
-            };
-            for namespace in scopes {
-                let api = self.api(kind, namespace);
-                let mut params = ListParams::default();
-                if let Some(selector) = &selector {
-                    params = params.labels(selector);
-                }
-                self.count();
-                let list = match api.list(&params).await {
-                    Ok(list) => list,
-                    // A kind we may not list (RBAC) or that vanished: nothing of it to prune.
-                    Err(kube::Error::Api(status)) if (403..=405).contains(&status.code) => {
-                        continue;
-                    }
-                    Err(error) => return Err(ClusterError::from_kube(error)),
-                };
-                for item in list.items {
-                    let mut object = to_value(item)?;
-                    // Lists omit apiVersion/kind on items.
-                    if let Some(map) = object.as_object_mut() {
-                        map.insert(
-                            "apiVersion".into(),
-                            Value::String(kind.resource.api_version.clone()),
-                        );
-                        map.insert("kind".into(), Value::String(kind.resource.kind.clone()));
-                    }
-                    let key = diff::object_key(&object);
-                    if desired.contains_key(&key)
-                        || tracking::is_owned_by(&object, app, tracking_method)
-                    {
-                        live.insert(key, object);
-                    }
+        let lists = futures::stream::iter(kinds.iter())
+            .map(|kind| self.list_kind(kind, selector.as_deref(), &namespaces))
+            .buffer_unordered(LIST_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut live = BTreeMap::new();
+        for list in lists {
+            for object in list? {
+                let key = diff::object_key(&object);
+                if desired.contains_key(&key) || tracking::is_owned_by(&object, app, tracking_method)
+                {
+                    live.insert(key, object);
                 }
             }
         }
+        // Desired objects of kinds not in the list above (not listable, or new) are fetched
+        // one by one.
         for (key, object) in desired {
             if live.contains_key(key) || listed.contains(&(key.group.clone(), key.kind.clone())) {
                 continue;
@@ -413,6 +397,59 @@ impl Cluster {
             }
         }
         Ok(live)
+    }
+
+    /// Every object of `kind` (cluster-wide; per namespace of `fallback_namespaces` when a
+    /// cluster-wide list is forbidden), with apiVersion and kind filled in. A kind that may
+    /// not be listed at all has nothing to prune.
+    async fn list_kind(
+        &self,
+        kind: &ResolvedKind,
+        selector: Option<&str>,
+        fallback_namespaces: &[String],
+    ) -> Result<Vec<Value>, ClusterError> {
+        let mut params = ListParams::default();
+        if let Some(selector) = selector {
+            params = params.labels(selector);
+        }
+        let forbidden = |error: &kube::Error| {
+            matches!(error, kube::Error::Api(status) if (403..=405).contains(&status.code))
+        };
+        let all: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
+        self.count();
+        let items = match all.list(&params).await {
+            Ok(list) => list.items,
+            Err(error) if forbidden(&error) && kind.namespaced => {
+                let mut items = Vec::new();
+                for namespace in fallback_namespaces {
+                    let api = self.api(kind, namespace);
+                    self.count();
+                    match api.list(&params).await {
+                        Ok(list) => items.extend(list.items),
+                        Err(error) if forbidden(&error) => {}
+                        Err(error) => return Err(ClusterError::from_kube(error)),
+                    }
+                }
+                items
+            }
+            Err(error) if forbidden(&error) => Vec::new(),
+            Err(error) => return Err(ClusterError::from_kube(error)),
+        };
+        items
+            .into_iter()
+            .map(|item| {
+                let mut object = to_value(item)?;
+                // Lists omit apiVersion/kind on items.
+                if let Some(map) = object.as_object_mut() {
+                    map.insert(
+                        "apiVersion".into(),
+                        Value::String(kind.resource.api_version.clone()),
+                    );
+                    map.insert("kind".into(), Value::String(kind.resource.kind.clone()));
+                }
+                Ok(object)
+            })
+            .collect()
     }
 
     /// The live version of an object, `None` when absent or its kind is unknown.

@@ -2,6 +2,7 @@
 
 mod admin;
 mod diff_sync;
+mod prune_namespaces;
 
 use std::process::{Command, Output};
 
