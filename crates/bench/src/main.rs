@@ -11,6 +11,7 @@
 
 mod apiserver;
 mod engine;
+mod git_fetch;
 mod harness;
 mod source;
 mod targets;
@@ -21,8 +22,12 @@ use harness::Scenario;
 /// Every module's scenarios, in the order `list` prints them.
 fn all_scenarios() -> Vec<&'static Scenario> {
     // One line per area module: `area::SCENARIOS,`.
-    let areas: &[&'static [Scenario]] =
-        &[apiserver::SCENARIOS, source::SCENARIOS, engine::SCENARIOS];
+    let areas: &[&'static [Scenario]] = &[
+        apiserver::SCENARIOS,
+        source::SCENARIOS,
+        engine::SCENARIOS,
+        git_fetch::SCENARIOS,
+    ];
     areas.iter().flat_map(|area| area.iter()).collect()
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use plumb_source::{CredentialStore, RepositorySecret, SecretType, SourceService};
 use tokio_util::sync::CancellationToken;
 
-use crate::servers::{HttpServer, Repo, SshServer, git};
+use crate::servers::{HTTP_PASSWORD, HTTP_USER, HttpServer, Repo, SshServer, git};
 use crate::{cm, names, request, service_with, source};
 
 const MB: u64 = 1024 * 1024;
@@ -88,8 +88,28 @@ async fn a_fifty_megabyte_blob_outside_the_path_stays_on_the_server() {
             .expect("secret"),
         )
         .expect("insert");
+    let private_url = http.private_url("big");
+    let mut http_store = CredentialStore::new();
+    http_store
+        .insert(
+            RepositorySecret::from_secret_data(
+                "http",
+                SecretType::Repository,
+                &[
+                    ("url".to_string(), private_url.clone()),
+                    ("username".to_string(), HTTP_USER.to_string()),
+                    ("password".to_string(), HTTP_PASSWORD.to_string()),
+                ]
+                .into_iter()
+                .collect(),
+            )
+            .expect("secret"),
+        )
+        .expect("insert");
     for (url, store) in [
         (http.public_url("big"), CredentialStore::new()),
+        // Basic auth: the blobs fetched later go through the same askpass.
+        (private_url, http_store),
         (ssh_url.clone(), ssh_store),
         (repo.file_url(), CredentialStore::new()),
     ] {
