@@ -227,7 +227,7 @@ impl SourceService {
                     self.git
                         .require_signature(
                             url,
-                            &revision.sha,
+                            revision,
                             &request.signature_keys,
                             store.lookup(url),
                             cancel,

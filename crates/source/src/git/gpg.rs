@@ -89,6 +89,9 @@ pub struct SignatureInfo {
     pub fingerprint: Option<String>,
     /// Fingerprint of its primary key (`%GP`).
     pub primary_fingerprint: Option<String>,
+    /// The annotated tag whose own signature this is (`refs/tags/…`), when the revision
+    /// named one; `None`: the commit's signature.
+    pub tag: Option<String>,
 }
 
 /// A revision refused because it is not signed by a required key.
@@ -149,7 +152,10 @@ impl SignatureInfo {
         }
         let key = self.key_id.clone().unwrap_or_else(|| "?".to_string());
         let reason = match self.status {
-            _ if !self.signed || self.status == 'N' => "the commit is not signed".to_string(),
+            _ if !self.signed || self.status == 'N' => match &self.tag {
+                Some(tag) => format!("the annotated tag {tag} is not signed"),
+                None => "the commit is not signed".to_string(),
+            },
             'G' if required.iter().any(|r| self.made_by(r)) => return Ok(()),
             'G' => format!("it is signed with key {key}, which is not one of the required keys"),
             'E' => format!(
@@ -188,8 +194,48 @@ impl SignatureInfo {
             key_id: next(),
             fingerprint: next(),
             primary_fingerprint: next(),
+            tag: None,
         }
     }
+}
+
+/// Parses gpg's machine-readable status lines (`[GNUPG:] GOODSIG …`), as `git verify-tag
+/// --raw` prints them, into the same shape as git's `%G?` fields.
+pub fn parse_status(status: &str) -> SignatureInfo {
+    let mut info = SignatureInfo {
+        status: 'N',
+        ..Default::default()
+    };
+    for line in status.lines() {
+        let Some(rest) = line.strip_prefix("[GNUPG:] ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let arg = |i: usize| fields.get(i).map(|s| s.to_ascii_uppercase());
+        let code = match fields.first().copied() {
+            Some("GOODSIG") => 'G',
+            Some("BADSIG") => 'B',
+            Some("EXPSIG") => 'X',
+            Some("EXPKEYSIG") => 'Y',
+            Some("REVKEYSIG") => 'R',
+            Some("ERRSIG") => 'E',
+            Some("VALIDSIG") => {
+                // VALIDSIG <fpr> <date> <ts> <expiry> <version> <reserved> <pk algo> <hash
+                // algo> <class> <primary fpr>
+                info.fingerprint = arg(1);
+                info.primary_fingerprint = arg(10).or_else(|| arg(1));
+                continue;
+            }
+            _ => continue,
+        };
+        info.signed = true;
+        // The first verdict wins; later lines only add detail.
+        if info.status == 'N' {
+            info.status = code;
+            info.key_id = arg(1);
+        }
+    }
+    info
 }
 
 /// Parses `gpg --with-colons` key listings: one [`PublicKey`] per `pub` record; `sec`
@@ -523,6 +569,7 @@ mod tests {
             key_id: Some("2E3502B2BEA6532C".into()),
             fingerprint: Some(FPR.into()),
             primary_fingerprint: Some(FPR.into()),
+            tag: None,
         }
     }
 
@@ -612,6 +659,34 @@ mod tests {
             let err = info.check_required("abc", &required).unwrap_err();
             assert!(err.reason.contains(words), "{status}: {err}");
         }
+    }
+
+    #[test]
+    fn gpg_status_lines() {
+        let parsed = parse_status(&format!(
+            "[GNUPG:] NEWSIG\n[GNUPG:] KEY_CONSIDERED {FPR} 0\n[GNUPG:] SIG_ID x 2026-11-23 1\n\
+             [GNUPG:] GOODSIG 2E3502B2BEA6532C Test <t@e.x>\n\
+             [GNUPG:] VALIDSIG {FPR} 2026-11-23 1795472806 0 4 0 22 10 00 {FPR}\n\
+             [GNUPG:] TRUST_UNDEFINED 0 pgp\n"
+        ));
+        assert_eq!(parsed, good());
+        let unknown = parse_status(
+            "[GNUPG:] NEWSIG\n[GNUPG:] ERRSIG 2E3502B2BEA6532C 22 10 00 1795472806 9 -\n\
+             [GNUPG:] NO_PUBKEY 2E3502B2BEA6532C\n",
+        );
+        assert_eq!(unknown.status, 'E');
+        assert!(unknown.signed);
+        assert_eq!(unknown.key_id.as_deref(), Some("2E3502B2BEA6532C"));
+        let bad = parse_status("[GNUPG:] BADSIG 2E3502B2BEA6532C Test <t@e.x>\n");
+        assert_eq!(bad.status, 'B');
+        let none = parse_status("error: no signature found\n");
+        assert_eq!(
+            none,
+            SignatureInfo {
+                status: 'N',
+                ..Default::default()
+            }
+        );
     }
 
     #[test]

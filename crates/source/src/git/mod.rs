@@ -914,6 +914,9 @@ impl GitCache {
             return Err(classify(url, "fetch (blobs)", &out.stderr, creds));
         }
         mirror.bytes.store(dir_size(&mirror.dir), Ordering::Relaxed);
+        drop(_fetching);
+        // Larger now: other, idle mirrors may have to make room.
+        self.evict_mirrors();
         Ok(())
     }
 
@@ -1505,12 +1508,91 @@ impl GitCache {
         Ok(info)
     }
 
-    /// Refuses `sha` unless it carries a good signature by one of `required` (key IDs or
-    /// fingerprints) that is in the keyring. Nothing required: nothing checked.
+    /// The signature that vouches for a resolved revision, as Argo CD decides it: an
+    /// annotated tag's own signature when the revision named one, the commit's otherwise.
+    pub async fn verify_revision(
+        &self,
+        url: &RepoUrl,
+        revision: &ResolvedRevision,
+        creds: Option<&Credentials>,
+        cancel: &CancellationToken,
+    ) -> Result<SignatureInfo, GitError> {
+        let Some(tag) = revision
+            .via
+            .as_deref()
+            .filter(|v| v.starts_with("refs/tags/"))
+        else {
+            return self.verify_commit(url, &revision.sha, creds, cancel).await;
+        };
+        command::check_argument("tag", tag)?;
+        let home = self.keyring.current();
+        let key = format!(
+            "{}\n{}\n{tag}\n{}",
+            url.normalized(),
+            revision.sha,
+            home.generation
+        );
+        if let Some(known) = self
+            .signatures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(known.clone());
+        }
+        let mirror = self.mirror(url);
+        let _use = MirrorUse(mirror.clone());
+        self.ensure_commit(url, &revision.sha, creds, cancel)
+            .await?;
+        let kind = self
+            .plain_git(&mirror.dir)
+            .args(["cat-file", "-t", "--end-of-options", tag]);
+        let annotated = matches!(
+            command::run(&kind, cancel).await,
+            Ok(out) if out.success && out.stdout.starts_with(b"tag")
+        );
+        if !annotated {
+            // A lightweight tag is just a name for the commit.
+            return self.verify_commit(url, &revision.sha, creds, cancel).await;
+        }
+        let mut gpg_program = std::ffi::OsString::from("gpg.program=");
+        gpg_program.push(self.keyring.gpg());
+        let spec = self
+            .plain_git(&mirror.dir)
+            .without_inherited("GNUPG")
+            .env("GNUPGHOME", &home.dir)
+            .arg("-c")
+            .arg(gpg_program)
+            .args(["verify-tag", "--raw", "--"])
+            .arg(tag);
+        self.stats.signature_checks.fetch_add(1, Ordering::Relaxed);
+        let out = command::run(&spec, cancel)
+            .await
+            .map_err(|source| GitError::Command {
+                operation: "verify-tag",
+                url: url.to_string(),
+                source,
+            })?;
+        // gpg's verdict is in its status lines whatever the exit code says.
+        let info = SignatureInfo {
+            tag: Some(tag.to_string()),
+            ..gpg::parse_status(&out.stderr)
+        };
+        let mut known = self.signatures.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() > 65536 {
+            known.clear();
+        }
+        known.insert(key, info.clone());
+        Ok(info)
+    }
+
+    /// Refuses `revision` unless it carries a good signature by one of `required` (key IDs
+    /// or fingerprints) that is in the keyring ([`Self::verify_revision`] says which
+    /// signature counts). Nothing required: nothing checked.
     pub async fn require_signature(
         &self,
         url: &RepoUrl,
-        sha: &str,
+        revision: &ResolvedRevision,
         required: &[String],
         creds: Option<&Credentials>,
         cancel: &CancellationToken,
@@ -1518,7 +1600,8 @@ impl GitCache {
         if required.is_empty() {
             return Ok(());
         }
-        let info = self.verify_commit(url, sha, creds, cancel).await?;
+        let sha = revision.sha.as_str();
+        let info = self.verify_revision(url, revision, creds, cancel).await?;
         info.check_required(sha, required)
             .map_err(|source| GitError::Untrusted {
                 url: url.to_string(),

@@ -117,6 +117,44 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// Tags `main` of `repo`: signed by `key_id`, annotated unsigned (`Some(None)`), or
+    /// lightweight (`None`); pushes the tag.
+    fn tag(&self, repo: &Repo, name: &str, signed_by: Option<Option<&str>>) {
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .args(args)
+                .current_dir(&repo.work)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GNUPGHOME", self.home.path())
+                .env("GIT_COMMITTER_NAME", "Signe Signer")
+                .env("GIT_COMMITTER_EMAIL", "signe@example.com")
+                .output()
+                .expect("git");
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        match signed_by {
+            Some(Some(key)) => git(&[
+                "-c",
+                &format!("user.signingkey={key}"),
+                "tag",
+                "-s",
+                "-m",
+                name,
+                name,
+            ]),
+            Some(None) => git(&["tag", "-a", "-m", name, name]),
+            None => git(&["tag", name]),
+        }
+        git(&["push", "-q", repo.bare.to_str().expect("utf8"), name]);
+    }
+}
+
 impl Drop for Signer {
     fn drop(&mut self) {
         // `--quick-gen-key` started an agent for this home; stop exactly that one.
@@ -380,4 +418,80 @@ async fn bad_keys_are_refused_and_nothing_is_imported_half_way() {
         .expect("empty");
     assert!(svc.git().signature_keys().is_empty());
     assert_eq!(listing(&svc.git().gnupg_home()), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_annotated_tag_is_judged_by_its_own_signature() {
+    let signer = Signer::new();
+    let trusted = signer.generate("Trusted Signer <trusted@example.com>");
+    let root = tempfile::tempdir().expect("tmp");
+    let repo = Repo::create(root.path(), "tags");
+    // An unsigned commit under a signed tag: the tag vouches for it (Argo CD's rule).
+    signer.commit(&repo, &[("app/cm.yaml", &cm("one"))], None);
+    signer.tag(&repo, "v1.0.0", Some(Some(&trusted)));
+    // A signed commit under an unsigned annotated tag: the tag does not.
+    signer.commit(&repo, &[("app/cm.yaml", &cm("two"))], Some(&trusted));
+    signer.tag(&repo, "v2.0.0", Some(None));
+    // A lightweight tag is only a name: the commit's signature counts.
+    signer.tag(&repo, "light", None);
+    let url = repo.file_url();
+    let dir = tempfile::tempdir().expect("tmp");
+    let svc = service_with(dir.path(), |_| {});
+    let cancel = CancellationToken::new();
+    svc.git()
+        .set_signature_keys(&keys(&[(&trusted, &signer.export(&trusted))]), &cancel)
+        .await
+        .expect("import");
+    let render = |revision: &str| {
+        let mut r = request(vec![source(&url, revision, "app")]);
+        r.signature_keys = vec![trusted.clone()];
+        r
+    };
+    let rendered = svc
+        .render(&render("v1.0.0"), &cancel)
+        .await
+        .expect("signed tag");
+    assert_eq!(names(&rendered), ["ConfigMap/one"]);
+    // The same through a semver constraint.
+    let rendered = svc
+        .render(&render("~1.0"), &cancel)
+        .await
+        .expect("constraint");
+    assert_eq!(names(&rendered), ["ConfigMap/one"]);
+    let err = untrusted(
+        svc.render(&render("v2.0.0"), &cancel)
+            .await
+            .expect_err("unsigned tag"),
+    );
+    assert!(
+        err.contains("(the annotated tag refs/tags/v2.0.0 is not signed)"),
+        "{err}"
+    );
+    let rendered = svc
+        .render(&render("light"), &cancel)
+        .await
+        .expect("lightweight");
+    assert_eq!(names(&rendered), ["ConfigMap/two"]);
+    // The unsigned commit itself, by branch: refused.
+    svc.render(&render("main"), &cancel)
+        .await
+        .expect("main is the signed commit");
+    let parsed = svc.git().parse_url(&url).expect("url");
+    let first = git_rev(&repo, "v1.0.0^{commit}");
+    let err = untrusted(
+        svc.render(&render(&first), &cancel)
+            .await
+            .expect_err("commit"),
+    );
+    assert!(err.contains("(the commit is not signed)"), "{err}");
+    let info = svc
+        .git()
+        .verify_commit(&parsed, &first, None, &cancel)
+        .await
+        .expect("verify");
+    assert!(!info.signed);
+}
+
+fn git_rev(repo: &Repo, rev: &str) -> String {
+    crate::servers::git(&repo.work, &["rev-parse", rev])
 }
