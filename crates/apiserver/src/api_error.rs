@@ -63,6 +63,20 @@ pub fn qualified(group: &str, resource: &str) -> String {
 }
 
 impl ApiError {
+    /// `409 Conflict` of a server-side apply: one `FieldManagerConflict` cause per field.
+    pub fn apply_conflict(conflicts: &crate::managed::Conflicts) -> Self {
+        let causes: Vec<Value> = conflicts
+            .items
+            .iter()
+            .map(|(manager, _, path)| {
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": path})
+            })
+            .collect();
+        let mut e = ApiError::new(409, "Conflict", conflicts.message());
+        e.details = Some(json!({"causes": causes}));
+        e
+    }
+
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             code,

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::api_error::{ApiError, Cause};
 use crate::http::{Body, error_response, json_response};
+use crate::managed::{self, Managers, Requested, Rules, Scope, Types, Writer};
 use crate::objects::{
     apply_defaults, generated_name, meta_mut, meta_str, now_rfc3339, spec_changed,
 };
@@ -49,9 +50,110 @@ struct Target {
     /// `fieldValidation=Strict`: fields a CRD's schema does not declare are refused
     /// instead of pruned.
     strict: bool,
+    /// The request's field manager: `fieldManager`, else the user agent up to its first
+    /// `/` (as kube-apiserver derives it).
+    manager: String,
+    /// `force=true`: a server-side apply takes over conflicting fields.
+    force: bool,
 }
 
 impl Target {
+    /// How this request's fields are typed and which of them it may own.
+    fn rules(&self) -> Rules<'_> {
+        let types = if self.info.custom {
+            Types::Custom(self.info.schemas.get(&self.version).map(|s| &**s))
+        } else {
+            Types::BuiltIn
+        };
+        let scope = if self.status {
+            Scope::OnlyStatus
+        } else if self.info.status_subresource {
+            Scope::WithoutStatus
+        } else {
+            Scope::All
+        };
+        Rules { types, scope }
+    }
+
+    fn subresource(&self) -> &'static str {
+        if self.status {
+            "status"
+        } else if self.scale {
+            "scale"
+        } else {
+            ""
+        }
+    }
+
+    /// Records this request as an Update of its field manager in `object`'s managedFields.
+    /// `old` is the stored object (None for a create); `base` the entries to start from.
+    fn record_update(&self, base: Managers, old: Option<&Value>, object: &mut Value) {
+        let mut managers = base;
+        let api_version = self.info.api_version(&self.version);
+        let time = now_rfc3339();
+        let writer = Writer {
+            manager: &self.manager,
+            api_version: &api_version,
+            subresource: self.subresource(),
+            time: &time,
+        };
+        let rules = self.rules();
+        let empty;
+        let old = match old {
+            Some(old) => old,
+            None => {
+                empty = managed::empty_object(&self.info.group, &self.info.kind, self.info.custom);
+                &empty
+            }
+        };
+        managed::update(
+            &mut managers,
+            old,
+            object,
+            &writer,
+            rules.types,
+            rules.scope,
+        );
+        managers.store(object);
+    }
+
+    /// Server-side apply of `config` onto `live` (None: the object does not exist yet).
+    fn server_side_apply(&self, live: Option<&Value>, config: &Value) -> Result<Value, ApiError> {
+        if config
+            .pointer("/metadata/managedFields")
+            .is_some_and(|m| !m.is_null())
+        {
+            return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+        }
+        let mut managers = live.map(Managers::of).unwrap_or_default();
+        let api_version = config
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| self.info.api_version(&self.version));
+        let time = now_rfc3339();
+        let writer = Writer {
+            manager: &self.manager,
+            api_version: &api_version,
+            subresource: self.subresource(),
+            time: &time,
+        };
+        let empty = managed::empty_object(&self.info.group, &self.info.kind, self.info.custom);
+        let applied = managed::apply(
+            &mut managers,
+            live,
+            &empty,
+            config,
+            &writer,
+            self.force,
+            self.rules(),
+        )
+        .map_err(|c| ApiError::apply_conflict(&c))?;
+        let mut object = applied.object;
+        managers.store(&mut object);
+        Ok(object)
+    }
+
     fn key(&self, name: &str) -> ObjKey {
         ObjKey {
             resource: self.info.store_key(),
@@ -351,6 +453,8 @@ impl AppState {
                 status: false,
                 scale: false,
                 strict: false,
+                manager: String::new(),
+                force: false,
             })
         };
         let (info, namespace, name, sub) = match rest {
@@ -394,6 +498,8 @@ impl AppState {
             status,
             scale,
             strict: false,
+            manager: String::new(),
+            force: false,
         })
     }
 
@@ -410,6 +516,27 @@ impl AppState {
     ) -> Result<Response<Body>, ApiError> {
         let mut target = self.resolve(registry, group, version, rest)?;
         target.strict = query.get("fieldValidation").map(String::as_str) == Some("Strict");
+        target.force = flag(query, "force");
+        target.manager = match query.get("fieldManager").filter(|m| !m.is_empty()) {
+            Some(manager) => manager.clone(),
+            None => parts
+                .headers
+                .get(hyper::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(128)
+                .collect(),
+        };
+        if target.manager.len() > 128 {
+            return Err(ApiError::bad_request(format!(
+                "fieldManager: Too long: may not be more than 128 bytes (got {:?})",
+                target.manager
+            )));
+        }
         let accept = parts
             .headers
             .get(hyper::header::ACCEPT)
@@ -665,7 +792,15 @@ impl AppState {
     }
 
     /// Builds the object a create stores (everything but the resourceVersion).
-    fn prepare_create(&self, t: &Target, mut obj: Value) -> Result<(String, Value), ApiError> {
+    /// `applied`: the managedFields a server-side apply computed (else the create is
+    /// recorded as an Update of the request's field manager).
+    fn prepare_create(
+        &self,
+        t: &Target,
+        mut obj: Value,
+        applied: Option<Managers>,
+    ) -> Result<(String, Value), ApiError> {
+        let requested = Managers::requested(&obj);
         obj["apiVersion"] = json!(t.info.api_version(&t.info.versions[0]));
         obj["kind"] = json!(t.info.kind);
         let mut name = meta_str(&obj, "name").unwrap_or("").to_string();
@@ -692,6 +827,16 @@ impl AppState {
         }
         apply_defaults(&t.info, &mut obj, true);
         prune_custom(t, &mut obj)?;
+        match applied {
+            Some(managers) => managers.store(&mut obj),
+            None => {
+                let base = match requested {
+                    Requested::Set(managers) => managers,
+                    Requested::Keep | Requested::Reset => Managers::default(),
+                };
+                t.record_update(base, None, &mut obj);
+            }
+        }
         self.validate(t, &obj)?;
         self.check_namespace(t, &mut obj, &name)?;
         Ok((name, obj))
@@ -705,7 +850,7 @@ impl AppState {
         dry_run: bool,
     ) -> Result<Response<Body>, ApiError> {
         let obj = self.decode(t, content_type, body)?;
-        let (name, obj) = self.prepare_create(t, obj)?;
+        let (name, obj) = self.prepare_create(t, obj, None)?;
         if dry_run {
             if self.0.store.get(&t.key(&name)).is_some() {
                 return Err(ApiError::already_exists(
@@ -754,14 +899,33 @@ impl AppState {
     }
 
     /// Computes what an update of `old` to `new` stores, or None when nothing changes.
+    /// `applied`: `new` carries the managedFields a server-side apply computed (else the
+    /// change is recorded as an Update of the request's field manager).
     fn prepare_update(
         &self,
         t: &Target,
         name: &str,
         old: &Obj,
         mut new: Value,
+        applied: bool,
     ) -> Result<UpdatePlan, ApiError> {
         let old_v = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
+        // Which managedFields to start from: a subresource never sets them; a body may
+        // replace ([]/[{}] resets them), or leave them out to keep the stored ones.
+        let base = if t.status || t.scale {
+            Managers::of(&old_v)
+        } else {
+            match Managers::requested(&new) {
+                Requested::Keep => Managers::of(&old_v),
+                Requested::Reset => Managers::default(),
+                Requested::Set(managers) => managers,
+            }
+        };
+        let applied_fields = if applied {
+            Some(new.pointer("/metadata/managedFields").cloned())
+        } else {
+            None
+        };
         if !new.is_object() {
             return Err(ApiError::bad_request("the object must be a JSON object"));
         }
@@ -815,6 +979,15 @@ impl AppState {
             .unwrap_or_else(|| json!(t.info.api_version(&t.info.versions[0])));
         result["kind"] = json!(t.info.kind);
         if let Some(meta) = meta_mut(&mut result) {
+            match applied_fields {
+                Some(Some(fields)) => {
+                    meta.insert("managedFields".into(), fields);
+                }
+                Some(None) => {
+                    meta.remove("managedFields");
+                }
+                None => {}
+            }
             meta.insert("name".into(), json!(name));
             if let Some(ns) = &t.namespace {
                 meta.insert("namespace".into(), json!(ns));
@@ -849,6 +1022,9 @@ impl AppState {
             if let Some(meta) = meta_mut(&mut result) {
                 meta.insert("generation".into(), json!(g));
             }
+        }
+        if !applied {
+            t.record_update(base, Some(&old_v), &mut result);
         }
         if result == old_v {
             return Ok(UpdatePlan::Unchanged(old_v));
@@ -932,6 +1108,7 @@ impl AppState {
         name: &str,
         dry_run: bool,
         retry: bool,
+        applied: bool,
         mut compute: F,
     ) -> Result<Response<Body>, ApiError>
     where
@@ -953,7 +1130,7 @@ impl AppState {
                     return Err(ApiError::stale(&t.info.group, &t.info.resource, name));
                 }
             }
-            let plan = self.prepare_update(t, name, &old, new)?;
+            let plan = self.prepare_update(t, name, &old, new, applied)?;
             let op = match plan {
                 UpdatePlan::Unchanged(v) => return Ok(ok_json(200, &respond(t, v))),
                 UpdatePlan::Put(v) | UpdatePlan::Delete(v) if dry_run => {
@@ -1014,7 +1191,7 @@ impl AppState {
         }
         // No resourceVersion in the body means an unconditional update (retried on races).
         let unconditional = meta_str(&new, "resourceVersion").is_none_or(str::is_empty);
-        self.update_with(t, name, dry_run, unconditional, |_| Ok(new.clone()))
+        self.update_with(t, name, dry_run, unconditional, false, |_| Ok(new.clone()))
             .await
     }
 
@@ -1042,7 +1219,7 @@ impl AppState {
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
         };
         let put = *method == hyper::Method::PUT;
-        self.update_with(t, name, dry_run, true, |old| {
+        self.update_with(t, name, dry_run, true, false, |old| {
             let mut live = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
             let current = to_scale(&live);
             let wanted = if put {
@@ -1135,12 +1312,13 @@ impl AppState {
                 return self.apply_create(t, name, patch, dry_run).await;
             }
         }
-        self.update_with(t, name, dry_run, true, |old| {
+        let applied = patch_kind == PatchKind::Apply;
+        self.update_with(t, name, dry_run, true, applied, |old| {
             let live = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
             let mut out = match patch_kind {
                 PatchKind::Merge => crate::patch::merge_patch(&live, &patch),
                 PatchKind::Strategic => crate::patch::strategic_merge_patch(&live, &patch),
-                PatchKind::Apply => crate::patch::apply_merge(&live, &patch),
+                PatchKind::Apply => t.server_side_apply(Some(&live), &patch)?,
                 PatchKind::Json => crate::patch::json_patch(&live, &patch).map_err(|e| {
                     let mut err = ApiError::invalid(&t.info.kind, &t.info.group, name, vec![]);
                     err.message = e.to_string();
@@ -1186,7 +1364,9 @@ impl AppState {
                 }
             }
         }
-        let (_, obj) = self.prepare_create(t, obj)?;
+        let obj = t.server_side_apply(None, &obj)?;
+        let managers = Managers::of(&obj);
+        let (_, obj) = self.prepare_create(t, obj, Some(managers))?;
         if dry_run {
             return Ok(ok_json(201, &obj));
         }
@@ -1389,6 +1569,8 @@ impl AppState {
                 status: false,
                 scale: false,
                 strict: false,
+                manager: String::new(),
+                force: false,
             };
             match self.delete(&sub, &o.name, &Bytes::new(), dry_run).await {
                 Ok(_) => deleted.push(o.value().unwrap_or(Value::Null)),

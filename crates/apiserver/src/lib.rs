@@ -17,9 +17,9 @@
 //!
 //! # API boundary
 //! [`Config`], [`start`], [`RunningServer`] and [`Error`] are the whole public surface. The
-//! pure cores ([`selector`], [`patch`], [`prune`], [`protobuf`], [`validation`],
-//! [`registry`]) are public too so that other crates and property tests can use them; they
-//! do no I/O.
+//! pure cores ([`selector`], [`patch`], [`managed`], [`prune`], [`protobuf`],
+//! [`validation`], [`registry`]) are public too so that other crates and property tests
+//! can use them; they do no I/O.
 //!
 //! # Files in the data directory
 //! `store.redb` (objects + format version + resourceVersion counter), `ca.crt`,
@@ -32,6 +32,7 @@ mod discovery;
 mod error;
 mod handlers;
 mod http;
+pub mod managed;
 mod objects;
 mod openapi;
 pub mod patch;

@@ -1,7 +1,7 @@
 //! PATCH semantics: JSON merge patch (RFC 7386), JSON patch (RFC 6902), strategic merge
 //! patch (the subset kubectl sends: merge keys of the common built-in lists and the
-//! `$patch`, `$setElementOrder`, `$retainKeys`, `$deleteFromPrimitiveList` directives), and
-//! the create-or-update merge used for `application/apply-patch+yaml`. Pure.
+//! `$patch`, `$setElementOrder`, `$retainKeys`, `$deleteFromPrimitiveList` directives).
+//! Server-side apply lives in [`crate::managed`]. Pure.
 
 use serde_json::{Map, Value};
 
@@ -220,9 +220,12 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
     Ok(doc)
 }
 
-/// The merge key of a list field in the built-in kinds, by field name (the lists kubectl
-/// edits most). `None` for lists that are replaced whole.
-fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
+/// The strategic-merge-patch merge key (`patchMergeKey`) of a list field in the built-in
+/// kinds, by field name (the lists kubectl edits most); `sample` is an item of the list
+/// (container ports merge by `containerPort`, Service ports by `port`). `None` for lists
+/// that are replaced whole. Public so that client-side apply can share it; server-side
+/// apply's list types (several keys per item) are [`crate::managed::builtin_list_type`].
+pub fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
     match field {
         "containers"
         | "initContainers"
@@ -248,17 +251,10 @@ fn is_primitive_merge_list(field: &str) -> bool {
 
 /// Strategic merge patch over the built-in kinds' common merge keys.
 pub fn strategic_merge_patch(target: &Value, patch: &Value) -> Value {
-    smp_value(target, patch, true)
+    smp_value(target, patch)
 }
 
-/// The create-or-update merge of server-side apply (for now): the applied configuration
-/// is merged into the live object like a strategic merge patch; fields the applier
-/// stopped sending are not removed (full managed-fields apply is a later issue).
-pub fn apply_merge(live: &Value, applied: &Value) -> Value {
-    smp_value(live, applied, false)
-}
-
-fn smp_value(target: &Value, patch: &Value, directives: bool) -> Value {
+fn smp_value(target: &Value, patch: &Value) -> Value {
     let Value::Object(p) = patch else {
         return strip_directives(patch);
     };
@@ -267,7 +263,7 @@ fn smp_value(target: &Value, patch: &Value, directives: bool) -> Value {
         Value::Object(t) => t,
         _ => &empty,
     };
-    if directives && p.get("$patch").and_then(Value::as_str) == Some("replace") {
+    if p.get("$patch").and_then(Value::as_str) == Some("replace") {
         let mut replaced = p.clone();
         replaced.remove("$patch");
         return strip_directives(&Value::Object(replaced));
@@ -281,7 +277,7 @@ fn smp_value(target: &Value, patch: &Value, directives: bool) -> Value {
             out.remove(k);
             continue;
         }
-        if directives && v.get("$patch").and_then(Value::as_str) == Some("delete") {
+        if v.get("$patch").and_then(Value::as_str) == Some("delete") {
             out.remove(k);
             continue;
         }
@@ -291,11 +287,9 @@ fn smp_value(target: &Value, patch: &Value, directives: bool) -> Value {
                     .get(&format!("$setElementOrder/{k}"))
                     .and_then(Value::as_array)
                     .map(Vec::as_slice);
-                Value::Array(smp_list(k, live, items, directives, order))
+                Value::Array(smp_list(k, live, items, order))
             }
-            (existing, Value::Object(_)) => {
-                smp_value(existing.unwrap_or(&Value::Null), v, directives)
-            }
+            (existing, Value::Object(_)) => smp_value(existing.unwrap_or(&Value::Null), v),
             _ => strip_directives(v),
         };
         out.insert(k.clone(), merged);
@@ -312,13 +306,7 @@ fn smp_value(target: &Value, patch: &Value, directives: bool) -> Value {
     Value::Object(out)
 }
 
-fn smp_list(
-    field: &str,
-    live: &[Value],
-    items: &[Value],
-    directives: bool,
-    order: Option<&[Value]>,
-) -> Vec<Value> {
+fn smp_list(field: &str, live: &[Value], items: &[Value], order: Option<&[Value]>) -> Vec<Value> {
     if is_primitive_merge_list(field) {
         let mut out = live.to_vec();
         for i in items {
@@ -331,28 +319,15 @@ fn smp_list(
     let Some(key) = merge_key(field, items.first().or(live.first())) else {
         return items.iter().map(strip_directives).collect();
     };
-    if directives
-        && items
-            .iter()
-            .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    if items
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
     {
         return items
             .iter()
             .filter(|i| i.get("$patch").is_none())
             .map(strip_directives)
             .collect();
-    }
-    if !directives {
-        // Apply: merge in place, new entries at the end.
-        let mut out: Vec<Value> = live.to_vec();
-        for item in items {
-            let id = item.get(key);
-            match id.and_then(|id| out.iter().position(|l| l.get(key) == Some(id))) {
-                Some(i) => out[i] = smp_value(&out[i], item, false),
-                None => out.push(strip_directives(item)),
-            }
-        }
-        return out;
     }
     strategic_list_order(key, live, items, order)
 }
@@ -384,7 +359,7 @@ fn strategic_list_order(
                 .iter()
                 .find(|l| id_of(l).is_some() && id_of(l) == id_of(item))
             {
-                Some(l) => smp_value(l, item, true),
+                Some(l) => smp_value(l, item),
                 None => strip_directives(item),
             }
         })
@@ -573,17 +548,6 @@ mod tests {
         assert_eq!(
             out,
             json!({"env": [{"name": "A"}, {"name": "B", "value": "x"}, {"name": "C"}]})
-        );
-    }
-
-    #[test]
-    fn apply_merge_keeps_unsent_fields_and_replaces_scalar_lists() {
-        let live = json!({"metadata": {"labels": {"a": "1"}}, "data": {"x": "1"}, "args": ["a"]});
-        let applied =
-            json!({"metadata": {"labels": {"b": "2"}}, "data": {"y": "2"}, "args": ["b"]});
-        assert_eq!(
-            apply_merge(&live, &applied),
-            json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"x": "1", "y": "2"}, "args": ["b"]})
         );
     }
 

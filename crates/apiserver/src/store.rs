@@ -18,7 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::Error;
 
 /// The on-disk format this build writes and reads.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+///
+/// 2: objects carry `metadata.managedFields`, which this build keeps up to date on every
+/// write; a build of format 1 would leave them stale, so it must refuse such a store.
+/// A format-1 store (objects without managedFields) is upgraded in place when opened:
+/// its objects are valid format-2 objects whose fields no manager owns yet.
+pub(crate) const FORMAT_VERSION: u64 = 2;
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -679,6 +684,8 @@ fn check_format(db: &impl redb::ReadableDatabase, path: &Path) -> Result<u64, Er
 
 fn load(db: &redb::Database, path: &Path) -> Result<Loaded, Error> {
     let rv = check_format(db, path)?;
+    upgrade_format(db)
+        .map_err(|e| Error::Storage(format!("{}: upgrading the format: {e}", path.display())))?;
     let txn = db.begin_read().map_err(|e| corrupt(path, e))?;
     let table = txn.open_table(OBJECTS).map_err(|e| corrupt(path, e))?;
     let mut objects: HashMap<String, BTreeMap<(String, String), Arc<Obj>>> = HashMap::new();
@@ -694,6 +701,20 @@ fn load(db: &redb::Database, path: &Path) -> Result<Loaded, Error> {
             .insert((key.namespace, key.name), Arc::new(obj));
     }
     Ok((rv, objects))
+}
+
+/// Records the current format in an older store this build can read as is.
+fn upgrade_format(db: &redb::Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let stored = meta.get(META_FORMAT)?.map(|g| g.value());
+        if stored.is_some_and(|f| f < FORMAT_VERSION) {
+            meta.insert(META_FORMAT, FORMAT_VERSION)?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 fn writer_loop(

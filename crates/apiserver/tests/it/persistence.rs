@@ -205,6 +205,97 @@ async fn newer_format_is_refused_and_untouched() {
     drop(dir);
 }
 
+/// A store written by a format-1 build (objects without managedFields) opens, is marked
+/// format 2, and its untracked objects are adopted by server-side apply as Kubernetes
+/// adopts objects without managedFields (`before-first-apply`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_1_store_is_upgraded_and_its_objects_adopted() {
+    let s = TestServer::start().await;
+    let (code, _) = s
+        .raw(
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "old"}, "data": {"a": "1"}}))
+            .expect("json"),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let data = s.data_dir();
+    let dir = s.stop().await;
+    let store = data.join("store.redb");
+    let objects = redb::TableDefinition::<&str, &[u8]>::new("objects");
+    let meta_table = redb::TableDefinition::<&str, u64>::new("meta");
+    {
+        // Rewrite it as format 1 wrote it: no managedFields anywhere.
+        let db = redb::Database::open(&store).expect("open");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut table = txn.open_table(objects).expect("objects");
+            let mut rewritten = Vec::new();
+            for entry in redb::ReadableTable::iter(&table).expect("iter") {
+                let (k, v) = entry.expect("entry");
+                let mut object: serde_json::Value =
+                    serde_json::from_slice(v.value()).expect("object json");
+                if let Some(meta) = object["metadata"].as_object_mut() {
+                    meta.remove("managedFields");
+                }
+                rewritten.push((
+                    k.value().to_string(),
+                    serde_json::to_vec(&object).expect("json"),
+                ));
+            }
+            for (k, v) in rewritten {
+                table.insert(k.as_str(), v.as_slice()).expect("insert");
+            }
+            let mut meta = txn.open_table(meta_table).expect("meta");
+            meta.insert("format_version", 1).expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let s = TestServer::start_in(dir, |_| {}).await;
+    let (_, old) = s
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/configmaps/old",
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(old["data"]["a"], "1");
+    assert!(old["metadata"].get("managedFields").is_none(), "{old}");
+    let (code, conflict) = s
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/old?fieldManager=plumb",
+            "application/apply-patch+yaml",
+            serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "old"}, "data": {"a": "2"}}))
+            .expect("json"),
+        )
+        .await;
+    assert_eq!(code, 409, "{conflict}");
+    assert_eq!(
+        conflict["message"],
+        "Apply failed with 1 conflict: conflict with \"before-first-apply\" using v1: .data.a"
+    );
+    let data = s.data_dir();
+    let dir = s.stop().await;
+    {
+        let db = redb::ReadOnlyDatabase::open(data.join("store.redb")).expect("open");
+        let txn = redb::ReadableDatabase::begin_read(&db).expect("txn");
+        let meta = txn.open_table(meta_table).expect("meta");
+        let format = meta
+            .get("format_version")
+            .expect("get")
+            .expect("format")
+            .value();
+        assert_eq!(format, 2);
+    }
+    drop(dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_store_is_refused_and_untouched() {
     let s = TestServer::start().await;

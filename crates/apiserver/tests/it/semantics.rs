@@ -815,3 +815,148 @@ async fn foreground_deletion_waits_for_dependents() {
     .expect("release");
     wait_until(|| async { api.get_opt("owner").await.expect("get").is_none() }).await;
 }
+
+/// The `manager/operation[/subresource]` of each managedFields entry.
+fn managers(object: &serde_json::Value) -> Vec<String> {
+    object
+        .pointer("/metadata/managedFields")
+        .and_then(|m| m.as_array())
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    let mut id = format!(
+                        "{}/{}",
+                        e["manager"].as_str().unwrap_or(""),
+                        e["operation"].as_str().unwrap_or("")
+                    );
+                    if let Some(sub) = e.get("subresource").and_then(|s| s.as_str()) {
+                        id.push('/');
+                        id.push_str(sub);
+                    }
+                    id
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_fields_follow_updates_and_applies() {
+    let s = TestServer::start().await;
+    let path = "/api/v1/namespaces/default/configmaps";
+    let apply = |manager: &str, force: bool| {
+        format!(
+            "{path}/owned?fieldManager={manager}{}",
+            if force { "&force=true" } else { "" }
+        )
+    };
+    let body = |v: serde_json::Value| serde_json::to_vec(&v).expect("json");
+    // A create is an Update of the request's manager, which owns every field it set.
+    let (code, created) = s
+        .raw("POST", &format!("{path}?fieldManager=creator"), "application/json",
+            body(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned", "labels": {"a": "1"}}, "data": {"x": "1"}})))
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(managers(&created), ["creator/Update"]);
+    assert_eq!(
+        created["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:data": {".": {}, "f:x": {}}, "f:metadata": {"f:labels": {".": {}, "f:a": {}}}})
+    );
+    // Applying a field the creator owns with another value conflicts...
+    let (code, conflict) = s
+        .raw("PATCH", &apply("ssa", false), "application/apply-patch+yaml",
+            body(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"x": "2", "y": "2"}})))
+        .await;
+    assert_eq!(code, 409, "{conflict}");
+    assert_eq!(
+        conflict["message"],
+        "Apply failed with 1 conflict: conflict with \"creator\" using v1: .data.x"
+    );
+    assert_eq!(
+        conflict["details"]["causes"][0]["reason"],
+        "FieldManagerConflict"
+    );
+    // ... and nothing was written.
+    let (_, unchanged) = s
+        .raw("GET", &format!("{path}/owned"), "application/json", vec![])
+        .await;
+    assert_eq!(
+        unchanged["metadata"]["resourceVersion"],
+        created["metadata"]["resourceVersion"]
+    );
+    // Forced, the applier takes the field over.
+    let (code, forced) = s
+        .raw("PATCH", &apply("ssa", true), "application/apply-patch+yaml",
+            body(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"x": "2", "y": "2"}})))
+        .await;
+    assert_eq!(code, 200, "{forced}");
+    assert_eq!(forced["data"], json!({"x": "2", "y": "2"}));
+    assert_eq!(managers(&forced), ["ssa/Apply", "creator/Update"]);
+    // Dropping y from the applied configuration removes it; x stays the applier's.
+    let (code, dropped) = s
+        .raw("PATCH", &apply("ssa", false), "application/apply-patch+yaml",
+            body(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"x": "2"}})))
+        .await;
+    assert_eq!(code, 200, "{dropped}");
+    assert_eq!(dropped["data"], json!({"x": "2"}));
+    // The same apply again changes nothing: no new resourceVersion.
+    let (_, again) = s
+        .raw("PATCH", &apply("ssa", false), "application/apply-patch+yaml",
+            body(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"x": "2"}})))
+        .await;
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        dropped["metadata"]["resourceVersion"]
+    );
+    // An applied configuration may not carry managedFields.
+    let (code, _) = s
+        .raw("PATCH", &apply("ssa", false), "application/apply-patch+yaml",
+            body(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned", "managedFields": [{"manager": "x"}]}})))
+        .await;
+    assert_eq!(code, 400);
+    // Clearing managedFields, then applying: the existing fields belong to before-first-apply.
+    let (code, cleared) = s
+        .raw(
+            "PATCH",
+            &format!("{path}/owned"),
+            "application/merge-patch+json",
+            body(json!({"metadata": {"managedFields": [{}]}})),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert!(
+        cleared["metadata"].get("managedFields").is_none(),
+        "{cleared}"
+    );
+    let (code, adopted) = s
+        .raw("PATCH", &apply("late", false), "application/apply-patch+yaml",
+            body(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"z": "1"}})))
+        .await;
+    assert_eq!(code, 200, "{adopted}");
+    assert_eq!(
+        managers(&adopted),
+        ["late/Apply", "before-first-apply/Update"]
+    );
+    // kubectl scale writes through /scale: an entry with that subresource.
+    let deployments: Api<Deployment> = Api::namespaced(s.client().await, "default");
+    deployments
+        .create(&PostParams::default(), &deployment("scaled"))
+        .await
+        .expect("create");
+    s.ok(&["scale", "deployment", "scaled", "--replicas=3"])
+        .await;
+    let (_, scaled) = s
+        .raw(
+            "GET",
+            "/apis/apps/v1/namespaces/default/deployments/scaled",
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert!(
+        managers(&scaled).contains(&"kubectl/Update/scale".to_string()),
+        "{:?}",
+        managers(&scaled)
+    );
+}
