@@ -162,6 +162,7 @@ fn parse_files(
     plan: &Plan,
     jsonnet: Option<&JsonnetSource>,
     inline_jsonnet: bool,
+    yaml_fast_path: bool,
 ) -> Vec<Slot> {
     let parse = |(path, kind): &(PathBuf, Kind)| -> Slot {
         let file = relative(root, path);
@@ -174,7 +175,7 @@ fn parse_files(
                 .map_err(RenderError::io(format!("reading {file}")))
                 .and_then(|text| match kind {
                     Kind::Json => yaml::parse_json(&text, &file, &mut out),
-                    _ => yaml::parse_stream(&text, &file, &mut out),
+                    _ => yaml::parse_stream_with(&text, &file, yaml_fast_path, &mut out),
                 }),
         };
         Slot::Done(result.map(|()| out))
@@ -229,9 +230,10 @@ pub(super) async fn render(
         let limit = ctx.options.max_directory_bytes;
         let jsonnet = jsonnet.clone();
         let inline = worker.is_none();
+        let fast = ctx.options.yaml_fast_path;
         tokio::task::spawn_blocking(move || {
             let plan = plan(&root, &app_dir, &rel, &source, limit)?;
-            let slots = parse_files(&root, &plan, jsonnet.as_ref(), inline);
+            let slots = parse_files(&root, &plan, jsonnet.as_ref(), inline, fast);
             Ok::<_, RenderError>((slots, plan.total))
         })
     };

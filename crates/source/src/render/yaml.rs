@@ -40,7 +40,7 @@ fn is_blank(doc: &str) -> bool {
     })
 }
 
-fn saphyr_options() -> serde_saphyr::Options {
+pub(super) fn saphyr_options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = 256;
     let mut options = serde_saphyr::Options::default();
@@ -57,8 +57,28 @@ fn short_message(message: &str) -> String {
 /// Parses a YAML stream from `file` (a repository-relative path used in messages and on the
 /// objects). `line_offset` shifts reported lines (for text cut out of a larger file).
 pub fn parse_stream(text: &str, file: &str, out: &mut Vec<Manifest>) -> Result<(), RenderError> {
+    parse_stream_with(text, file, true, out)
+}
+
+/// [`parse_stream`], with the fast path for plain block YAML ([`super::yaml_fast`]) on or
+/// off (off: every document goes through serde-saphyr).
+pub fn parse_stream_with(
+    text: &str,
+    file: &str,
+    fast_path: bool,
+    out: &mut Vec<Manifest>,
+) -> Result<(), RenderError> {
     for (start_line, doc) in split_documents(text) {
         if is_blank(doc) {
+            continue;
+        }
+        // Plain block YAML is read by the fast path; anything else (and every error) by
+        // serde-saphyr.
+        if let Some(value) = fast_path
+            .then(|| super::yaml_fast::parse_document(doc))
+            .flatten()
+        {
+            push_objects(value, file, Some(start_line), out)?;
             continue;
         }
         let value: Value = match serde_saphyr::from_str_with_options(doc, saphyr_options()) {
