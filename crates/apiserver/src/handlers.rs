@@ -13,7 +13,8 @@ use crate::api_error::{ApiError, Cause};
 use crate::http::{Body, error_response, json_response};
 use crate::managed::{self, Managers, Requested, Rules, Scope, Types, Writer};
 use crate::objects::{
-    apply_defaults, generated_name, meta_mut, meta_str, now_rfc3339, spec_changed,
+    apply_defaults, generated_name, meta_mut, meta_str, now_rfc3339, service_cluster_ip_update,
+    spec_changed,
 };
 use crate::registry::{Registry, ResourceInfo};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -774,15 +775,18 @@ impl AppState {
             causes.extend(crate::crd::validate_crd(obj));
         }
         if matches!(t.info.store_key().as_str(), "/configmaps" | "/secrets") {
-            if let Some(field) =
+            if let Some(why) =
                 crate::validation::undecodable_base64(obj, t.info.resource == "secrets")
             {
                 return Err(ApiError::bad_request(format!(
-                    "{kind} in version \"v1\" cannot be handled as a {kind}: illegal base64 data in {field}",
+                    "{kind} in version \"v1\" cannot be handled as a {kind}: {why}",
                     kind = t.info.kind
                 )));
             }
             causes.extend(crate::validation::data_key_causes(obj));
+            if t.info.resource == "secrets" {
+                causes.extend(crate::validation::secret_type_causes(obj));
+            }
         }
         if causes.is_empty() {
             return Ok(());
@@ -1009,6 +1013,17 @@ impl AppState {
                 }
             }
             meta.insert("resourceVersion".into(), json!(old.rv.to_string()));
+        }
+        if t.info.store_key() == "/services"
+            && !t.status
+            && let Some(cause) = service_cluster_ip_update(&old_v, &mut result)
+        {
+            return Err(ApiError::invalid(
+                &t.info.kind,
+                &t.info.group,
+                name,
+                vec![cause],
+            ));
         }
         apply_defaults(&t.info, &mut result, false);
         prune_custom(t, &mut result)?;

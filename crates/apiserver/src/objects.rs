@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::api_error::Cause;
 use crate::registry::ResourceInfo;
 
 /// Now, as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
@@ -245,6 +246,71 @@ fn generation_view(info: &ResourceInfo, object: &Value) -> Value {
 }
 
 /// Whether an update changes what `metadata.generation` counts.
+/// A Service update, as kube-apiserver treats its cluster IPs: an update that leaves them
+/// out keeps the stored ones (with their IP families), a changed `clusterIP` carries
+/// `clusterIPs[0]` along, and the primary IP may not change once set (422 on
+/// `spec.clusterIPs[0]`). ExternalName Services, before or after, have none to keep.
+pub(crate) fn service_cluster_ip_update(old: &Value, new: &mut Value) -> Option<Cause> {
+    let old_spec = old.get("spec")?;
+    let old_ip = old_spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .filter(|ip| !ip.is_empty())?;
+    let is_external = |spec: Option<&Value>| {
+        spec.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("ExternalName")
+    };
+    if is_external(Some(old_spec)) || is_external(new.get("spec")) {
+        return None;
+    }
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut old_ips = strings(old_spec.get("clusterIPs"));
+    if old_ips.is_empty() {
+        old_ips.push(old_ip.to_string());
+    }
+    let spec = new.get_mut("spec")?.as_object_mut()?;
+    let new_ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut new_ips = strings(spec.get("clusterIPs"));
+    if new_ip.is_empty() && new_ips.is_empty() {
+        for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            if let Some(v) = old_spec.get(field)
+                && spec.get(field).is_none_or(Value::is_null)
+            {
+                spec.insert(field.into(), v.clone());
+            }
+        }
+        return None;
+    }
+    if !new_ip.is_empty() && new_ip != old_ip && (new_ips.is_empty() || new_ips == old_ips) {
+        if new_ips.is_empty() {
+            new_ips = vec![new_ip.clone()];
+        } else {
+            new_ips[0] = new_ip.clone();
+        }
+        spec.insert("clusterIPs".into(), json!(new_ips));
+    }
+    if new_ips.first() == old_ips.first() {
+        return None;
+    }
+    Some(Cause {
+        reason: "FieldValueInvalid",
+        message: format!("Invalid value: {}: may not change once set", json!(new_ips)),
+        field: "spec.clusterIPs[0]".into(),
+    })
+}
+
 pub(crate) fn spec_changed(info: &ResourceInfo, old: &Value, new: &Value) -> bool {
     generation_view(info, old) != generation_view(info, new)
 }
@@ -291,6 +357,30 @@ pub(crate) fn human_age(seconds: i64) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_cluster_ips_are_kept_and_immutable() {
+        let old = json!({"spec": {"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"], "ipFamilies": ["IPv4"]}});
+        let mut left_out = json!({"spec": {"ports": []}});
+        assert_eq!(service_cluster_ip_update(&old, &mut left_out), None);
+        assert_eq!(left_out["spec"]["clusterIPs"], json!(["10.0.0.1"]));
+        assert_eq!(left_out["spec"]["ipFamilies"], json!(["IPv4"]));
+        let mut changed = json!({"spec": {"clusterIP": "10.0.0.2", "clusterIPs": ["10.0.0.1"]}});
+        let cause = service_cluster_ip_update(&old, &mut changed).unwrap();
+        assert_eq!(cause.field, "spec.clusterIPs[0]");
+        assert_eq!(
+            cause.message,
+            "Invalid value: [\"10.0.0.2\"]: may not change once set"
+        );
+        let mut to_external =
+            json!({"spec": {"type": "ExternalName", "externalName": "x.example"}});
+        assert_eq!(service_cluster_ip_update(&old, &mut to_external), None);
+        let mut unallocated = json!({"spec": {"clusterIP": "10.0.0.5"}});
+        assert_eq!(
+            service_cluster_ip_update(&json!({"spec": {}}), &mut unallocated),
+            None
+        );
+    }
 
     #[test]
     fn ages() {

@@ -231,25 +231,130 @@ pub fn data_key_causes(object: &Value) -> Vec<Cause> {
     causes
 }
 
-/// The first `data` (Secrets) / `binaryData` entry that is not valid base64, as
-/// `data[key]`.
+/// The keys a typed Secret must have (kube-apiserver's `ValidateSecret`): `tls.crt` and
+/// `tls.key` for `kubernetes.io/tls`, `ssh-privatekey` for `kubernetes.io/ssh-auth`, the
+/// config for the two docker types, `username` or `password` for `kubernetes.io/basic-auth`,
+/// the ServiceAccount annotation for `kubernetes.io/service-account-token`.
+pub fn secret_type_causes(secret: &Value) -> Vec<Cause> {
+    let has = |key: &str| secret.get("data").and_then(|d| d.get(key)).is_some();
+    let required = |field: String| Cause {
+        reason: "FieldValueRequired",
+        message: "Required value".into(),
+        field,
+    };
+    let data_keys: &[&str] = match secret.get("type").and_then(Value::as_str) {
+        Some("kubernetes.io/tls") => &["tls.crt", "tls.key"],
+        Some("kubernetes.io/ssh-auth") => &["ssh-privatekey"],
+        Some("kubernetes.io/dockerconfigjson") => &[".dockerconfigjson"],
+        Some("kubernetes.io/dockercfg") => &[".dockercfg"],
+        Some("kubernetes.io/basic-auth") if has("username") || has("password") => &[],
+        Some("kubernetes.io/basic-auth") => &["username", "password"],
+        Some("kubernetes.io/service-account-token") => {
+            let named = secret
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get("kubernetes.io/service-account.name"))
+                .is_some();
+            return if named {
+                Vec::new()
+            } else {
+                vec![required(
+                    "metadata.annotations[kubernetes.io/service-account.name]".into(),
+                )]
+            };
+        }
+        _ => &[],
+    };
+    data_keys
+        .iter()
+        .filter(|key| !has(key))
+        .map(|key| required(format!("data[{key}]")))
+        .collect()
+}
+
+/// Why a `data` (Secrets) / `binaryData` (ConfigMaps) value cannot be decoded, as Go's
+/// JSON decoder says it (kube-apiserver decodes these `[]byte` fields with it): `illegal
+/// base64 data at input byte N`. `None` when every value decodes.
 pub fn undecodable_base64(object: &Value, secret: bool) -> Option<String> {
-    use base64::Engine as _;
-    let fields: &[&str] = if secret { &["data"] } else { &["binaryData"] };
-    for field in fields {
-        let Some(map) = object.get(*field).and_then(Value::as_object) else {
-            continue;
-        };
-        for (key, value) in map {
-            let ok = value
-                .as_str()
-                .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
-            if !ok {
-                return Some(format!("{field}[{key}]"));
+    let field = if secret { "data" } else { "binaryData" };
+    let map = object.get(field).and_then(Value::as_object)?;
+    for (key, value) in map {
+        match value {
+            Value::String(s) => {
+                if let Some(offset) = go_base64_error(s.as_bytes()) {
+                    return Some(format!("illegal base64 data at input byte {offset}"));
+                }
+            }
+            Value::Null => {}
+            other => {
+                let kind = match other {
+                    Value::Bool(_) => "bool",
+                    Value::Number(_) => "number",
+                    Value::Array(_) => "array",
+                    _ => "object",
+                };
+                return Some(format!(
+                    "json: cannot unmarshal {kind} into Go struct field {}.{field} of type []uint8 (key {key:?})",
+                    if secret { "Secret" } else { "ConfigMap" }
+                ));
             }
         }
     }
     None
+}
+
+/// The offset Go's `base64.StdEncoding.Decode` reports for a corrupt input (`None` if the
+/// input decodes). Line breaks are skipped, padding is required, trailing data after
+/// padding is an error at its position.
+pub fn go_base64_error(src: &[u8]) -> Option<usize> {
+    let valid = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/';
+    let newline = |c: u8| c == b'\n' || c == b'\r';
+    let mut si = 0;
+    loop {
+        // One quantum of up to four symbols.
+        let mut j = 0;
+        while j < 4 {
+            if si == src.len() {
+                return match j {
+                    0 => None,
+                    // Padding is required: a short final quantum is corrupt.
+                    _ => Some(si - j),
+                };
+            }
+            let c = src[si];
+            si += 1;
+            if valid(c) {
+                j += 1;
+                continue;
+            }
+            if newline(c) {
+                continue;
+            }
+            if c != b'=' {
+                return Some(si - 1);
+            }
+            // Padding ends the input.
+            match j {
+                0 | 1 => return Some(si - 1),
+                2 => {
+                    while si < src.len() && newline(src[si]) {
+                        si += 1;
+                    }
+                    if si == src.len() {
+                        return Some(src.len());
+                    }
+                    if src[si] != b'=' {
+                        return Some(si - 1);
+                    }
+                    si += 1;
+                }
+                _ => {}
+            }
+            while si < src.len() && newline(src[si]) {
+                si += 1;
+            }
+            return (si < src.len()).then_some(si);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -307,7 +412,7 @@ mod tests {
         let secret = serde_json::json!({"data": {"a": "aGk=", "b": "not base64!"}});
         assert_eq!(
             undecodable_base64(&secret, true),
-            Some("data[b]".to_string())
+            Some("illegal base64 data at input byte 3".to_string())
         );
         assert_eq!(
             undecodable_base64(&serde_json::json!({"data": {"a": "aGk="}}), true),
@@ -315,7 +420,55 @@ mod tests {
         );
     }
 
+    #[test]
+    fn typed_secrets_need_their_keys() {
+        let fields = |v: serde_json::Value| -> Vec<String> {
+            secret_type_causes(&v)
+                .into_iter()
+                .map(|c| c.field)
+                .collect()
+        };
+        assert_eq!(
+            fields(serde_json::json!({"type": "kubernetes.io/tls", "data": {"tls.crt": ""}})),
+            ["data[tls.key]"]
+        );
+        assert_eq!(
+            fields(serde_json::json!({"type": "kubernetes.io/basic-auth"})),
+            ["data[username]", "data[password]"]
+        );
+        assert!(fields(serde_json::json!({"type": "kubernetes.io/basic-auth", "data": {"password": "cA=="}})).is_empty());
+        assert!(fields(serde_json::json!({"type": "Opaque"})).is_empty());
+    }
+
+    #[test]
+    fn base64_errors_name_the_byte_as_go_does() {
+        // Offsets as Go's encoding/base64 (StdEncoding) reports them.
+        for (input, want) in [
+            ("", None),
+            ("aGk=", None),
+            ("aGVsbG8=", None),
+            ("aGk=\n", None),
+            ("aG\nk=", None),
+            ("not base64!", Some(3)),
+            ("abc", Some(0)),
+            ("abcde", Some(4)),
+            ("a===", Some(1)),
+            ("ab=", Some(3)),
+            ("ab=x", Some(2)),
+            ("aGk=aGk=", Some(4)),
+            ("aGk*", Some(3)),
+        ] {
+            assert_eq!(go_base64_error(input.as_bytes()), want, "{input:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn encoded_bytes_always_decode(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            use base64::Engine as _;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            prop_assert_eq!(go_base64_error(encoded.as_bytes()), None);
+        }
         #[test]
         fn subdomain_accepts_generated_valid_names(s in "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?){0,3}") {
             prop_assert!(is_dns1123_subdomain(&s));

@@ -441,11 +441,10 @@ async fn data_keys_base64_and_mismatched_names() {
         .raw("POST", "/api/v1/namespaces/default/secrets", "application/json", br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},"data":{"k":"not base64!"}}"#.to_vec())
         .await;
     assert_eq!((code, reason(&status).1), (400, "BadRequest"), "{status}");
-    assert!(
-        status["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("illegal base64 data"),
+    // kube-apiserver's words (Go's JSON decoder): the offending byte of the value.
+    assert_eq!(
+        status["message"],
+        "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3",
         "{status}"
     );
     // A PUT whose body names another object is a 400, even when the URL's object is missing.
@@ -511,5 +510,70 @@ async fn immutable_config_maps_keep_their_data() {
         s.ok(&["get", "cm", "frozen", "-o", "jsonpath={.data.a}"])
             .await,
         "1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_services_cluster_ip_cannot_change() {
+    let s = TestServer::start().await;
+    let services = "/api/v1/namespaces/default/services";
+    let (code, created) = s
+        .raw("POST", services, "application/json", br#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"fixed"},"spec":{"clusterIP":"10.0.0.77","ports":[{"port":80}]}}"#.to_vec())
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let (code, status) = s
+        .raw(
+            "PATCH",
+            &format!("{services}/fixed"),
+            "application/merge-patch+json",
+            br#"{"spec":{"clusterIP":"10.0.0.78"}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "Service \"fixed\" is invalid: spec.clusterIPs[0]: Invalid value: [\"10.0.0.78\"]: may not change once set"
+    );
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "spec.clusterIPs[0]"
+    );
+    // Leaving the IPs out keeps them; the same IP is no change.
+    let (code, kept) = s
+        .raw(
+            "PATCH",
+            &format!("{services}/fixed"),
+            "application/merge-patch+json",
+            br#"{"spec":{"clusterIP":null,"clusterIPs":null}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 200, "{kept}");
+    assert_eq!(kept["spec"]["clusterIP"], "10.0.0.77");
+    assert_eq!(kept["spec"]["clusterIPs"], serde_json::json!(["10.0.0.77"]));
+    let (code, same) = s
+        .raw(
+            "PATCH",
+            &format!("{services}/fixed"),
+            "application/merge-patch+json",
+            br#"{"spec":{"clusterIP":"10.0.0.77","sessionAffinity":"ClientIP"}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 200, "{same}");
+    // kubectl reads it as kube-apiserver says it.
+    let out = s
+        .kubectl(&[
+            "patch",
+            "service",
+            "fixed",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"clusterIP":"10.0.0.99"}}"#,
+        ])
+        .await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains("may not change once set"),
+        "{}",
+        out.stderr
     );
 }
