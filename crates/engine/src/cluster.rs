@@ -10,6 +10,7 @@ use crate::diff::{self, Scope};
 use crate::json;
 use crate::settings::TrackingMethod;
 use crate::tracking;
+use futures::StreamExt;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
@@ -17,7 +18,6 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{self, Discovery, verbs};
 use plumb_model::ResourceKey;
 use serde_json::Value;
-use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
@@ -94,6 +94,10 @@ pub struct Cluster {
     compare_cache: Mutex<HashMap<ResourceKey, CacheEntry>>,
     results: diff::CompareCache,
 }
+
+/// The `Accept` of a write whose answer is not read beyond its status.
+const METADATA_ONLY: &str =
+    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1, application/json";
 
 /// Concurrent list requests when reading an app's live state.
 pub const LIST_CONCURRENCY: usize = 8;
@@ -377,7 +381,8 @@ impl Cluster {
         for list in lists {
             for object in list? {
                 let key = diff::object_key(&object);
-                if desired.contains_key(&key) || tracking::is_owned_by(&object, app, tracking_method)
+                if desired.contains_key(&key)
+                    || tracking::is_owned_by(&object, app, tracking_method)
                 {
                     live.insert(key, object);
                 }
@@ -412,9 +417,7 @@ impl Cluster {
         if let Some(selector) = selector {
             params = params.labels(selector);
         }
-        let forbidden = |error: &kube::Error| {
-            matches!(error, kube::Error::Api(status) if (403..=405).contains(&status.code))
-        };
+        let forbidden = |error: &kube::Error| matches!(error, kube::Error::Api(status) if (403..=405).contains(&status.code));
         let all: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
         self.count();
         let items = match all.list(&params).await {
@@ -498,6 +501,33 @@ impl Cluster {
         .and_then(to_value)
     }
 
+    /// Server-side apply for a sync's write, where only success matters: the server is asked
+    /// for the object's metadata alone (`as=PartialObjectMetadata`), which spares it encoding
+    /// the whole object and plumb reading it. Errors still come back as full `Status`es.
+    pub async fn apply_write(&self, object: &Value, validate: bool) -> Result<(), ClusterError> {
+        use kube::core::Resource;
+        let resolved = self.resolved(object).await?;
+        let namespace = resolved.namespaced.then(|| json::namespace(object));
+        let url_path = DynamicObject::url_path(&resolved.resource, namespace);
+        let mut request = kube::core::Request::new(url_path)
+            .patch(
+                json::name(object),
+                &Self::apply_params(validate, false),
+                &Patch::Apply(object),
+            )
+            .map_err(|e| ClusterError::Other(e.to_string()))?;
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static(METADATA_ONLY),
+        );
+        self.count();
+        self.client
+            .request_text(request)
+            .await
+            .map(|_| ())
+            .map_err(ClusterError::from_kube)
+    }
+
     /// `POST` with the field manager and the validation level of an apply
     /// (`fieldValidation=Strict`, or `Ignore` for `Validate=false`), optionally `dryRun=All`.
     pub async fn create(
@@ -506,6 +536,39 @@ impl Cluster {
         validate: bool,
         dry_run: bool,
     ) -> Result<Value, ClusterError> {
+        let request = self.create_request(object, validate, dry_run).await?;
+        self.count();
+        let created: DynamicObject = self
+            .client
+            .request(request)
+            .await
+            .map_err(ClusterError::from_kube)?;
+        to_value(created)
+    }
+
+    /// A dry-run create whose answer is not read beyond its status (metadata only, as in
+    /// [`Cluster::apply_write`]): the server's defaulting, validation and admission still
+    /// judge the object.
+    pub async fn check_create(&self, object: &Value, validate: bool) -> Result<(), ClusterError> {
+        let mut request = self.create_request(object, validate, true).await?;
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static(METADATA_ONLY),
+        );
+        self.count();
+        self.client
+            .request_text(request)
+            .await
+            .map(|_| ())
+            .map_err(ClusterError::from_kube)
+    }
+
+    async fn create_request(
+        &self,
+        object: &Value,
+        validate: bool,
+        dry_run: bool,
+    ) -> Result<http::Request<Vec<u8>>, ClusterError> {
         use kube::core::Resource;
         let resolved = self.resolved(object).await?;
         let namespace = resolved.namespaced.then(|| json::namespace(object));
@@ -519,13 +582,7 @@ impl Cluster {
             .create(&params, body)
             .map_err(|e| ClusterError::Other(e.to_string()))?;
         with_field_validation(&mut request, validate)?;
-        self.count();
-        let created: DynamicObject = self
-            .client
-            .request(request)
-            .await
-            .map_err(ClusterError::from_kube)?;
-        to_value(created)
+        Ok(request)
     }
 
     /// A strategic merge or JSON merge `PATCH` of a client-side apply (field manager

@@ -461,6 +461,21 @@ async fn compare_live_for(
         let live_object = live.get(key);
         let (object_options, _) = options.for_object(object);
         async move {
+            if purpose == DryRunPurpose::Sync
+                && live_object.is_none()
+                && object_options.server_side_apply
+                && object_options.validate
+            {
+                // A new object in a sync: the server must accept it before anything is
+                // written, but its prediction is not needed (the object is missing either
+                // way, and a cached prediction for "absent" is never asked again once it is
+                // written), so only the verdict is read.
+                let outcome = cluster
+                    .check_create(object, object_options.validate)
+                    .await
+                    .map(|()| None);
+                return (key.clone(), object_options, outcome);
+            }
             let outcome = cluster
                 .predict(
                     key,
@@ -471,7 +486,8 @@ async fn compare_live_for(
                         validate: object_options.validate,
                     },
                 )
-                .await;
+                .await
+                .map(Some);
             (key.clone(), object_options, outcome)
         }
     })
@@ -500,9 +516,10 @@ async fn compare_live_for(
     let mut dry_run_errors = BTreeMap::new();
     for (key, object_options, outcome) in dry_runs {
         match outcome {
-            Ok(value) => {
+            Ok(Some(value)) => {
                 predicted.insert(key, value);
             }
+            Ok(None) => {}
             Err(error) if error.is_transport() => return Err(CompareFailure::Cluster(error)),
             Err(error) => {
                 let kind_created_here = crd_kinds.contains(&(key.group.clone(), key.kind.clone()));
@@ -1077,7 +1094,7 @@ impl Runner<'_> {
         options: &SyncOptions,
     ) -> Result<&'static str, ClusterError> {
         if options.server_side_apply {
-            self.cluster.apply(target, options.validate, false).await?;
+            self.cluster.apply_write(target, options.validate).await?;
             return Ok("serverside-applied");
         }
         let (_, outcome) = self
