@@ -417,7 +417,10 @@ impl Cluster {
         if let Some(selector) = selector {
             params = params.labels(selector);
         }
-        let forbidden = |error: &kube::Error| matches!(error, kube::Error::Api(status) if (403..=405).contains(&status.code));
+        let forbidden = |error: &kube::Error| match error {
+            kube::Error::Api(status) => (403..=405).contains(&status.code),
+            _ => false,
+        };
         let all: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
         self.count();
         let items = match all.list(&params).await {
