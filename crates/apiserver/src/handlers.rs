@@ -23,6 +23,8 @@ use crate::{Error, discovery, openapi, table, watch};
 
 const NAMESPACES: &str = "/namespaces";
 const CRDS: &str = "apiextensions.k8s.io/customresourcedefinitions";
+/// kube-controller-manager's annotation on `kube-root-ca.crt`.
+const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
 /// How often a write whose precondition was computed from a read is retried.
 const CONFLICT_RETRIES: usize = 20;
 
@@ -37,6 +39,9 @@ struct Inner {
     address: Mutex<String>,
     /// Namespaces and CRDs whose cleanup task is running.
     cleanups: Mutex<std::collections::HashSet<String>>,
+    /// The CA that signed the serving certificate, published in every namespace as the
+    /// `kube-root-ca.crt` ConfigMap.
+    ca_pem: String,
 }
 
 /// A resolved resource path.
@@ -226,6 +231,7 @@ impl AppState {
     pub(crate) async fn new(
         store: Arc<Store>,
         watch_limits: watch::WatchLimits,
+        ca_pem: String,
     ) -> Result<AppState, Error> {
         let state = AppState(Arc::new(Inner {
             store,
@@ -233,6 +239,7 @@ impl AppState {
             watch_limits,
             address: Mutex::new(String::new()),
             cleanups: Mutex::new(Default::default()),
+            ca_pem,
         }));
         state.refresh_registry();
         state.bootstrap().await?;
@@ -304,6 +311,21 @@ impl AppState {
                 .await
                 .map_err(|e| Error::Storage(e.0))?;
         }
+        // Every namespace has what kube-controller-manager puts there (also in stores
+        // written before this was done).
+        let (namespaces, _) = self.0.store.list(NAMESPACES, None, None);
+        for ns in namespaces {
+            let terminating = ns
+                .value()
+                .ok()
+                .and_then(|v| meta_str(&v, "deletionTimestamp").map(str::to_string))
+                .is_some();
+            if !terminating {
+                self.namespace_defaults(&ns.name)
+                    .await
+                    .map_err(|e| Error::Storage(e.message))?;
+            }
+        }
         for resource in [NAMESPACES, CRDS] {
             let (objs, _) = self.0.store.list(resource, None, None);
             for o in objs {
@@ -316,6 +338,75 @@ impl AppState {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// What kube-controller-manager creates in every namespace of a real cluster: the
+    /// `default` ServiceAccount (serviceaccounts-controller) and the `kube-root-ca.crt`
+    /// ConfigMap with the cluster's CA (root-ca-cert-publisher), recorded as its writes.
+    async fn namespace_defaults(&self, namespace: &str) -> Result<(), ApiError> {
+        let registry = self.registry();
+        let defaults = [
+            (
+                "serviceaccounts",
+                json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": "default", "namespace": namespace}}),
+            ),
+            (
+                "configmaps",
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "kube-root-ca.crt", "namespace": namespace,
+                        "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}},
+                    "data": {"ca.crt": self.0.ca_pem}}),
+            ),
+        ];
+        let time = now_rfc3339();
+        let writer = Writer {
+            manager: "kube-controller-manager",
+            api_version: "v1",
+            subresource: "",
+            time: &time,
+        };
+        let mut ops = Vec::new();
+        for (resource, mut object) in defaults {
+            let Some(info) = registry.find("", "v1", resource) else {
+                continue;
+            };
+            let key = ObjKey {
+                resource: info.store_key(),
+                namespace: namespace.to_string(),
+                name: meta_str(&object, "name").unwrap_or("").to_string(),
+            };
+            if self.0.store.get(&key).is_some() {
+                continue;
+            }
+            self.stamp_new(&info, &mut object);
+            apply_defaults(&info, &mut object, true);
+            let mut managers = Managers::default();
+            managed::update(
+                &mut managers,
+                &managed::empty_object("", &info.kind, false),
+                &object,
+                &writer,
+                Types::BuiltIn,
+                Scope::All,
+            );
+            managers.store(&mut object);
+            ops.push(Op::Put {
+                key,
+                expect: Expect::Absent,
+                object,
+            });
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        // AlreadyExists means someone created it meanwhile: nothing to do.
+        self.0
+            .store
+            .write(ops)
+            .await
+            .map_err(|e| ApiError::internal(e.0))?;
         Ok(())
     }
 
@@ -875,6 +966,9 @@ impl AppState {
         match outcome {
             Outcome::Written(o) => {
                 self.after_write(t);
+                if t.info.store_key() == NAMESPACES {
+                    self.namespace_defaults(&name).await?;
+                }
                 Ok(json_response(201, render(&t.info, &t.version, &o)))
             }
             Outcome::AlreadyExists => Err(ApiError::already_exists(
@@ -1395,6 +1489,9 @@ impl AppState {
         {
             Outcome::Written(o) => {
                 self.after_write(t);
+                if t.info.store_key() == NAMESPACES {
+                    self.namespace_defaults(name).await?;
+                }
                 Ok(json_response(201, render(&t.info, &t.version, &o)))
             }
             // Someone created it meanwhile: the client retries and gets the update path.

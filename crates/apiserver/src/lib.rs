@@ -163,7 +163,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         queue: config.watcher_queue,
         bookmark_every: config.bookmark_interval,
     };
-    let state = handlers::AppState::new(store, limits).await?;
+    let state = handlers::AppState::new(store, limits, material.ca_pem.clone()).await?;
     let (addr, http) = http::serve(config.bind, &material, state).await?;
     Ok(RunningServer {
         addr,

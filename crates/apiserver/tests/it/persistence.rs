@@ -40,7 +40,8 @@ async fn restart_keeps_objects_and_resource_version_continues() {
     assert_eq!(s.server().token(), token, "the token is kept");
     let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
     let list = api.list(&ListParams::default()).await.expect("list");
-    assert_eq!(list.items.len(), 20);
+    // Plus the namespace's kube-root-ca.crt.
+    assert_eq!(list.items.len(), 21);
     let list_rv: u64 = list
         .metadata
         .resource_version

@@ -445,6 +445,7 @@ async fn pagination_and_selectors() {
         }
     }
     let mut expected: Vec<String> = (0..25).map(|i| format!("cm-{i:02}")).collect();
+    expected.push("kube-root-ca.crt".to_string());
     expected.sort();
     assert_eq!(seen, expected);
 
@@ -460,11 +461,12 @@ async fn pagination_and_selectors() {
     };
     assert_eq!(count("tier=even").await, 13);
     assert_eq!(count("tier==odd").await, 12);
-    assert_eq!(count("tier!=odd").await, 13);
+    // Negations also match the namespace's unlabelled kube-root-ca.crt.
+    assert_eq!(count("tier!=odd").await, 14);
     assert_eq!(count("tier in (odd,even)").await, 25);
-    assert_eq!(count("tier notin (odd)").await, 13);
+    assert_eq!(count("tier notin (odd)").await, 14);
     assert_eq!(count("five").await, 5);
-    assert_eq!(count("!five").await, 20);
+    assert_eq!(count("!five").await, 21);
     assert_eq!(count("five,tier=odd").await, 2);
 
     let all: Api<ConfigMap> = Api::all(client.clone());
@@ -482,12 +484,18 @@ async fn pagination_and_selectors() {
         .expect("field");
     assert_eq!(by_name.items.len(), 1);
     let by_ns = all
-        .list(&ListParams::default().fields("metadata.namespace=other"))
+        .list(
+            &ListParams::default()
+                .fields("metadata.namespace=other,metadata.name!=kube-root-ca.crt"),
+        )
         .await
         .expect("field");
     assert_eq!(by_ns.items.len(), 1);
     let not_default = all
-        .list(&ListParams::default().fields("metadata.namespace!=default"))
+        .list(
+            &ListParams::default()
+                .fields("metadata.namespace!=default,metadata.name!=kube-root-ca.crt"),
+        )
         .await
         .expect("field");
     assert_eq!(not_default.items.len(), 1);
@@ -583,7 +591,7 @@ async fn delete_collection_by_label() {
         .into_iter()
         .filter_map(|c| c.metadata.name)
         .collect();
-    assert_eq!(left, vec!["c"]);
+    assert_eq!(left, vec!["c", "kube-root-ca.crt"]);
     let bad = api_status(
         api.delete_collection(
             &DeleteParams::default(),
@@ -599,7 +607,8 @@ async fn delete_collection_by_label() {
             .expect("list")
             .items
             .len(),
-        1
+        2,
+        "c and kube-root-ca.crt are still there"
     );
 }
 
@@ -648,7 +657,8 @@ async fn workload_defaults() {
         .list(&ListParams::default().limit(1))
         .await
         .expect("list");
-    assert_eq!(unfiltered.metadata.remaining_item_count, Some(2));
+    // Two more of ours and the namespace's kube-root-ca.crt.
+    assert_eq!(unfiltered.metadata.remaining_item_count, Some(3));
     let filtered = cms
         .list(&ListParams::default().limit(1).labels("a=b"))
         .await
@@ -699,7 +709,8 @@ async fn built_in_list_items_leave_out_type_fields() {
             .expect("typed list")
             .items
             .len(),
-        1
+        2,
+        "a and the namespace's kube-root-ca.crt"
     );
 }
 
@@ -959,4 +970,66 @@ async fn managed_fields_follow_updates_and_applies() {
         "{:?}",
         managers(&scaled)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_get_a_default_service_account_and_the_root_ca() {
+    let s = TestServer::start().await;
+    // Also through kubectl's protobuf create, and in the namespaces every cluster has.
+    s.ok(&["create", "namespace", "fresh"]).await;
+    for ns in ["fresh", "default", "kube-system"] {
+        let (code, sa) = s
+            .raw(
+                "GET",
+                &format!("/api/v1/namespaces/{ns}/serviceaccounts/default"),
+                "application/json",
+                vec![],
+            )
+            .await;
+        assert_eq!(code, 200, "{ns}: {sa}");
+        let (code, ca) = s
+            .raw(
+                "GET",
+                &format!("/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt"),
+                "application/json",
+                vec![],
+            )
+            .await;
+        assert_eq!(code, 200, "{ns}: {ca}");
+        assert_eq!(ca["data"]["ca.crt"], s.server().ca_pem(), "{ns}");
+        assert_eq!(
+            ca["metadata"]["managedFields"][0]["manager"],
+            "kube-controller-manager"
+        );
+    }
+    // Applying a namespace creates them too; deleting the namespace removes them with it.
+    let (code, _) = s
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/applied?fieldManager=plumb",
+            "application/apply-patch+yaml",
+            br#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "applied"}}"#
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(code, 201);
+    let (code, _) = s
+        .raw(
+            "GET",
+            "/api/v1/namespaces/applied/serviceaccounts/default",
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(code, 200);
+    s.ok(&["delete", "namespace", "fresh", "--wait=true"]).await;
+    let (code, _) = s
+        .raw(
+            "GET",
+            "/api/v1/namespaces/fresh/configmaps/kube-root-ca.crt",
+            "application/json",
+            vec![],
+        )
+        .await;
+    assert_eq!(code, 404);
 }

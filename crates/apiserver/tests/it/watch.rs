@@ -72,7 +72,7 @@ async fn resume_from_resource_version_and_timeout() {
         .try_collect()
         .await
         .expect("events");
-    assert_eq!(events, vec!["ADDED a"]);
+    assert_eq!(events, vec!["ADDED a", "ADDED kube-root-ca.crt"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
