@@ -460,11 +460,16 @@ async fn compare_live_for(
     .map(|(key, object)| {
         let live_object = live.get(key);
         let (object_options, _) = options.for_object(object);
+        let mode = ApplyMode {
+            server_side: object_options.server_side_apply,
+            validate: object_options.validate,
+        };
         async move {
             if purpose == DryRunPurpose::Sync
                 && live_object.is_none()
-                && object_options.server_side_apply
-                && object_options.validate
+                && mode.server_side
+                && mode.validate
+                && !cluster.is_cached(key, object, None, mode)
             {
                 // A new object in a sync: the server must accept it before anything is
                 // written, but its prediction is not needed (the object is missing either
@@ -477,15 +482,7 @@ async fn compare_live_for(
                 return (key.clone(), object_options, outcome);
             }
             let outcome = cluster
-                .predict(
-                    key,
-                    object,
-                    live_object,
-                    ApplyMode {
-                        server_side: object_options.server_side_apply,
-                        validate: object_options.validate,
-                    },
-                )
+                .predict(key, object, live_object, mode)
                 .await
                 .map(Some);
             (key.clone(), object_options, outcome)
