@@ -1003,7 +1003,65 @@ impl Runner<'_> {
                     .filter(|t| t.skip_reason.is_none() && t.action != TaskAction::Prune),
             );
         }
-        self.wait(&written, gate_health, results).await
+        self.wait(&written, gate_health, results).await?;
+        let pruned: Vec<&SyncTask> = tasks
+            .iter()
+            .copied()
+            .filter(|t| t.action == TaskAction::Prune && t.skip_reason.is_none())
+            .collect();
+        self.wait_pruned(&pruned).await
+    }
+
+    /// Waits until pruned objects that are still being deleted (a deletionTimestamp, held by
+    /// finalizers such as foreground deletion's) are gone, as gitops-engine does before it
+    /// starts the next wave or ends the operation ("waiting for deletion of …").
+    async fn wait_pruned(&self, pruned: &[&SyncTask]) -> Result<(), StepFailure> {
+        let deadline = Instant::now() + self.request.wave_timeout;
+        let mut pending: Vec<&SyncTask> = pruned.to_vec();
+        while !pending.is_empty() {
+            if self.cancel.is_cancelled() {
+                return Err((OperationPhase::Failed, "Operation terminated".to_string()));
+            }
+            let mut still = Vec::new();
+            for task in pending {
+                let Some(pruned_object) = &task.live else {
+                    continue;
+                };
+                let now = self
+                    .cluster
+                    .get(pruned_object)
+                    .await
+                    .map_err(|e| (error_phase(&e), e.to_string()))?;
+                let uid = |o: &Value| json::str_at(o, &["metadata", "uid"]).to_string();
+                // Gone, or replaced by a new object of the same name: done.
+                if let Some(object) = now
+                    && uid(&object) == uid(pruned_object)
+                    && json::at(&object, &["metadata", "deletionTimestamp"]).is_some()
+                {
+                    still.push(task);
+                }
+            }
+            pending = still;
+            let Some(first) = pending.first() else {
+                break;
+            };
+            if Instant::now() > deadline {
+                let names: Vec<String> = pending.iter().map(|t| t.key.to_string()).collect();
+                return Err((
+                    OperationPhase::Failed,
+                    format!("timed out waiting for deletion of {}", names.join(", ")),
+                ));
+            }
+            (self.events)(&SyncEvent::Waiting(format!(
+                "waiting for deletion of {}",
+                first.key
+            )));
+            tokio::select! {
+                _ = tokio::time::sleep(self.request.poll_interval) => {}
+                _ = self.cancel.cancelled() => {}
+            }
+        }
+        Ok(())
     }
 
     /// Carries out one task; the error is returned beside the result so transport failures

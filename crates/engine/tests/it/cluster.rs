@@ -487,6 +487,25 @@ async fn prune_honours_each_propagation_policy() {
             Some(ResultStatus::PruneSkipped)
         );
         assert!(kubectl(&["get", "configmap", "keep", "-n", &ns]).is_ok());
+        // As in gitops-engine, the operation ends only once the pruned Deployment is gone:
+        // foreground deletion holds it (deletionTimestamp + finalizer) until the garbage
+        // collector has deleted its ReplicaSets, orphan deletion until they are released.
+        assert!(
+            kubectl(&["get", "deployment", "web", "-n", &ns]).is_err(),
+            "policy {policy}: the pruned Deployment is still there"
+        );
+        if policy == "foreground" {
+            let names = kubectl(&[
+                "get",
+                "replicasets",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ])
+            .expect("rs");
+            assert_eq!(names.trim(), "", "foreground: dependents first");
+        }
         // The garbage collector acts on the ReplicaSet as the policy says.
         let mut left = usize::MAX;
         for _ in 0..120 {
@@ -509,6 +528,93 @@ async fn prune_honours_each_propagation_policy() {
         }
         assert_eq!(left, replica_sets_left, "policy {policy}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pruned_objects_are_waited_for_until_deleted() {
+    let ns = cluster().namespace("prune-wait").expect("namespace");
+    let engine = engine().await;
+    // A finalizer nobody removes holds the pruned object in deletion.
+    let mut held = config_map("held", 0);
+    held["metadata"]["finalizers"] = json!(["plumb.test/hold"]);
+    let (result, _) = sync(
+        &engine,
+        &request("prune-wait", &ns, vec![held, config_map("stays", 0)]),
+    )
+    .await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+
+    // While it is held the operation waits (and, bounded by the wave timeout, fails).
+    let mut prune = request("prune-wait", &ns, vec![config_map("stays", 0)]);
+    prune.prune = true;
+    prune.wave_timeout = Duration::from_secs(2);
+    let (result, events) = sync(&engine, &prune).await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{events:#?}");
+    assert!(
+        result
+            .message
+            .starts_with("timed out waiting for deletion of")
+            && result.message.contains("held"),
+        "{}",
+        result.message
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("waiting waiting for deletion of")),
+        "{events:#?}"
+    );
+
+    // Released while the operation waits: it then succeeds, and the object is gone.
+    let mut prune = request("prune-wait", &ns, vec![config_map("stays", 0)]);
+    prune.prune = true;
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let namespace = ns.clone();
+    let flag = Arc::clone(&released);
+    let callback = move |event: &SyncEvent| {
+        if let SyncEvent::Waiting(message) = event
+            && message.starts_with("waiting for deletion of")
+            && !flag.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let namespace = namespace.clone();
+            std::thread::spawn(move || {
+                kubectl(&[
+                    "patch",
+                    "configmap",
+                    "held",
+                    "-n",
+                    &namespace,
+                    "--type",
+                    "merge",
+                    "-p",
+                    r#"{"metadata":{"finalizers":null}}"#,
+                ])
+                .expect("release the finalizer");
+            });
+        }
+    };
+    let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
+    let result = execute::run_sync(
+        &engine,
+        &assessor,
+        &prune,
+        &CancellationToken::new(),
+        &callback,
+    )
+    .await;
+    assert!(released.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+    assert!(kubectl(&["get", "configmap", "held", "-n", &ns]).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]
