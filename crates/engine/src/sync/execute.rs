@@ -1177,9 +1177,14 @@ impl Runner<'_> {
                 .await?;
             self.wait_gone(target).await?;
         }
-        self.cluster
-            .apply(target, task.options.validate, false)
-            .await?;
+        // Hooks are written like any object (gitops-engine applies them the same way), so
+        // `ServerSideApply=false` creates or patches them client-side.
+        let live = if task.options.server_side_apply {
+            None
+        } else {
+            self.cluster.get(target).await?
+        };
+        self.write(target, live.as_ref(), &task.options).await?;
         Ok(format!("{}/{} created", task.key.kind, task.key.name))
     }
 

@@ -376,3 +376,33 @@ async fn validate_false_ignores_unknown_fields_and_the_default_is_strict() {
         config_live["metadata"]["resourceVersion"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_side_hooks_are_written_client_side_too() {
+    let ns = cluster().namespace("csa-hooks").expect("namespace");
+    let engine = engine().await;
+    let main = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "main"}, "data": {"a": "1"}});
+    let hook = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "after", "annotations": {"argocd.argoproj.io/hook": "PostSync"}},
+        "data": {"b": "2"}});
+    let mut sync_request = request("csa-hooks", &ns, vec![main, hook]);
+    sync_request.options = client_side();
+    for round in 0..2 {
+        let (result, _) = sync(&engine, &sync_request).await;
+        succeeded(&result);
+        let after = live("configmap", "after", &ns);
+        assert!(
+            last_applied(&after).contains("\"b\":\"2\""),
+            "round {round}: {after}"
+        );
+        assert!(
+            after["metadata"]["managedFields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|m| m["operation"] != "Apply"),
+            "round {round}: {after}"
+        );
+    }
+}
