@@ -83,6 +83,10 @@ pub struct TargetArgs {
 pub struct DiffArgs {
     #[command(flatten)]
     target: TargetArgs,
+    /// A sync option that decides how objects would be written, as the Application's
+    /// `syncOptions` do (e.g. `ServerSideApply=false`, `Validate=false`; repeatable).
+    #[arg(long = "sync-option", value_name = "NAME=VALUE")]
+    sync_options: Vec<String>,
 }
 
 #[derive(Args)]
@@ -330,9 +334,9 @@ fn print_conditions(compared: &Compared) {
 async fn diff(args: DiffArgs) -> anyhow::Result<i32> {
     let target = &args.target;
     let settings = load_settings(target)?;
+    let options = SyncOptions::parse(&args.sync_options)?;
     let (desired, _) = render(target).await?;
     let cluster = connect(target).await?;
-    let options = SyncOptions::default();
     let compared = execute::compare(
         &cluster,
         CompareRequest {

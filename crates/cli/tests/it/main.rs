@@ -1,6 +1,7 @@
 //! The `plumb` binary's integration tests: each module runs the real binary.
 
 mod admin;
+mod client_side_sync;
 mod diff_sync;
 mod prune_namespaces;
 
