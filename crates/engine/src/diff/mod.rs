@@ -236,6 +236,10 @@ pub struct CompareSettings {
     pub tracking_method: TrackingMethod,
     pub compare_options: CompareOptions,
     pub ignore: IgnoreRules,
+    /// How the app's objects are written (its `ServerSideApply` and `Validate` sync
+    /// options): the server's prediction, and so a cached result, depends on it.
+    pub server_side_apply: bool,
+    pub validate: bool,
 }
 
 /// The outcome for one resource.

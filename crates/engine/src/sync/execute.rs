@@ -444,6 +444,8 @@ async fn compare_live_for(
         tracking_method: settings.tracking_method,
         compare_options: settings.compare_options,
         ignore: ignore.clone(),
+        server_side_apply: options.server_side_apply,
+        validate: options.validate,
     };
     let fingerprint = diff::settings_fingerprint(&compare_settings);
     let results = cluster.compare_results();

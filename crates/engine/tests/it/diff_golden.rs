@@ -14,6 +14,8 @@ fn settings(ignore: Vec<ResourceIgnoreDifferences>) -> CompareSettings {
         tracking_method: TrackingMethod::Annotation,
         compare_options: CompareOptions::default(),
         ignore: IgnoreRules::new(ignore).expect("rules"),
+        server_side_apply: true,
+        validate: true,
     }
 }
 
@@ -411,6 +413,19 @@ fn compare_cache_is_keyed_by_resource_version_desired_and_settings() {
         Some(&cache),
     );
     assert_eq!(ignored.resources[0].status, SyncStatusCode::Synced);
+    // And so is the way objects are written: a client-side apply predicts differently.
+    let mut client_side = settings(vec![]);
+    client_side.server_side_apply = false;
+    assert_ne!(
+        diff::settings_fingerprint(&client_side),
+        diff::settings_fingerprint(&settings(vec![]))
+    );
+    let mut loose = settings(vec![]);
+    loose.validate = false;
+    assert_ne!(
+        diff::settings_fingerprint(&loose),
+        diff::settings_fingerprint(&settings(vec![]))
+    );
 }
 
 /// What the server's dry-run would answer: the desired object on top of the live one.
