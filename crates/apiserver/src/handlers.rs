@@ -410,6 +410,28 @@ impl AppState {
         Ok(())
     }
 
+    /// kube-controller-manager puts a deleted default ServiceAccount or kube-root-ca.crt
+    /// back, unless its namespace is going away.
+    fn spawn_namespace_defaults(&self, namespace: String) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let key = ObjKey {
+                resource: NAMESPACES.into(),
+                namespace: String::new(),
+                name: namespace.clone(),
+            };
+            let live = state
+                .0
+                .store
+                .get(&key)
+                .and_then(|ns| ns.value().ok())
+                .is_some_and(|v| meta_str(&v, "deletionTimestamp").is_none());
+            if live && let Err(e) = state.namespace_defaults(&namespace).await {
+                tracing::warn!(namespace, error = %e.message, "re-creating the namespace defaults failed");
+            }
+        });
+    }
+
     fn stamp_new(&self, info: &ResourceInfo, obj: &mut Value) {
         if let Some(meta) = meta_mut(obj) {
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -1635,6 +1657,9 @@ impl AppState {
                     if is_cleanup_managed(&t.info) {
                         self.spawn_cleanup(t.info.store_key() == NAMESPACES, name.to_string());
                     }
+                    if removing && is_namespace_default(&t.info, name) {
+                        self.spawn_namespace_defaults(o.namespace.clone());
+                    }
                     self.after_write(t);
                     return Ok(json_response(200, render(&t.info, &t.version, &o)));
                 }
@@ -2045,6 +2070,14 @@ fn prune_custom(t: &Target, object: &mut Value) -> Result<(), ApiError> {
 const FOREGROUND: &str = "foregroundDeletion";
 
 /// Kinds with a `scale` subresource.
+/// The objects kube-controller-manager keeps in every namespace.
+fn is_namespace_default(info: &ResourceInfo, name: &str) -> bool {
+    matches!(
+        (info.store_key().as_str(), name),
+        ("/serviceaccounts", "default") | ("/configmaps", "kube-root-ca.crt")
+    )
+}
+
 fn has_scale(info: &ResourceInfo) -> bool {
     info.group == "apps"
         && matches!(

@@ -1022,6 +1022,29 @@ async fn namespaces_get_a_default_service_account_and_the_root_ca() {
         )
         .await;
     assert_eq!(code, 200);
+    // Deleted by hand, they come back (a new object), as kube-controller-manager does it.
+    let (_, before) = s
+        .raw(
+            "GET",
+            "/api/v1/namespaces/applied/configmaps/kube-root-ca.crt",
+            "application/json",
+            vec![],
+        )
+        .await;
+    s.ok(&["delete", "configmap", "kube-root-ca.crt", "-n", "applied"])
+        .await;
+    wait_until(|| async {
+        let (code, after) = s
+            .raw(
+                "GET",
+                "/api/v1/namespaces/applied/configmaps/kube-root-ca.crt",
+                "application/json",
+                vec![],
+            )
+            .await;
+        code == 200 && after["metadata"]["uid"] != before["metadata"]["uid"]
+    })
+    .await;
     s.ok(&["delete", "namespace", "fresh", "--wait=true"]).await;
     let (code, _) = s
         .raw(
