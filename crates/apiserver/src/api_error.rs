@@ -68,8 +68,8 @@ impl ApiError {
         let causes: Vec<Value> = conflicts
             .items
             .iter()
-            .map(|(manager, _, path)| {
-                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": path})
+            .map(|c| {
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.manager), "field": crate::managed::display_path(&c.path)})
             })
             .collect();
         let mut e = ApiError::new(409, "Conflict", conflicts.message());

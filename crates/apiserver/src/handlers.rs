@@ -145,17 +145,57 @@ impl Target {
             time: &time,
         };
         let empty = managed::empty_object(&self.info.group, &self.info.kind, self.info.custom);
-        let applied = managed::apply(
+        let rules = self.rules();
+        // kubectl's server-side apply takes over from its client-side apply (the manager
+        // `kubectl` and a last-applied annotation, as kube-apiserver decides it).
+        let last_applied: Option<Value> = live
+            .filter(|_| self.manager == "kubectl")
+            .and_then(|l| l.pointer("/metadata/annotations"))
+            .and_then(|a| a.get(managed::LAST_APPLIED))
+            .and_then(Value::as_str)
+            .and_then(|text| serde_json::from_str(text).ok());
+        let applied = match managed::apply(
             &mut managers,
             live,
             &empty,
             config,
             &writer,
             self.force,
-            self.rules(),
-        )
-        .map_err(|c| ApiError::apply_conflict(&c))?;
+            rules,
+        ) {
+            Ok(applied) => applied,
+            Err(conflicts) => {
+                let (Some(last), Some(live_value)) = (&last_applied, live) else {
+                    return Err(ApiError::apply_conflict(&conflicts));
+                };
+                let remaining = managed::unresolved_after_client_side_apply(
+                    &conflicts,
+                    last,
+                    live_value,
+                    rules.types,
+                );
+                if !remaining.is_empty() {
+                    return Err(ApiError::apply_conflict(&managed::Conflicts {
+                        items: remaining,
+                    }));
+                }
+                // Only fields still as client-side apply left them: take them over.
+                managers = Managers::of(live_value);
+                managed::apply(&mut managers, live, &empty, config, &writer, true, rules)
+                    .map_err(|c| ApiError::apply_conflict(&c))?
+            }
+        };
         let mut object = applied.object;
+        if last_applied.is_some()
+            && let Some(annotations) = object
+                .pointer_mut("/metadata/annotations")
+                .and_then(Value::as_object_mut)
+        {
+            annotations.insert(
+                managed::LAST_APPLIED.into(),
+                Value::String(managed::last_applied_annotation(config)),
+            );
+        }
         managers.store(&mut object);
         Ok(object)
     }

@@ -352,6 +352,18 @@ impl FieldSet {
         out
     }
 
+    /// Whether `path` itself is a member.
+    fn covers_exactly(&self, path: &[String]) -> bool {
+        let mut node = self;
+        for element in path {
+            match node.children.get(element) {
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        node.member
+    }
+
     /// Whether the set has the node at `path` or anything below it.
     fn covers(&self, path: &[String]) -> bool {
         let mut node = self;
@@ -1100,28 +1112,43 @@ pub fn update(
     managers.0.retain(|e| !e.fields.is_empty());
 }
 
-/// Fields another manager owns with a different value than the applier wants.
+/// One field another manager owns with a different value than the applier wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The manager as Kubernetes names it (`"m"`, `"m" using v1`, `... with subresource`).
+    pub manager: String,
+    /// Kubernetes' identity of the manager (the order conflicts are listed in).
+    identity: String,
+    /// The field's path elements.
+    pub path: Vec<String>,
+}
+
+/// The conflicts of a failed apply, in message order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflicts {
-    /// (manager as Kubernetes names it, sort identity, path as printed), in message order.
-    pub items: Vec<(String, String, String)>,
+    /// One per field and manager.
+    pub items: Vec<Conflict>,
 }
 
 impl Conflicts {
     /// Kubernetes' message: `Apply failed with 1 conflict: conflict with "m": .a`, or for
     /// several, one `conflicts with "m":` block per manager listing `- path` lines.
     pub fn message(&self) -> String {
-        if let [(manager, _, path)] = self.items.as_slice() {
-            return format!("Apply failed with 1 conflict: conflict with {manager}: {path}");
+        if let [only] = self.items.as_slice() {
+            return format!(
+                "Apply failed with 1 conflict: conflict with {}: {}",
+                only.manager,
+                display_path(&only.path)
+            );
         }
         let mut blocks: Vec<String> = Vec::new();
         let mut last: Option<&str> = None;
-        for (manager, _, path) in &self.items {
-            if last != Some(manager.as_str()) {
-                blocks.push(format!("conflicts with {manager}:"));
-                last = Some(manager);
+        for conflict in &self.items {
+            if last != Some(conflict.manager.as_str()) {
+                blocks.push(format!("conflicts with {}:", conflict.manager));
+                last = Some(&conflict.manager);
             }
-            blocks.push(format!("- {path}"));
+            blocks.push(format!("- {}", display_path(&conflict.path)));
         }
         format!(
             "Apply failed with {} conflicts: {}",
@@ -1196,19 +1223,23 @@ pub fn apply(
     }
     let comparison = compare(live_value, &merged, types, scope);
     let changed = comparison.changed();
-    let mut conflicts: Vec<(String, String, String)> = Vec::new();
+    let mut conflicts: Vec<Conflict> = Vec::new();
     for (i, entry) in managers.0.iter().enumerate() {
         if i == index {
             continue;
         }
         let clash = entry.fields.intersection(&changed);
         for path in clash.paths() {
-            conflicts.push((entry.describe(), entry.identity(), display_path(&path)));
+            conflicts.push(Conflict {
+                manager: entry.describe(),
+                identity: entry.identity(),
+                path,
+            });
         }
     }
     if !conflicts.is_empty() && !force {
         // Kubernetes lists them by manager identity, paths in order within a manager.
-        conflicts.sort_by(|a, b| a.1.cmp(&b.1));
+        conflicts.sort_by(|a, b| a.identity.cmp(&b.identity));
         return Err(Conflicts { items: conflicts });
     }
     for (i, entry) in managers.0.iter_mut().enumerate() {
@@ -1228,6 +1259,94 @@ pub fn apply(
         object: merged,
         changed: object_changed,
     })
+}
+
+/// The conflicts kubectl's server-side apply may override when it takes over an object
+/// that `kubectl apply` (client-side) managed: fields of the last-applied configuration
+/// whose live values are still the ones it applied (kube-apiserver's rule for the manager
+/// `kubectl`). Returns the conflicts that remain.
+pub fn unresolved_after_client_side_apply(
+    conflicts: &Conflicts,
+    last_applied: &Value,
+    live: &Value,
+    types: Types,
+) -> Vec<Conflict> {
+    let applied = field_set(last_applied, types, Scope::All);
+    let comparison = compare(last_applied, live, types, Scope::All);
+    let allowed = applied.difference(&comparison.modified);
+    conflicts
+        .items
+        .iter()
+        .filter(|c| !allowed.covers_exactly(&c.path))
+        .cloned()
+        .collect()
+}
+
+/// The `kubectl.kubernetes.io/last-applied-configuration` value for an applied
+/// configuration, as kube-apiserver writes it when kubectl's server-side apply takes over
+/// from client-side apply: Go's JSON of the configuration without that annotation
+/// (sorted keys, `<`, `>`, `&` escaped), with a line break.
+pub fn last_applied_annotation(config: &Value) -> String {
+    let mut config = config.clone();
+    if let Some(annotations) = config
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(LAST_APPLIED);
+    }
+    let mut out = String::new();
+    go_json(&config, &mut out);
+    out.push('\n');
+    out
+}
+
+/// The annotation kubectl's client-side apply keeps its configuration in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+fn go_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                go_string(key, out);
+                out.push(':');
+                go_json(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                go_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => go_string(s, out),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A JSON string as Go's encoding/json writes it (HTML-safe).
+fn go_string(s: &str, out: &mut String) {
+    let quoted = Value::String(s.to_string()).to_string();
+    for c in quoted.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            other => out.push(other),
+        }
+    }
 }
 
 /// Removes from `merged` what `last` (the applier's previous set) has and no manager owns
@@ -1586,6 +1705,40 @@ mod tests {
             json!({"f:spec": {
             "f:items": {"k:{\"id\":1}": {".": {}, "f:id": {}, "f:v": {}}},
             "f:plain": {}, "f:tags": {"v:\"x\"": {}}}})
+        );
+    }
+
+    #[test]
+    fn kubectl_takes_over_from_client_side_apply() {
+        // Client-side apply set a and b; someone else then set c.
+        let last = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"a": "1", "b": "2"}});
+        let live = json!({"metadata": {"name": "m"}, "data": {"a": "1", "b": "2", "c": "3"}});
+        let conflict = |manager: &str, field: &str| Conflict {
+            manager: format!("{manager:?}"),
+            identity: manager.to_string(),
+            path: vec!["f:data".into(), format!("f:{field}")],
+        };
+        let conflicts = Conflicts {
+            items: vec![
+                conflict("kubectl-client-side-apply", "b"),
+                conflict("editor", "c"),
+            ],
+        };
+        let left = unresolved_after_client_side_apply(&conflicts, &last, &live, Types::BuiltIn);
+        assert_eq!(left, vec![conflict("editor", "c")]);
+        // A field changed since client-side apply set it is no longer its to give away.
+        let edited = json!({"metadata": {"name": "m"}, "data": {"a": "1", "b": "edited"}});
+        let left = unresolved_after_client_side_apply(&conflicts, &last, &edited, Types::BuiltIn);
+        assert_eq!(left.len(), 2);
+    }
+
+    #[test]
+    fn last_applied_is_gos_json() {
+        let config = json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "m", "annotations": {LAST_APPLIED: "old", "x": "<&>"}}, "data": {"b": "1", "a": "2"}});
+        assert_eq!(
+            last_applied_annotation(&config),
+            "{\"apiVersion\":\"v1\",\"data\":{\"a\":\"2\",\"b\":\"1\"},\"kind\":\"ConfigMap\",\"metadata\":{\"annotations\":{\"x\":\"\\u003c\\u0026\\u003e\"},\"name\":\"m\"}}\n"
         );
     }
 
