@@ -592,6 +592,17 @@ fn normalise_json(value: Value) -> Value {
                         Value::String("<continue>".into())
                     }
                     "name" if generated && value.is_string() => Value::String("<generated>".into()),
+                    // Kubernetes orders the entries by their time in seconds, which is
+                    // normalised away (and depends on when each step ran): compare them
+                    // as a set.
+                    "managedFields" if value.is_array() => {
+                        let mut entries: Vec<Value> = match normalise_json(value) {
+                            Value::Array(entries) => entries,
+                            other => vec![other],
+                        };
+                        entries.sort_by_cached_key(Value::to_string);
+                        Value::Array(entries)
+                    }
                     _ => normalise_json(value),
                 };
                 out.insert(key, value);

@@ -151,6 +151,25 @@ mod normalisation {
     }
 
     #[test]
+    fn managed_fields_entries_compare_whatever_second_they_were_written_in() {
+        let later_first = r#"{"metadata":{"managedFields":[
+            {"manager":"b","operation":"Apply","time":"2026-11-23T20:01:01Z"},
+            {"manager":"a","operation":"Apply","time":"2026-11-23T20:01:02Z"}]}}"#;
+        let same_second = r#"{"metadata":{"managedFields":[
+            {"manager":"a","operation":"Apply","time":"2026-11-23T20:01:02Z"},
+            {"manager":"b","operation":"Apply","time":"2026-11-23T20:01:02Z"}]}}"#;
+        assert_eq!(
+            normalise(later_first, &kubectl_step()),
+            normalise(same_second, &kubectl_step())
+        );
+        // Other lists keep their order.
+        assert_ne!(
+            normalise(r#"{"items":[1,2]}"#, &kubectl_step()),
+            normalise(r#"{"items":[2,1]}"#, &kubectl_step())
+        );
+    }
+
+    #[test]
     fn table_ages_ports_and_yaml_resource_versions_are_replaced() {
         let table = "NAME   DATA   AGE\nt1     2      5s\nt2     0      3m12s\n";
         assert_eq!(
