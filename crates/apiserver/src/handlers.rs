@@ -685,11 +685,19 @@ impl AppState {
                 .take(128)
                 .collect(),
         };
-        if target.manager.len() > 128 {
-            return Err(ApiError::bad_request(format!(
-                "fieldManager: Too long: may not be more than 128 bytes (got {:?})",
-                target.manager
-            )));
+        let options_kind = match parts.method {
+            hyper::Method::POST => "CreateOptions",
+            hyper::Method::PUT => "UpdateOptions",
+            hyper::Method::PATCH => "PatchOptions",
+            _ => "",
+        };
+        if let Some(explicit) = query.get("fieldManager").filter(|m| !m.is_empty())
+            && !options_kind.is_empty()
+        {
+            let causes = field_manager_causes(explicit);
+            if !causes.is_empty() {
+                return Err(options_invalid(options_kind, causes));
+            }
         }
         let accept = parts
             .headers
@@ -1470,8 +1478,12 @@ impl AppState {
         };
         if patch_kind == PatchKind::Apply {
             if query.get("fieldManager").is_none_or(String::is_empty) {
-                return Err(ApiError::bad_request(
-                    "PATCH with apply requires the fieldManager query parameter",
+                return Err(options_invalid(
+                    "PatchOptions",
+                    vec![Cause::required(
+                        "fieldManager",
+                        "is required for apply patch",
+                    )],
                 ));
             }
             if !patch.is_object() {
@@ -2110,6 +2122,39 @@ fn prune_custom(t: &Target, object: &mut Value) -> Result<(), ApiError> {
 const FOREGROUND: &str = "foregroundDeletion";
 
 /// Kinds with a `scale` subresource.
+/// kube-apiserver's checks of a `fieldManager` query parameter: at most 128 bytes, and
+/// printable (one cause per other character, at its byte position).
+fn field_manager_causes(manager: &str) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if manager.len() > 128 {
+        causes.push(Cause::too_long(
+            "fieldManager",
+            "may not be more than 128 bytes",
+        ));
+    }
+    for (index, c) in manager.char_indices() {
+        // Go's unicode.IsPrint: no control characters, no spaces but U+0020.
+        if c.is_control() || (c.is_whitespace() && c != ' ') {
+            causes.push(Cause::invalid(
+                "fieldManager",
+                manager,
+                format!(
+                    "invalid character U+{:04X} (at position {index})",
+                    u32::from(c)
+                ),
+            ));
+        }
+    }
+    causes
+}
+
+/// 422 for bad request options (`CreateOptions.meta.k8s.io "" is invalid: ...`).
+fn options_invalid(kind: &str, causes: Vec<Cause>) -> ApiError {
+    let mut e = ApiError::invalid(kind, "meta.k8s.io", "", causes);
+    e.message = e.message.replacen(kind, &format!("{kind}.meta.k8s.io"), 1);
+    e
+}
+
 /// The objects kube-controller-manager keeps in every namespace.
 fn is_namespace_default(info: &ResourceInfo, name: &str) -> bool {
     matches!(

@@ -577,3 +577,53 @@ async fn a_services_cluster_ip_cannot_change() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_field_managers_are_refused_and_store_nothing() {
+    let s = TestServer::start().await;
+    let rv = cluster_rv(&s).await;
+    let body =
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"1"}}"#;
+    let long = "m".repeat(129);
+    let (code, status) = s
+        .raw(
+            "POST",
+            &format!("/api/v1/namespaces/default/configmaps?fieldManager={long}"),
+            "application/json",
+            body.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "CreateOptions.meta.k8s.io \"\" is invalid: fieldManager: Too long: may not be more than 128 bytes"
+    );
+    let (code, status) = s
+        .raw(
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/c?fieldManager=a%09b",
+            "application/json",
+            body.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["details"]["causes"][0]["message"],
+        "Invalid value: \"a\\tb\": invalid character U+0009 (at position 1)"
+    );
+    assert_eq!(status["details"]["kind"], "UpdateOptions");
+    let (code, status) = s
+        .raw(
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/apply-patch+yaml",
+            body.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+    assert_eq!(cluster_rv(&s).await, rv, "nothing was written");
+}
