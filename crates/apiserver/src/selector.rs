@@ -76,6 +76,20 @@ fn check_value(value: &str, whole: &str) -> Result<String, SelectorError> {
     Ok(value.to_string())
 }
 
+/// A value that starts with one of the lexer's symbols is not an identifier: Kubernetes
+/// reports the symbol it found (`found '=', expected: identifier` for `a===b`).
+fn value_token(value: &str, whole: &str) -> Result<String, SelectorError> {
+    let symbol = ["==", "!=", "=", "!", "(", ")", "<", ">"]
+        .into_iter()
+        .find(|s| value.starts_with(s));
+    match symbol {
+        Some(symbol) => Err(SelectorError(format!(
+            "found '{symbol}', expected: identifier"
+        ))),
+        None => check_value(value, whole),
+    }
+}
+
 fn parse_set(rest: &str, whole: &str) -> Result<Vec<String>, SelectorError> {
     let rest = rest.trim();
     let inner = rest
@@ -113,14 +127,14 @@ impl LabelSelector {
             if let Some((k, v)) = part.split_once("!=") {
                 requirements.push(Requirement::NotEquals(
                     check_key(k.trim(), input)?,
-                    check_value(v.trim(), input)?,
+                    value_token(v.trim(), input)?,
                 ));
                 continue;
             }
             if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 requirements.push(Requirement::Equals(
                     check_key(k.trim(), input)?,
-                    check_value(v.trim(), input)?,
+                    value_token(v.trim(), input)?,
                 ));
                 continue;
             }
@@ -343,6 +357,15 @@ mod tests {
         ] {
             assert!(LabelSelector::parse(sel).is_err(), "{sel} should not parse");
         }
+        // kube-apiserver's words, recorded: the lexer's symbol where a value must be.
+        assert_eq!(
+            LabelSelector::parse("app===web").unwrap_err().to_string(),
+            "unable to parse requirement: found '=', expected: identifier"
+        );
+        assert_eq!(
+            LabelSelector::parse("app!=!web").unwrap_err().to_string(),
+            "unable to parse requirement: found '!', expected: identifier"
+        );
     }
 
     #[test]
