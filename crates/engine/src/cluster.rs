@@ -512,23 +512,14 @@ impl Cluster {
         let resolved = self.resolved(object).await?;
         let namespace = resolved.namespaced.then(|| json::namespace(object));
         let url_path = DynamicObject::url_path(&resolved.resource, namespace);
-        let mut request = kube::core::Request::new(url_path)
+        let request = kube::core::Request::new(url_path)
             .patch(
                 json::name(object),
                 &Self::apply_params(validate, false),
                 &Patch::Apply(object),
             )
             .map_err(|e| ClusterError::Other(e.to_string()))?;
-        request.headers_mut().insert(
-            http::header::ACCEPT,
-            http::HeaderValue::from_static(METADATA_ONLY),
-        );
-        self.count();
-        self.client
-            .request_text(request)
-            .await
-            .map(|_| ())
-            .map_err(ClusterError::from_kube)
+        self.send_for_status_only(request).await
     }
 
     /// `POST` with the field manager and the validation level of an apply
@@ -553,7 +544,16 @@ impl Cluster {
     /// [`Cluster::apply_write`]): the server's defaulting, validation and admission still
     /// judge the object.
     pub async fn check_create(&self, object: &Value, validate: bool) -> Result<(), ClusterError> {
-        let mut request = self.create_request(object, validate, true).await?;
+        let request = self.create_request(object, validate, true).await?;
+        self.send_for_status_only(request).await
+    }
+
+    /// Sends a write whose answer is read only for success: the server is asked for the
+    /// object's metadata alone (`as=PartialObjectMetadata`) and the body is not parsed.
+    async fn send_for_status_only(
+        &self,
+        mut request: http::Request<Vec<u8>>,
+    ) -> Result<(), ClusterError> {
         request.headers_mut().insert(
             http::header::ACCEPT,
             http::HeaderValue::from_static(METADATA_ONLY),
