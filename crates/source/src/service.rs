@@ -110,6 +110,18 @@ pub struct SourceService {
     credentials: RwLock<Arc<CredentialStore>>,
 }
 
+/// Wraps a Git failure of the `index`th source with where it happened.
+fn git_error(
+    index: usize,
+    source: &ApplicationSource,
+) -> impl Fn(GitError) -> SourceError + Copy + '_ {
+    move |source_err| SourceError::Git {
+        index,
+        repo: source.repo_url.clone(),
+        source: source_err,
+    }
+}
+
 impl SourceService {
     pub fn new(config: SourceConfig) -> Result<SourceService, SourceError> {
         let tools = Tools::discover(&config.tool_dirs, config.git.cache_dir.join("helm"));
@@ -183,11 +195,7 @@ impl SourceService {
         let mut resolved: Vec<Resolved> = Vec::with_capacity(request.sources.len());
         let mut seen: HashMap<(String, String), ResolvedRevision> = HashMap::new();
         for (index, source) in request.sources.iter().enumerate() {
-            let git_err = |source_err: GitError| SourceError::Git {
-                index,
-                repo: source.repo_url.clone(),
-                source: source_err,
-            };
+            let git_err = git_error(index, source);
             if !source.chart.is_empty() {
                 check_argument("targetRevision", &source.target_revision)
                     .map_err(|e| git_err(e.into()))?;
@@ -233,11 +241,7 @@ impl SourceService {
                             cancel,
                         )
                         .await
-                        .map_err(|source_err| SourceError::Git {
-                            index,
-                            repo: source.repo_url.clone(),
-                            source: source_err,
-                        })?;
+                        .map_err(git_error(index, source))?;
                 }
             }
         }
@@ -285,11 +289,7 @@ impl SourceService {
                         .git
                         .checkout_path(url, &revision.sha, path, &store, cancel)
                         .await
-                        .map_err(|source_err| SourceError::Git {
-                            index,
-                            repo: source.repo_url.clone(),
-                            source: source_err,
-                        })?;
+                        .map_err(git_error(index, source))?;
                     if !checkout.escaping_symlinks.is_empty() {
                         return Err(SourceError::Render {
                             index,
