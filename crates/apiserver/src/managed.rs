@@ -1295,59 +1295,13 @@ pub fn last_applied_annotation(config: &Value) -> String {
         annotations.remove(LAST_APPLIED);
     }
     let mut out = String::new();
-    go_json(&config, &mut out);
+    plumb_model::go_json::write_go_json(&config, &mut out);
     out.push('\n');
     out
 }
 
 /// The annotation kubectl's client-side apply keeps its configuration in.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-fn go_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                go_string(key, out);
-                out.push(':');
-                go_json(&map[key], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                go_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::String(s) => go_string(s, out),
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// A JSON string as Go's encoding/json writes it (HTML-safe).
-fn go_string(s: &str, out: &mut String) {
-    let quoted = Value::String(s.to_string()).to_string();
-    for c in quoted.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            other => out.push(other),
-        }
-    }
-}
 
 /// Removes from `merged` what `last` (the applier's previous set) has and no manager owns
 /// any more, with everything below it. In built-in kinds a map or list left empty by that

@@ -21,27 +21,8 @@ pub enum PatchError {
     },
 }
 
-/// RFC 7386: objects merge recursively, `null` deletes, everything else replaces.
-pub fn merge_patch(target: &Value, patch: &Value) -> Value {
-    match patch {
-        Value::Object(p) => {
-            let mut out = match target {
-                Value::Object(t) => t.clone(),
-                _ => Map::new(),
-            };
-            for (k, v) in p {
-                if v.is_null() {
-                    out.remove(k);
-                } else {
-                    let merged = merge_patch(out.get(k).unwrap_or(&Value::Null), v);
-                    out.insert(k.clone(), merged);
-                }
-            }
-            Value::Object(out)
-        }
-        other => other.clone(),
-    }
-}
+/// RFC 7386 merge patch, shared with the engine's tests through plumb-model.
+pub use plumb_model::merge_patch::merge_patch;
 
 fn unescape(token: &str) -> String {
     token.replace("~1", "/").replace("~0", "~")

@@ -7,6 +7,8 @@
 //! than dropped, so a read-modify-write never loses data.
 
 pub mod application;
+pub mod go_json;
+pub mod merge_patch;
 pub mod patch_meta;
 pub mod resource;
 
