@@ -1079,11 +1079,8 @@ impl GitCache {
             let scope_id = format!("{whole_key}\n{scope:?}");
             // A checkout with every file serves any scope; a scope served before is served
             // from the same checkout again. Neither starts a process.
-            let remembered = {
-                let scoped = self.scoped.lock().unwrap_or_else(|e| e.into_inner());
-                scoped.get(&scope_id).cloned()
-            };
-            for key in [Some(&whole_key), remembered.as_ref()]
+            let remembered_key = remembered(&self.scoped, &scope_id);
+            for key in [Some(&whole_key), remembered_key.as_ref()]
                 .into_iter()
                 .flatten()
             {
@@ -1093,10 +1090,9 @@ impl GitCache {
                 }
             }
             // Held from before the fetch to the end of the checkout: never evicted meanwhile.
-            let mirror = self.mirror(url);
-            let _use = MirrorUse(mirror.clone());
             let creds = store.lookup(url);
-            let sha = self.ensure_commit(url, sha, creds, cancel).await?;
+            let (in_use, sha) = self.mirror_with_commit(url, sha, creds, cancel).await?;
+            let mirror = &in_use.0;
             let plan = if mirror.is_partial() {
                 self.partial_plan(&mirror.dir, url, &sha, scope, cancel)
                     .await?
@@ -1109,13 +1105,12 @@ impl GitCache {
             } else {
                 key_of(&format!("{whole_key}\n{}", plan.omitted.join("\0")))
             };
-            {
-                let mut scoped = self.scoped.lock().unwrap_or_else(|e| e.into_inner());
-                if scoped.len() > 16 * self.config.max_checkouts.max(1) {
-                    scoped.clear();
-                }
-                scoped.insert(scope_id, key.clone());
-            }
+            remember_bounded(
+                &self.scoped,
+                16 * self.config.max_checkouts.max(1),
+                scope_id,
+                key.clone(),
+            );
             let slot = {
                 let mut checkouts = self.checkouts.lock().unwrap_or_else(|e| e.into_inner());
                 let tick = self.tick();
@@ -1132,7 +1127,7 @@ impl GitCache {
                 return Ok(existing.clone());
             }
             if !plan.fetch.is_empty() {
-                self.fetch_blobs(&mirror, url, creds, &plan.fetch, cancel)
+                self.fetch_blobs(mirror, url, creds, &plan.fetch, cancel)
                     .await?;
             }
             if !plan.omitted.is_empty() {
@@ -1488,23 +1483,17 @@ impl GitCache {
         command::check_argument("revision", sha)?;
         let home = self.keyring.current();
         let key = format!("{}\n{sha}\n{}", url.normalized(), home.generation);
-        if let Some(known) = self
-            .signatures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(known.clone());
+        if let Some(known) = remembered(&self.signatures, &key) {
+            return Ok(known);
         }
-        let mirror = self.mirror(url);
-        let _use = MirrorUse(mirror.clone());
-        let sha = self.ensure_commit(url, sha, creds, cancel).await?;
-        let info = self.signature_in(&mirror.dir, url, &sha, cancel).await?;
-        let mut known = self.signatures.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() > 65536 {
-            known.clear();
-        }
-        known.insert(key, info.clone());
+        let (mirror, sha) = self.mirror_with_commit(url, sha, creds, cancel).await?;
+        let info = self.signature_in(&mirror.0.dir, url, &sha, cancel).await?;
+        remember_bounded(
+            &self.signatures,
+            MAX_REMEMBERED_SIGNATURES,
+            key,
+            info.clone(),
+        );
         Ok(info)
     }
 
@@ -1532,20 +1521,14 @@ impl GitCache {
             revision.sha,
             home.generation
         );
-        if let Some(known) = self
-            .signatures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(known.clone());
+        if let Some(known) = remembered(&self.signatures, &key) {
+            return Ok(known);
         }
-        let mirror = self.mirror(url);
-        let _use = MirrorUse(mirror.clone());
-        self.ensure_commit(url, &revision.sha, creds, cancel)
+        let (mirror, _) = self
+            .mirror_with_commit(url, &revision.sha, creds, cancel)
             .await?;
         let kind = self
-            .plain_git(&mirror.dir)
+            .plain_git(&mirror.0.dir)
             .args(["cat-file", "-t", "--end-of-options", tag]);
         let annotated = matches!(
             command::run(&kind, cancel).await,
@@ -1555,34 +1538,24 @@ impl GitCache {
             // A lightweight tag is just a name for the commit.
             return self.verify_commit(url, &revision.sha, creds, cancel).await;
         }
-        let mut gpg_program = std::ffi::OsString::from("gpg.program=");
-        gpg_program.push(self.keyring.gpg());
         let spec = self
-            .plain_git(&mirror.dir)
-            .without_inherited("GNUPG")
-            .env("GNUPGHOME", &home.dir)
-            .arg("-c")
-            .arg(gpg_program)
+            .git_with_keyring(&mirror.0.dir, &home.dir)
             .args(["verify-tag", "--raw", "--"])
             .arg(tag);
-        self.stats.signature_checks.fetch_add(1, Ordering::Relaxed);
-        let out = command::run(&spec, cancel)
-            .await
-            .map_err(|source| GitError::Command {
-                operation: "verify-tag",
-                url: url.to_string(),
-                source,
-            })?;
+        let out = self
+            .run_signature_check(&spec, "verify-tag", url, cancel)
+            .await?;
         // gpg's verdict is in its status lines whatever the exit code says.
         let info = SignatureInfo {
             tag: Some(tag.to_string()),
             ..gpg::parse_status(&out.stderr)
         };
-        let mut known = self.signatures.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() > 65536 {
-            known.clear();
-        }
-        known.insert(key, info.clone());
+        remember_bounded(
+            &self.signatures,
+            MAX_REMEMBERED_SIGNATURES,
+            key,
+            info.clone(),
+        );
         Ok(info)
     }
 
@@ -1606,6 +1579,50 @@ impl GitCache {
             .map_err(|source| GitError::Untrusted {
                 url: url.to_string(),
                 source: Box::new(source),
+            })
+    }
+
+    /// The mirror of `url`, held in use (never evicted) while the returned guard lives, with
+    /// commit `rev` fetched into it; and the commit's full SHA.
+    async fn mirror_with_commit(
+        &self,
+        url: &RepoUrl,
+        rev: &str,
+        creds: Option<&Credentials>,
+        cancel: &CancellationToken,
+    ) -> Result<(MirrorUse, String), GitError> {
+        let mirror = MirrorUse(self.mirror(url));
+        let sha = self.ensure_commit(url, rev, creds, cancel).await?;
+        Ok((mirror, sha))
+    }
+
+    /// git in `dir` verifying signatures with the keyring in `gnupg_home` (and nothing from
+    /// the user's own GnuPG setup).
+    fn git_with_keyring(&self, dir: &Path, gnupg_home: &Path) -> CommandSpec {
+        let mut gpg_program = std::ffi::OsString::from("gpg.program=");
+        gpg_program.push(self.keyring.gpg());
+        self.plain_git(dir)
+            .without_inherited("GNUPG")
+            .env("GNUPGHOME", gnupg_home)
+            .arg("-c")
+            .arg(gpg_program)
+    }
+
+    /// Runs a signature-checking git command, counted in the stats.
+    async fn run_signature_check(
+        &self,
+        spec: &CommandSpec,
+        operation: &'static str,
+        url: &RepoUrl,
+        cancel: &CancellationToken,
+    ) -> Result<command::CommandOutput, GitError> {
+        self.stats.signature_checks.fetch_add(1, Ordering::Relaxed);
+        command::run(spec, cancel)
+            .await
+            .map_err(|source| GitError::Command {
+                operation,
+                url: url.to_string(),
+                source,
             })
     }
 
@@ -1633,30 +1650,17 @@ impl GitCache {
                 ..Default::default()
             });
         }
-        let mut gpg_program = std::ffi::OsString::from("gpg.program=");
-        gpg_program.push(self.keyring.gpg());
-        let spec = self
-            .plain_git(dir)
-            .without_inherited("GNUPG")
-            .env("GNUPGHOME", &home.dir)
-            .arg("-c")
-            .arg(gpg_program)
-            .args([
-                "log",
-                "-1",
-                "--format=%G?%x00%GK%x00%GF%x00%GP",
-                "--end-of-options",
-                sha,
-                "--",
-            ]);
-        self.stats.signature_checks.fetch_add(1, Ordering::Relaxed);
-        let out = command::run(&spec, cancel)
-            .await
-            .map_err(|source| GitError::Command {
-                operation: "log (signature)",
-                url: url.to_string(),
-                source,
-            })?;
+        let spec = self.git_with_keyring(dir, &home.dir).args([
+            "log",
+            "-1",
+            "--format=%G?%x00%GK%x00%GF%x00%GP",
+            "--end-of-options",
+            sha,
+            "--",
+        ]);
+        let out = self
+            .run_signature_check(&spec, "log (signature)", url, cancel)
+            .await?;
         if !out.success {
             return Err(GitError::Failed {
                 operation: "log (signature)",
@@ -1669,6 +1673,27 @@ impl GitCache {
             signed,
         ))
     }
+}
+
+/// Signature results remembered at the most (all are forgotten beyond it).
+const MAX_REMEMBERED_SIGNATURES: usize = 65536;
+
+/// A value remembered under `key`, if any.
+fn remembered<V: Clone>(map: &Mutex<HashMap<String, V>>, key: &str) -> Option<V> {
+    map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(key)
+        .cloned()
+}
+
+/// Remembers `value` under `key`; a map grown past `limit` entries is emptied first, which
+/// bounds its memory at the price of recomputing.
+fn remember_bounded<V>(map: &Mutex<HashMap<String, V>>, limit: usize, key: String, value: V) {
+    let mut known = map.lock().unwrap_or_else(|e| e.into_inner());
+    if known.len() > limit {
+        known.clear();
+    }
+    known.insert(key, value);
 }
 
 /// What one checkout writes.
