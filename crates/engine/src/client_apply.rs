@@ -16,6 +16,7 @@
 //! [`plumb_model::patch_meta::is_strategic_group`].
 
 use crate::json;
+use plumb_model::go_json::write_go_json;
 use plumb_model::patch_meta::{self, ListStrategy};
 use serde_json::{Map, Value};
 
@@ -298,73 +299,10 @@ fn diff_primitive_list(
     );
 }
 
-/// Serialises like Go's `encoding/json` with HTML escaping (what kubectl's unstructured
-/// encoder writes): object keys sorted bytewise, no spaces, `<` `>` `&` U+2028 U+2029 as
-/// `\u` escapes, whole-valued floats without a fraction.
-pub fn write_go_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => out.push_str(&i.to_string()),
-            (_, Some(u), _) => out.push_str(&u.to_string()),
-            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 1e21 => {
-                out.push_str(&format!("{f:.0}"))
-            }
-            _ => out.push_str(&n.to_string()),
-        },
-        Value::String(s) => write_go_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_string(key, out);
-                out.push(':');
-                if let Some(v) = map.get(key) {
-                    write_go_json(v, out);
-                }
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn write_go_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plumb_model::merge_patch::merge_patch;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -473,23 +411,6 @@ mod tests {
         assert_eq!(patch_type("v1"), PatchType::Strategic);
     }
 
-    /// RFC 7386 merge patch, to check three-way merge patches by their effect.
-    fn merge(target: &Value, patch: &Value) -> Value {
-        let Some(patch) = patch.as_object() else {
-            return patch.clone();
-        };
-        let mut result = target.as_object().cloned().unwrap_or_default();
-        for (key, value) in patch {
-            if value.is_null() {
-                result.remove(key);
-            } else {
-                let merged = merge(result.get(key).unwrap_or(&Value::Null), value);
-                result.insert(key.clone(), merged);
-            }
-        }
-        Value::Object(result)
-    }
-
     fn tree() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             any::<i64>().prop_map(Value::from),
@@ -517,7 +438,7 @@ mod tests {
                 }
             }
             let patch = three_way_patch(Some(&original), &modified, &current, PatchType::Merge);
-            let result = merge(&current, &patch);
+            let result = merge_patch(&current, &patch);
             for (key, value) in modified.as_object().into_iter().flatten() {
                 prop_assert_eq!(result.get(key), Some(value));
             }
@@ -533,7 +454,7 @@ mod tests {
             }
             // Applying it again changes nothing more.
             let again = three_way_patch(Some(&modified), &modified, &result, PatchType::Merge);
-            prop_assert_eq!(merge(&result, &again), result);
+            prop_assert_eq!(merge_patch(&result, &again), result);
         }
     }
 }
