@@ -5,109 +5,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
 use plumb_model::application::ApplicationSource;
 use plumb_source::creds::{CredentialStore, RepositorySecret, SecretType};
 use plumb_source::{SourceError, SourceService};
 use tokio_util::sync::CancellationToken;
 
-use crate::servers::{self, Repo, free_port};
+use crate::servers::{self, Registry, Repo, helm};
 use crate::{names, request, service, source};
 
 const USER: &str = "chart-robot";
 const PASSWORD: &str = "s3cret-registry-pass";
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "{what} exited with {status}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("{what} did not listen on port {port}");
-}
-
-/// A bcrypt htpasswd line (apache2-utils' htpasswd; scripts/install-test-deps installs it).
-fn htpasswd_line(user: &str, password: &str) -> String {
-    let out = Command::new("htpasswd")
-        .args(["-nbB", user, password])
-        .output()
-        .expect("htpasswd (apache2-utils; scripts/install-test-deps installs it)");
-    assert!(out.status.success(), "htpasswd failed");
-    String::from_utf8(out.stdout)
-        .expect("utf8")
-        .trim()
-        .to_string()
-        + "\n"
-}
-
-/// docker-registry demanding basic auth (htpasswd, bcrypt).
-struct AuthRegistry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl AuthRegistry {
-    fn start() -> AuthRegistry {
-        let dir = tempfile::tempdir().expect("tmp");
-        let root = dir.path();
-        std::fs::write(root.join("htpasswd"), htpasswd_line(USER, PASSWORD)).expect("htpasswd");
-        for attempt in 0..5 {
-            let port = free_port();
-            let config = format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n\
-                 auth:\n  htpasswd:\n    realm: plumb-test\n    path: {root}/htpasswd\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
-                root = root.display()
-            );
-            std::fs::write(root.join("config.yml"), config).expect("config");
-            let log = std::fs::File::create(root.join("registry.log")).expect("log");
-            let mut child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(root.join("config.yml"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("docker-registry");
-            std::thread::sleep(Duration::from_millis(50));
-            if let Ok(Some(_)) = child.try_wait()
-                && attempt < 4
-            {
-                continue;
-            }
-            wait_for_port(
-                port,
-                &mut child,
-                "docker-registry",
-                &root.join("registry.log"),
-            );
-            return AuthRegistry {
-                child,
-                port,
-                _dir: dir,
-            };
-        }
-        panic!("docker-registry could not start")
-    }
-}
-
-impl Drop for AuthRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// lighttpd serving `www/` with basic auth on `/private/`.
 struct AuthWeb {
@@ -122,10 +31,12 @@ impl AuthWeb {
         let root = dir.path();
         std::fs::create_dir_all(root.join("www/private")).expect("mkdir");
         std::fs::write(root.join("users"), format!("{USER}:{PASSWORD}\n")).expect("users");
-        for attempt in 0..5 {
-            let port = free_port();
-            let config = format!(
-                r#"server.document-root = "{root}/www"
+        let (child, port) = servers::start_on_free_port(
+            "lighttpd",
+            &root.join("error.log"),
+            |port| {
+                let config = format!(
+                    r#"server.document-root = "{root}/www"
 server.port = {port}
 server.bind = "127.0.0.1"
 server.modules = ("mod_auth", "mod_authn_file")
@@ -135,27 +46,13 @@ auth.backend = "plain"
 auth.backend.plain.userfile = "{root}/users"
 auth.require = ( "/private/" => ( "method" => "basic", "realm" => "charts", "require" => "valid-user" ) )
 "#,
-                root = root.display()
-            );
-            std::fs::write(root.join("lighttpd.conf"), config).expect("config");
-            let mut child = Command::new("lighttpd")
-                .args(["-D", "-f"])
-                .arg(root.join("lighttpd.conf"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("lighttpd");
-            std::thread::sleep(Duration::from_millis(50));
-            if let Ok(Some(_)) = child.try_wait()
-                && attempt < 4
-            {
-                continue;
-            }
-            wait_for_port(port, &mut child, "lighttpd", &root.join("error.log"));
-            return AuthWeb { child, port, dir };
-        }
-        panic!("lighttpd could not start")
+                    root = root.display()
+                );
+                std::fs::write(root.join("lighttpd.conf"), config).expect("config");
+                servers::spawn_lighttpd(&root.join("lighttpd.conf"))
+            },
+        );
+        AuthWeb { child, port, dir }
     }
 }
 
@@ -164,25 +61,6 @@ impl Drop for AuthWeb {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Runs helm with its own homes under `home`; `registry_config` (docker config.json) holds
-/// the test's own login for pushes.
-fn helm(args: &[&str], home: &Path) {
-    let bin = servers::tool_bin_dir().join("helm");
-    let out = Command::new(bin)
-        .args(args)
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .env("HELM_REGISTRY_CONFIG", home.join("registry.json"))
-        .output()
-        .expect("helm");
-    assert!(
-        out.status.success(),
-        "helm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Packages chart `name` 1.2.3 (one ConfigMap) into `out`; returns the archive.
@@ -209,6 +87,7 @@ fn package(work: &Path, out: &Path, name: &str) -> PathBuf {
             "-d",
             out.to_str().expect("utf8"),
         ],
+        work,
         &work.join("home"),
     );
     out.join(format!("{name}-1.2.3.tgz"))
@@ -268,7 +147,7 @@ fn auth_error(err: SourceError, repository: &str) {
 
 #[tokio::test]
 async fn oci_dependencies_and_charts_behind_registry_credentials() {
-    let registry = AuthRegistry::start();
+    let registry = Registry::start_with_basic_auth(USER, PASSWORD);
     let work = tempfile::tempdir().expect("tmp");
     let home = work.path().join("home");
     std::fs::create_dir_all(&home).expect("mkdir");
@@ -290,6 +169,7 @@ async fn oci_dependencies_and_charts_behind_registry_credentials() {
             &oci,
             "--plain-http",
         ],
+        &home,
         &home,
     );
 
@@ -411,6 +291,7 @@ async fn http_dependency_repositories_behind_basic_auth() {
             "--url",
             &repo_url,
         ],
+        work.path(),
         &work.path().join("home"),
     );
     let root = tempfile::tempdir().expect("tmp");

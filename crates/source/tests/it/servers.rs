@@ -37,6 +37,54 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
     );
 }
 
+/// Starts a server on a free port: `spawn` writes its config for the port and starts it. A
+/// server that exits at once lost the port to someone else in between and is started again
+/// on another; returns it once it listens (`log` is shown if it never does).
+pub fn start_on_free_port(
+    what: &str,
+    log: &Path,
+    mut spawn: impl FnMut(u16) -> Child,
+) -> (Child, u16) {
+    for attempt in 0..5 {
+        let port = free_port();
+        let mut child = spawn(port);
+        std::thread::sleep(Duration::from_millis(50));
+        if let Ok(Some(_)) = child.try_wait()
+            && attempt < 4
+        {
+            continue; // the port was taken in between: try another
+        }
+        wait_for_port(port, &mut child, what, log);
+        return (child, port);
+    }
+    panic!("{what} could not start")
+}
+
+/// lighttpd in the foreground with the config file `conf`.
+pub fn spawn_lighttpd(conf: &Path) -> Child {
+    Command::new("lighttpd")
+        .args(["-D", "-f"])
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("lighttpd (scripts/install-test-deps installs it)")
+}
+
+/// Runs `command`, panicking with its standard error unless it succeeds.
+pub fn run_checked(command: &mut Command, what: &str) -> std::process::Output {
+    let out = command.output().unwrap_or_else(|e| {
+        panic!("{what} could not be started (scripts/install-test-deps installs it): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs `git` in `dir`, panicking with its output on failure.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -153,8 +201,7 @@ impl HttpServer {
         std::fs::write(root.join("users"), format!("{HTTP_USER}:{HTTP_PASSWORD}\n"))
             .expect("users");
         let backend = "/usr/lib/git-core/git-http-backend/";
-        for attempt in 0..5 {
-            let port = free_port();
+        let (child, port) = start_on_free_port("lighttpd", &root.join("error.log"), |port| {
             let config = format!(
                 r#"server.document-root = "{root}/www"
 server.port = {port}
@@ -174,24 +221,9 @@ auth.require = ( "/private/" => ( "method" => "basic", "realm" => "git", "requir
                 root = root.display()
             );
             std::fs::write(root.join("lighttpd.conf"), config).expect("config");
-            let mut child = Command::new("lighttpd")
-                .args(["-D", "-f"])
-                .arg(root.join("lighttpd.conf"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("lighttpd (scripts/install-test-deps installs it)");
-            std::thread::sleep(Duration::from_millis(50));
-            if let Ok(Some(_)) = child.try_wait()
-                && attempt < 4
-            {
-                continue; // the port was taken in between: try another
-            }
-            wait_for_port(port, &mut child, "lighttpd", &root.join("error.log"));
-            return HttpServer { child, port, dir };
-        }
-        panic!("lighttpd could not start")
+            spawn_lighttpd(&root.join("lighttpd.conf"))
+        });
+        HttpServer { child, port, dir }
     }
 
     pub fn repos(&self) -> PathBuf {
@@ -255,8 +287,7 @@ impl SshServer {
             .trim()
             .to_string();
         let host_pub = std::fs::read_to_string(root.join("host.pub")).expect("host key");
-        for attempt in 0..5 {
-            let port = free_port();
+        let (child, port) = start_on_free_port("sshd", &root.join("sshd.log"), |port| {
             let config = format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host\nPidFile {root}/sshd.pid\n\
                  AuthorizedKeysFile {root}/authorized_keys\nPasswordAuthentication no\n\
@@ -266,31 +297,23 @@ impl SshServer {
             );
             std::fs::write(root.join("sshd_config"), config).expect("config");
             let log = std::fs::File::create(root.join("sshd.log")).expect("log");
-            let mut child = Command::new("/usr/sbin/sshd")
+            Command::new("/usr/sbin/sshd")
                 .args(["-D", "-e", "-f"])
                 .arg(root.join("sshd_config"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
-                .expect("sshd (openssh-server; scripts/install-test-deps installs it)");
-            std::thread::sleep(Duration::from_millis(50));
-            if let Ok(Some(_)) = child.try_wait()
-                && attempt < 4
-            {
-                continue;
-            }
-            wait_for_port(port, &mut child, "sshd", &root.join("sshd.log"));
-            return SshServer {
-                child,
-                port,
-                user: user.clone(),
-                private_key: std::fs::read_to_string(root.join("user")).expect("key"),
-                known_hosts: format!("[127.0.0.1]:{port} {host_pub}"),
-                _dir: dir,
-            };
+                .expect("sshd (openssh-server; scripts/install-test-deps installs it)")
+        });
+        SshServer {
+            child,
+            port,
+            user,
+            private_key: std::fs::read_to_string(root.join("user")).expect("key"),
+            known_hosts: format!("[127.0.0.1]:{port} {host_pub}"),
+            _dir: dir,
         }
-        panic!("sshd could not start")
     }
 
     pub fn url(&self, bare: &Path) -> String {
@@ -319,45 +342,79 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
+        Registry::start_with_auth(None)
+    }
+
+    /// A registry demanding basic auth as `user` with `password` (htpasswd, bcrypt).
+    pub fn start_with_basic_auth(user: &str, password: &str) -> Registry {
+        Registry::start_with_auth(Some(htpasswd_line(user, password)))
+    }
+
+    fn start_with_auth(htpasswd: Option<String>) -> Registry {
         let dir = tempfile::tempdir().expect("tmp");
         let root = dir.path();
-        for attempt in 0..5 {
-            let port = free_port();
+        let auth = match htpasswd {
+            Some(line) => {
+                std::fs::write(root.join("htpasswd"), line).expect("htpasswd");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: plumb-test\n    path: {}/htpasswd\n",
+                    root.display()
+                )
+            }
+            None => String::new(),
+        };
+        let log_path = root.join("registry.log");
+        let (child, port) = start_on_free_port("docker-registry", &log_path, |port| {
             let config = format!(
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
+                 {auth}http:\n  addr: 127.0.0.1:{port}\n",
                 root = root.display()
             );
             std::fs::write(root.join("config.yml"), config).expect("config");
-            let log = std::fs::File::create(root.join("registry.log")).expect("log");
-            let mut child = Command::new("docker-registry")
+            let log = std::fs::File::create(&log_path).expect("log");
+            Command::new("docker-registry")
                 .arg("serve")
                 .arg(root.join("config.yml"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
-                .expect("docker-registry (scripts/install-test-deps installs it)");
-            std::thread::sleep(Duration::from_millis(50));
-            if let Ok(Some(_)) = child.try_wait()
-                && attempt < 4
-            {
-                continue;
-            }
-            wait_for_port(
-                port,
-                &mut child,
-                "docker-registry",
-                &root.join("registry.log"),
-            );
-            return Registry {
-                child,
-                port,
-                _dir: dir,
-            };
+                .expect("docker-registry (scripts/install-test-deps installs it)")
+        });
+        Registry {
+            child,
+            port,
+            _dir: dir,
         }
-        panic!("docker-registry could not start")
     }
+}
+
+/// A bcrypt htpasswd line (apache2-utils' htpasswd; scripts/install-test-deps installs it).
+pub fn htpasswd_line(user: &str, password: &str) -> String {
+    let out = run_checked(
+        Command::new("htpasswd").args(["-nbB", user, password]),
+        "htpasswd",
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+        + "\n"
+}
+
+/// Runs the Go-built helm in `cwd` with its own homes under `home`; `registry.json` there
+/// (docker config.json) holds the test's own registry logins.
+pub fn helm(args: &[&str], cwd: &Path, home: &Path) {
+    run_checked(
+        Command::new(tool_bin_dir().join("helm"))
+            .args(args)
+            .current_dir(cwd)
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .env("HELM_REGISTRY_CONFIG", home.join("registry.json")),
+        &format!("helm {args:?}"),
+    );
 }
 
 impl Drop for Registry {
@@ -397,15 +454,9 @@ pub fn tool_bin_dir() -> PathBuf {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (scripts/install-test-deps installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_checked(
+        Command::new("openssl").args(args).current_dir(dir),
+        &format!("openssl {args:?}"),
     );
 }
 
@@ -499,8 +550,7 @@ impl TlsGitServer {
             client_crt: read("client.crt"),
             client_key: read("client.key"),
         };
-        for attempt in 0..5 {
-            let port = free_port();
+        let (child, port) = start_on_free_port("lighttpd (TLS)", &root.join("error.log"), |port| {
             let config = format!(
                 r#"server.document-root = "{root}"
 server.port = {port}
@@ -521,29 +571,14 @@ $HTTP["url"] =~ "^/git/" {{
                 root = root.display()
             );
             std::fs::write(root.join("lighttpd.conf"), config).expect("config");
-            let mut child = Command::new("lighttpd")
-                .args(["-D", "-f"])
-                .arg(root.join("lighttpd.conf"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("lighttpd");
-            std::thread::sleep(Duration::from_millis(50));
-            if let Ok(Some(_)) = child.try_wait()
-                && attempt < 4
-            {
-                continue;
-            }
-            wait_for_port(port, &mut child, "lighttpd (TLS)", &root.join("error.log"));
-            return TlsGitServer {
-                child,
-                port,
-                dir,
-                pki,
-            };
+            spawn_lighttpd(&root.join("lighttpd.conf"))
+        });
+        TlsGitServer {
+            child,
+            port,
+            dir,
+            pki,
         }
-        panic!("lighttpd (TLS) could not start")
     }
 
     pub fn repos(&self) -> PathBuf {

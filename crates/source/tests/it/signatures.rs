@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use plumb_source::{GitError, SourceError, SourceService};
 use tokio_util::sync::CancellationToken;
 
-use crate::servers::{HttpServer, Repo};
+use crate::servers::{self, HttpServer, Repo};
 use crate::{cm, names, request, service_with, source};
 
 /// A throwaway GnuPG home holding secret keys to sign with. Its agent is stopped on drop.
@@ -27,17 +27,13 @@ impl Signer {
     }
 
     fn gpg(&self, args: &[&str]) -> String {
-        let out = Command::new("gpg")
-            .args(["--homedir"])
-            .arg(self.home.path())
-            .args(["--batch", "--no-tty"])
-            .args(args)
-            .output()
-            .expect("gpg (scripts/install-test-deps installs gnupg)");
-        assert!(
-            out.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = servers::run_checked(
+            Command::new("gpg")
+                .args(["--homedir"])
+                .arg(self.home.path())
+                .args(["--batch", "--no-tty"])
+                .args(args),
+            &format!("gpg {args:?}"),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

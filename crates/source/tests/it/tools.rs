@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use plumb_model::application::{
@@ -16,7 +15,7 @@ use plumb_source::{RenderError, SourceError};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::servers::{self, HttpServer, Registry, Repo};
+use crate::servers::{HttpServer, Registry, Repo, helm};
 use crate::{names, request, service, service_kubectl, service_with, source};
 
 fn render_error(err: SourceError) -> RenderError {
@@ -389,23 +388,6 @@ async fn helm_chart_from_git_with_every_option_and_multi_source_values() {
         .await
         .expect("plain again");
     assert!(again.cache_hit);
-}
-
-fn helm(args: &[&str], cwd: &Path, home: &Path) {
-    let bin = servers::tool_bin_dir().join("helm");
-    let out = Command::new(bin)
-        .args(args)
-        .current_dir(cwd)
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .output()
-        .expect("helm");
-    assert!(
-        out.status.success(),
-        "helm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Packages a chart named `name` (version 1.2.3 and 1.3.0) into `out`.
