@@ -6,16 +6,16 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use plumb_model::application::ApplicationSource;
 use plumb_source::render::Tools;
-use plumb_source::{RenderRequest, SourceConfig, SourceService};
+use plumb_source::{SourceConfig, SourceService};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{Outcome, Scenario, percentile};
+use crate::harness::{Outcome, Scenario};
+use crate::source::{GitServer, p50, request, runtime};
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -134,58 +134,6 @@ fn make_repo(root: &Path) -> anyhow::Result<(PathBuf, String)> {
     Ok((bare, sha))
 }
 
-/// lighttpd + git http-backend for `<root>/repos`.
-struct GitServer {
-    child: Child,
-    port: u16,
-}
-
-impl GitServer {
-    fn start(root: &Path) -> anyhow::Result<GitServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let config = format!(
-            r#"server.document-root = "{root}"
-server.port = {port}
-server.bind = "127.0.0.1"
-server.modules = ("mod_alias", "mod_setenv", "mod_cgi")
-server.errorlog = "{root}/lighttpd.log"
-alias.url = ( "/git/" => "/usr/lib/git-core/git-http-backend/" )
-$HTTP["url"] =~ "^/git/" {{
-  cgi.assign = ( "" => "" )
-  setenv.add-environment = ( "GIT_PROJECT_ROOT" => "{root}/repos", "GIT_HTTP_EXPORT_ALL" => "1" )
-}}
-"#,
-            root = root.display()
-        );
-        std::fs::write(root.join("lighttpd.conf"), config)?;
-        let child = Command::new("lighttpd")
-            .args(["-D", "-f"])
-            .arg(root.join("lighttpd.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("lighttpd (scripts/install-test-deps installs it)")?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("lighttpd did not start");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(GitServer { child, port })
-    }
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -213,20 +161,8 @@ fn cold_render(
     adjust(&mut config);
     let tools = Tools::new(None, None, cache.path().join("cache/helm"));
     let svc = SourceService::with_tools(config, tools)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let request = RenderRequest {
-        app_name: "bench".into(),
-        namespace: "bench".into(),
-        sources: vec![ApplicationSource {
-            repo_url: url.into(),
-            target_revision: revision.into(),
-            path: "app".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let rt = runtime()?;
+    let request = request(url, revision, "app");
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let rendered = rt.block_on(svc.render(&request, &cancel))?;
@@ -236,10 +172,6 @@ fn cold_render(
     }
     let parsed = svc.git().parse_url(url)?;
     Ok((took, dir_bytes(&svc.git().mirror_dir(&parsed))))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Runs `a` and `b` interleaved `rounds` times (drift on a noisy machine hits both alike);
@@ -259,10 +191,7 @@ fn compare(
         tb.push(t);
         sb = s;
     }
-    Ok((
-        (ms(percentile(&mut ta, 50.0)), sa),
-        (ms(percentile(&mut tb, 50.0)), sb),
-    ))
+    Ok(((p50(&mut ta), sa), (p50(&mut tb), sb)))
 }
 
 fn partial_vs_full() -> anyhow::Result<Outcome> {

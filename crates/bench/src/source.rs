@@ -119,21 +119,21 @@ fn service_with(
     Ok(SourceService::with_tools(config, tools)?)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn p50(samples: &mut [Duration]) -> f64 {
+pub(crate) fn p50(samples: &mut [Duration]) -> f64 {
     ms(percentile(samples, 50.0))
 }
 
-fn request(url: &str, revision: &str, path: &str) -> RenderRequest {
+pub(crate) fn request(url: &str, revision: &str, path: &str) -> RenderRequest {
     RenderRequest {
         app_name: "bench".into(),
         namespace: "bench".into(),
@@ -147,14 +147,14 @@ fn request(url: &str, revision: &str, path: &str) -> RenderRequest {
     }
 }
 
-/// lighttpd + git http-backend for `<root>/repos`.
-struct GitServer {
+/// lighttpd + git http-backend for `<root>/repos` (shared with the git-fetch scenarios).
+pub(crate) struct GitServer {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl GitServer {
-    fn start(root: &Path) -> anyhow::Result<GitServer> {
+    pub(crate) fn start(root: &Path) -> anyhow::Result<GitServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -197,6 +197,28 @@ impl Drop for GitServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Renders `req` with `measured` and then `baseline`, `rounds` times over, interleaved so
+/// drift on a noisy machine hits both alike; returns the durations of each.
+fn interleaved_renders(
+    rt: &tokio::runtime::Runtime,
+    measured: &SourceService,
+    baseline: &SourceService,
+    req: &RenderRequest,
+    cancel: &CancellationToken,
+    rounds: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let (mut measured_times, mut baseline_times) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let start = Instant::now();
+        rt.block_on(measured.render(req, cancel))?;
+        measured_times.push(start.elapsed());
+        let start = Instant::now();
+        rt.block_on(baseline.render(req, cancel))?;
+        baseline_times.push(start.elapsed());
+    }
+    Ok((measured_times, baseline_times))
 }
 
 fn resolve() -> anyhow::Result<Outcome> {
@@ -283,16 +305,7 @@ fn directory_cold() -> anyhow::Result<Outcome> {
     }
     req.sources[0].target_revision = first.revisions[0].clone();
     req.hard_refresh = true;
-    let (mut samples, mut baseline) = (Vec::new(), Vec::new());
-    // Interleaved, so drift on a noisy machine hits both alike.
-    for _ in 0..15 {
-        let start = Instant::now();
-        rt.block_on(svc.render(&req, &cancel))?;
-        samples.push(start.elapsed());
-        let start = Instant::now();
-        rt.block_on(saphyr.render(&req, &cancel))?;
-        baseline.push(start.elapsed());
-    }
+    let (mut samples, mut baseline) = interleaved_renders(&rt, &svc, &saphyr, &req, &cancel, 15)?;
     let figure = p50(&mut samples);
     eprintln!(
         "source-directory-cold: {} documents, {bytes} bytes; budget 150 ms: {:.2}x under it",
@@ -361,15 +374,8 @@ fn jsonnet_worker() -> anyhow::Result<Outcome> {
     }
     req.sources[0].target_revision = first.revisions[0].clone();
     req.hard_refresh = true;
-    let (mut samples, mut baseline) = (Vec::new(), Vec::new());
-    for _ in 0..40 {
-        let start = Instant::now();
-        rt.block_on(worker.render(&req, &cancel))?;
-        samples.push(start.elapsed());
-        let start = Instant::now();
-        rt.block_on(in_process.render(&req, &cancel))?;
-        baseline.push(start.elapsed());
-    }
+    let (mut samples, mut baseline) =
+        interleaved_renders(&rt, &worker, &in_process, &req, &cancel, 40)?;
     let (figure, base) = (p50(&mut samples), p50(&mut baseline));
     eprintln!(
         "source-jsonnet-worker: {:.2} ms added per Jsonnet file (spawn of {}, request, answer)",
