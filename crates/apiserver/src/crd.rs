@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::api_error::Cause;
+use crate::objects::string_items;
 use crate::registry::{NameRule, PrinterColumn, ResourceInfo};
 use crate::validation::{is_dns1123_label, is_dns1123_subdomain};
 
@@ -202,17 +203,7 @@ pub(crate) fn resource_info(crd: &Value) -> Option<ResourceInfo> {
                 priority: 0,
             }]
         });
-    let strings = |p: &str| -> Vec<String> {
-        crd.pointer(p)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let strings = |p: &str| string_items(crd.pointer(p));
     let schemas = served
         .iter()
         .filter_map(|v| {

@@ -14,7 +14,7 @@ use crate::http::{Body, error_response, json_response};
 use crate::managed::{self, Managers, Requested, Rules, Scope, Types, Writer};
 use crate::objects::{
     apply_defaults, generated_name, meta_mut, meta_str, now_rfc3339, service_cluster_ip_update,
-    spec_changed,
+    spec_changed, string_items,
 };
 use crate::registry::{Registry, ResourceInfo};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -22,6 +22,15 @@ use crate::store::{Expect, Obj, ObjKey, Op, Outcome, Store};
 use crate::{Error, discovery, openapi, table, watch};
 
 const NAMESPACES: &str = "/namespaces";
+
+/// The store key of the namespace `name`.
+fn namespace_key(name: &str) -> ObjKey {
+    ObjKey {
+        resource: NAMESPACES.into(),
+        namespace: String::new(),
+        name: name.into(),
+    }
+}
 const CRDS: &str = "apiextensions.k8s.io/customresourcedefinitions";
 /// kube-controller-manager's annotation on `kube-root-ca.crt`.
 const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
@@ -329,11 +338,7 @@ impl AppState {
             return Ok(());
         };
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            let key = ObjKey {
-                resource: NAMESPACES.into(),
-                namespace: String::new(),
-                name: name.into(),
-            };
+            let key = namespace_key(name);
             if self.0.store.get(&key).is_some() {
                 continue;
             }
@@ -455,15 +460,10 @@ impl AppState {
     fn spawn_namespace_defaults(&self, namespace: String) {
         let state = self.clone();
         tokio::spawn(async move {
-            let key = ObjKey {
-                resource: NAMESPACES.into(),
-                namespace: String::new(),
-                name: namespace.clone(),
-            };
             let live = state
                 .0
                 .store
-                .get(&key)
+                .get(&namespace_key(&namespace))
                 .and_then(|ns| ns.value().ok())
                 .is_some_and(|v| meta_str(&v, "deletionTimestamp").is_none());
             if live && let Err(e) = state.namespace_defaults(&namespace).await {
@@ -902,15 +902,10 @@ impl AppState {
                 }
             }
         }
-        let ns_key = ObjKey {
-            resource: NAMESPACES.into(),
-            namespace: String::new(),
-            name: path_ns.clone(),
-        };
         let ns = self
             .0
             .store
-            .get(&ns_key)
+            .get(&namespace_key(&path_ns))
             .ok_or_else(|| ApiError::not_found("", "namespaces", &path_ns))?;
         let terminating = ns
             .value()
@@ -1231,17 +1226,7 @@ impl AppState {
             }
         }
         if meta_str(&old_v, "deletionTimestamp").is_some() {
-            let finalizers = |v: &Value| -> Vec<String> {
-                v.pointer("/metadata/finalizers")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
+            let finalizers = |v: &Value| string_items(v.pointer("/metadata/finalizers"));
             let before = finalizers(&old_v);
             let added: Vec<String> = finalizers(&result)
                 .into_iter()
@@ -1796,11 +1781,7 @@ impl AppState {
 
     async fn cleanup(&self, namespace: bool, name: &str) -> Result<(), ApiError> {
         let owner = if namespace {
-            ObjKey {
-                resource: NAMESPACES.into(),
-                namespace: String::new(),
-                name: name.into(),
-            }
+            namespace_key(name)
         } else {
             ObjKey {
                 resource: CRDS.into(),

@@ -127,17 +127,9 @@ impl<'a> Types<'a> {
                     .and_then(Value::as_str)
                 {
                     Some("set") => CustomOr::Static(ListType::Set),
-                    Some("map") => CustomOr::Keys(
-                        node.and_then(|n| n.get("x-kubernetes-list-map-keys"))
-                            .and_then(Value::as_array)
-                            .map(|keys| {
-                                keys.iter()
-                                    .filter_map(Value::as_str)
-                                    .map(str::to_string)
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    ),
+                    Some("map") => CustomOr::Keys(crate::objects::string_items(
+                        node.and_then(|n| n.get("x-kubernetes-list-map-keys")),
+                    )),
                     _ => CustomOr::Static(ListType::Atomic),
                 }
             }
@@ -1447,6 +1439,11 @@ mod tests {
         scope: Scope::All,
     };
 
+    const BUILTIN_WITHOUT_STATUS: Rules = Rules {
+        types: Types::BuiltIn,
+        scope: Scope::WithoutStatus,
+    };
+
     fn writer(manager: &str) -> Writer<'_> {
         Writer { manager, ..WRITER }
     }
@@ -1597,10 +1594,7 @@ mod tests {
             &containers(&["main", "sidecar"]),
             &writer("plumb"),
             false,
-            Rules {
-                types: Types::BuiltIn,
-                scope: Scope::WithoutStatus,
-            },
+            BUILTIN_WITHOUT_STATUS,
         )
         .unwrap();
         let two = apply(
@@ -1610,10 +1604,7 @@ mod tests {
             &containers(&["main"]),
             &writer("plumb"),
             false,
-            Rules {
-                types: Types::BuiltIn,
-                scope: Scope::WithoutStatus,
-            },
+            BUILTIN_WITHOUT_STATUS,
         )
         .unwrap();
         assert_eq!(

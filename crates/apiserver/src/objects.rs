@@ -56,6 +56,21 @@ pub(crate) fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
     object.get("metadata")?.get(field)?.as_str()
 }
 
+/// The strings of a JSON array (its other items skipped); empty when `value` is missing or
+/// not an array.
+pub(crate) fn string_items(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Defaults applied on every create and update (the part of Kubernetes' defaulting the
 /// embedded server does).
 pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create: bool) {
@@ -262,17 +277,7 @@ pub(crate) fn service_cluster_ip_update(old: &Value, new: &mut Value) -> Option<
     if is_external(Some(old_spec)) || is_external(new.get("spec")) {
         return None;
     }
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut old_ips = strings(old_spec.get("clusterIPs"));
+    let mut old_ips = string_items(old_spec.get("clusterIPs"));
     if old_ips.is_empty() {
         old_ips.push(old_ip.to_string());
     }
@@ -282,7 +287,7 @@ pub(crate) fn service_cluster_ip_update(old: &Value, new: &mut Value) -> Option<
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let mut new_ips = strings(spec.get("clusterIPs"));
+    let mut new_ips = string_items(spec.get("clusterIPs"));
     if new_ip.is_empty() && new_ips.is_empty() {
         for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
             if let Some(v) = old_spec.get(field)
