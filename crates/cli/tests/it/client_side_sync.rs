@@ -1,28 +1,10 @@
 //! `plumb sync --sync-option ServerSideApply=false` / `Validate=false` from the command line.
 
-use crate::{plumb, stderr, stdout};
-use plumb_testcluster::TestCluster;
-
-fn cluster() -> &'static TestCluster {
-    TestCluster::shared().unwrap_or_else(|e| panic!("test cluster: {e}"))
-}
+use crate::support::{assert_exit_code, cluster, kubectl_jsonpath, run_local};
+use crate::{stderr, stdout};
 
 fn run(command: &str, dir: &str, ns: &str, extra: &[&str]) -> std::process::Output {
-    let kubeconfig = cluster().kubeconfig_path().to_str().expect("utf-8");
-    let mut args = vec![
-        command,
-        "--local",
-        dir,
-        "--app",
-        "cli-csa",
-        "--kubeconfig",
-        kubeconfig,
-        "--dest-namespace",
-        ns,
-        "--no-color",
-    ];
-    args.extend_from_slice(extra);
-    plumb(&args)
+    run_local(command, dir, "cli-csa", ns, extra)
 }
 
 #[test]
@@ -63,24 +45,13 @@ fn client_side_sync_options_from_the_command_line() {
     // Validate=false drops it; the object is created client-side.
     let loose = [&client_side[..], &["--sync-option", "Validate=false"]].concat();
     let output = run("sync", dir_text, &ns, &loose);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
+    assert_exit_code(&output, 0);
+    let annotation = kubectl_jsonpath(
+        "configmap",
+        "settings",
+        &ns,
+        "{.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}",
     );
-    let annotation = cluster()
-        .kubectl_output(&[
-            "get",
-            "configmap",
-            "settings",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}",
-        ])
-        .expect("get");
     assert!(annotation.contains("\"b\":\"2\""), "{annotation}");
     let output = run("diff", dir_text, &ns, &loose);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
@@ -94,23 +65,7 @@ fn client_side_sync_options_from_the_command_line() {
     let output = run("diff", dir_text, &ns, &client_side);
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     let output = run("sync", dir_text, &ns, &client_side);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
-    let data = cluster()
-        .kubectl_output(&[
-            "get",
-            "configmap",
-            "settings",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.data}",
-        ])
-        .expect("get");
+    assert_exit_code(&output, 0);
+    let data = kubectl_jsonpath("configmap", "settings", &ns, "{.data}");
     assert_eq!(data, r#"{"a":"1"}"#);
 }

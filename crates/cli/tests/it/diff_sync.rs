@@ -1,12 +1,9 @@
 //! `plumb diff` and `plumb sync` against the real test cluster, checked with kubectl.
 
+use crate::support::{assert_exit_code, cluster, kubectl_jsonpath, local_target_args};
 use crate::{plumb, stderr, stdout};
-use plumb_testcluster::{FAILURE_LABEL, Failure, TestCluster};
+use plumb_testcluster::{FAILURE_LABEL, Failure};
 use std::path::Path;
-
-fn cluster() -> &'static TestCluster {
-    TestCluster::shared().unwrap_or_else(|e| panic!("test cluster: {e}"))
-}
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write");
@@ -27,20 +24,6 @@ fn secret(password: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: db}}\nstringData: {{password: {password}}}\n"
     )
-}
-
-fn target_args<'a>(dir: &'a str, app: &'a str, kubeconfig: &'a str, ns: &'a str) -> Vec<&'a str> {
-    vec![
-        "--local",
-        dir,
-        "--app",
-        app,
-        "--kubeconfig",
-        kubeconfig,
-        "--dest-namespace",
-        ns,
-        "--no-color",
-    ]
 }
 
 fn run(command: &str, target: &[&str], extra: &[&str]) -> std::process::Output {
@@ -64,7 +47,7 @@ fn diff_and_sync_exit_codes_and_output() {
     write(dir.path(), "secret.yaml", &secret("s3cr3t-first"));
     let dir_text = dir.path().to_str().expect("utf-8");
     let kubeconfig = cluster.kubeconfig_path().to_str().expect("utf-8");
-    let target = target_args(dir_text, "cli-app", kubeconfig, &ns);
+    let target = local_target_args(dir_text, "cli-app", kubeconfig, &ns);
 
     let output = run("diff", &target, &[]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -79,38 +62,21 @@ fn diff_and_sync_exit_codes_and_output() {
     );
 
     let output = run("sync", &target, &["--timeout", "2m"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}\n{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit_code(&output, 0);
     let text = stdout(&output);
     assert!(text.contains("Operation:   Succeeded"), "{text}");
     assert!(text.contains("Health:      Healthy"), "{text}");
     assert!(!text.contains("s3cr3t-first"), "{text}");
-    let tracking = cluster
-        .kubectl_output(&[
-            "get",
-            "configmap",
-            "settings",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.metadata.annotations.argocd\\.argoproj\\.io/tracking-id}",
-        ])
-        .expect("kubectl");
+    let tracking = kubectl_jsonpath(
+        "configmap",
+        "settings",
+        &ns,
+        "{.metadata.annotations.argocd\\.argoproj\\.io/tracking-id}",
+    );
     assert_eq!(tracking, format!("cli-app:/ConfigMap:{ns}/settings"));
 
     let output = run("diff", &target, &[]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit_code(&output, 0);
 
     // A changed Secret value shows as a change, masked.
     write(dir.path(), "secret.yaml", &secret("s3cr3t-second"));
@@ -146,13 +112,7 @@ fn diff_and_sync_exit_codes_and_output() {
         stdout(&output)
     );
     let output = run("sync", &target, &["--prune", "--timeout", "1m"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit_code(&output, 0);
     assert!(
         cluster
             .kubectl_output(&["get", "configmap", "settings", "-n", &ns])
@@ -166,13 +126,7 @@ fn diff_and_sync_exit_codes_and_output() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n",
     );
     let output = run("sync", &target, &["--dry-run"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit_code(&output, 0);
     assert!(stdout(&output).contains("(dry run)"));
     assert!(
         cluster
@@ -186,13 +140,7 @@ fn diff_and_sync_exit_codes_and_output() {
         &target,
         &["--resource", ":ConfigMap:extra", "--no-wait-healthy"],
     );
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit_code(&output, 0);
     assert!(
         cluster
             .kubectl_output(&["get", "configmap", "extra", "-n", &ns])
@@ -211,17 +159,11 @@ fn missing_namespace_diff_shows_new_objects_and_sync_refuses() {
     write(dir.path(), "secret.yaml", &secret("s3cr3t-absent"));
     let dir_text = dir.path().to_str().expect("utf-8");
     let kubeconfig = cluster.kubeconfig_path().to_str().expect("utf-8");
-    let target = target_args(dir_text, "cli-absent", kubeconfig, &ns);
+    let target = local_target_args(dir_text, "cli-absent", kubeconfig, &ns);
 
     // diff: the objects would be created, so they show as new and the exit code is 1.
     let output = run("diff", &target, &[]);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit_code(&output, 1);
     let text = stdout(&output);
     for header in [
         format!("===== apps/Deployment {ns}/web ======"),
@@ -267,23 +209,11 @@ fn unhealthy_app_exits_1_unless_not_waiting() {
     write(dir.path(), "deployment.yaml", &broken);
     let dir_text = dir.path().to_str().expect("utf-8");
     let kubeconfig = cluster.kubeconfig_path().to_str().expect("utf-8");
-    let target = target_args(dir_text, "cli-broken", kubeconfig, &ns);
+    let target = local_target_args(dir_text, "cli-broken", kubeconfig, &ns);
     let output = run("sync", &target, &["--no-wait-healthy"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit_code(&output, 0);
     let output = run("sync", &target, &["--timeout", "8s"]);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit_code(&output, 1);
     assert!(
         stdout(&output).contains("Health:      Progressing"),
         "{}",
@@ -303,7 +233,7 @@ fn errors_exit_2_with_the_reason() {
     let missing = dir.path().join("no-kubeconfig");
     let output = run(
         "diff",
-        &target_args(dir_text, "a", missing.to_str().expect("utf-8"), "default"),
+        &local_target_args(dir_text, "a", missing.to_str().expect("utf-8"), "default"),
         &[],
     );
     assert_eq!(output.status.code(), Some(2));
@@ -321,7 +251,7 @@ fn errors_exit_2_with_the_reason() {
     );
     let output = run(
         "diff",
-        &target_args(
+        &local_target_args(
             dir_text,
             "a",
             unreachable.to_str().expect("utf-8"),
@@ -337,7 +267,7 @@ fn errors_exit_2_with_the_reason() {
     );
     let output = run(
         "sync",
-        &target_args(
+        &local_target_args(
             dir_text,
             "a",
             unreachable.to_str().expect("utf-8"),
@@ -350,7 +280,7 @@ fn errors_exit_2_with_the_reason() {
 
     let output = run(
         "diff",
-        &target_args(
+        &local_target_args(
             "/nonexistent/plumb",
             "a",
             unreachable.to_str().expect("utf-8"),
@@ -422,38 +352,12 @@ fn sync_from_a_git_repository_then_diff_is_clean() {
             .expect("run plumb")
     };
     let output = run("diff", &[]);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit_code(&output, 1);
     assert!(stdout(&output).contains("from-git"), "{}", stdout(&output));
     let output = run("sync", &["--timeout", "1m"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    assert_exit_code(&output, 0);
     let output = run("diff", &[]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
-    let data = cluster.kubectl_output(&[
-        "get",
-        "configmap",
-        "from-git",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.data.a}",
-    ]);
-    assert_eq!(data.ok().as_deref(), Some("b"));
+    assert_exit_code(&output, 0);
+    let data = kubectl_jsonpath("configmap", "from-git", &ns, "{.data.a}");
+    assert_eq!(data, "b");
 }

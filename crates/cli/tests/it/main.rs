@@ -4,6 +4,7 @@ mod admin;
 mod client_side_sync;
 mod diff_sync;
 mod prune_namespaces;
+mod support;
 
 use std::process::{Command, Output};
 

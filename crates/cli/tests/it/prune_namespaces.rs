@@ -1,30 +1,8 @@
 //! `plumb diff` / `plumb sync --prune` find what the app left in namespaces nobody names any
 //! more (the destination namespace is not the only place an app writes to).
 
-use crate::{plumb, stderr, stdout};
-use plumb_testcluster::TestCluster;
-
-fn cluster() -> &'static TestCluster {
-    TestCluster::shared().unwrap_or_else(|e| panic!("test cluster: {e}"))
-}
-
-fn run(command: &str, dir: &str, app: &str, ns: &str, extra: &[&str]) -> std::process::Output {
-    let kubeconfig = cluster().kubeconfig_path().to_str().expect("utf-8");
-    let mut args = vec![
-        command,
-        "--local",
-        dir,
-        "--app",
-        app,
-        "--kubeconfig",
-        kubeconfig,
-        "--dest-namespace",
-        ns,
-        "--no-color",
-    ];
-    args.extend_from_slice(extra);
-    plumb(&args)
-}
+use crate::support::{cluster, run_local as run};
+use crate::{stderr, stdout};
 
 fn config_map(name: &str, namespace: Option<&str>) -> String {
     let namespace = namespace
