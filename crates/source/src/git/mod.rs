@@ -420,15 +420,21 @@ impl GitCache {
     /// [`Self::fetch`] or [`Self::fetch_blobs`] with the repository's credentials, timeout
     /// and cancellation.
     fn plain_git(&self, git_dir: &Path) -> CommandSpec {
+        self.git_without_config()
+            .env("GIT_ALLOW_PROTOCOL", "none")
+            .env("LC_ALL", "C")
+            .arg("--git-dir")
+            .arg(git_dir)
+    }
+
+    /// git with neither the system's nor the user's configuration (nor any `GIT_*` variable
+    /// of ours) in force.
+    fn git_without_config(&self) -> CommandSpec {
         CommandSpec::new(&self.config.git_binary)
             .timeout(self.config.timeout)
             .without_inherited("GIT_")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_ALLOW_PROTOCOL", "none")
-            .env("LC_ALL", "C")
-            .arg("--git-dir")
-            .arg(git_dir)
     }
 
     /// The refs the remote advertises (one `git ls-remote`, no fetch). Concurrent callers
@@ -485,13 +491,7 @@ impl GitCache {
             .arg(url.fetch_url())
             .max_stdout(64 * 1024 * 1024);
         self.stats.ls_remotes.fetch_add(1, Ordering::Relaxed);
-        let out = command::run(&spec, cancel)
-            .await
-            .map_err(|source| GitError::Command {
-                operation: "ls-remote",
-                url: url.to_string(),
-                source,
-            })?;
+        let out = run_git(&spec, "ls-remote", url, cancel).await?;
         if !out.success {
             return Err(classify(url, "ls-remote", &out.stderr, creds));
         }
@@ -677,27 +677,11 @@ impl GitCache {
                 mirror.dir.display()
             )))?;
         }
-        let spec = CommandSpec::new(&self.config.git_binary)
-            .timeout(self.config.timeout)
-            .without_inherited("GIT_")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        let spec = self
+            .git_without_config()
             .args(["init", "--bare", "--quiet", "--"])
             .arg(&mirror.dir);
-        let out = command::run(&spec, cancel)
-            .await
-            .map_err(|source| GitError::Command {
-                operation: "init",
-                url: url.to_string(),
-                source,
-            })?;
-        if !out.success {
-            return Err(GitError::Failed {
-                operation: "init",
-                url: url.to_string(),
-                message: out.stderr.trim().to_string(),
-            });
-        }
+        run_git_successfully(&spec, "init", url, cancel).await?;
         Ok(())
     }
 
@@ -731,20 +715,7 @@ impl GitCache {
                 .args(["config", "--"])
                 .arg(&key)
                 .arg(&value);
-            let out = command::run(&spec, cancel)
-                .await
-                .map_err(|source| GitError::Command {
-                    operation: "config",
-                    url: url.to_string(),
-                    source,
-                })?;
-            if !out.success {
-                return Err(GitError::Failed {
-                    operation: "config",
-                    url: url.to_string(),
-                    message: out.stderr.trim().to_string(),
-                });
-            }
+            run_git_successfully(&spec, "config", url, cancel).await?;
         }
         mirror.configured.store(true, Ordering::SeqCst);
         Ok(())
@@ -903,13 +874,7 @@ impl GitCache {
             ])
             .stdin(input);
         self.stats.blob_fetches.fetch_add(1, Ordering::Relaxed);
-        let out = command::run(&spec, cancel)
-            .await
-            .map_err(|source| GitError::Command {
-                operation: "fetch (blobs)",
-                url: url.to_string(),
-                source,
-            })?;
+        let out = run_git(&spec, "fetch (blobs)", url, cancel).await?;
         if !out.success {
             return Err(classify(url, "fetch (blobs)", &out.stderr, creds));
         }
@@ -1011,22 +976,9 @@ impl GitCache {
         cancel: &CancellationToken,
     ) -> Result<partial::Plan, GitError> {
         let run = |spec: CommandSpec, operation: &'static str| async move {
-            let out = command::run(&spec, cancel)
+            run_git_successfully(&spec, operation, url, cancel)
                 .await
-                .map_err(|source| GitError::Command {
-                    operation,
-                    url: url.to_string(),
-                    source,
-                })?;
-            if out.success {
-                Ok(out.stdout)
-            } else {
-                Err(GitError::Failed {
-                    operation,
-                    url: url.to_string(),
-                    message: out.stderr.trim().to_string(),
-                })
-            }
+                .map(|out| out.stdout)
         };
         // Trees and commits are all in the mirror; `--missing=print` names the blobs that
         // are not, without fetching them.
@@ -1212,22 +1164,7 @@ impl GitCache {
             .map_err(GitError::io(format!("creating {}", dest.display())))?;
         let index = dest.with_extension("index");
         let run = |spec: CommandSpec, operation: &'static str| async move {
-            let out = command::run(&spec, cancel)
-                .await
-                .map_err(|source| GitError::Command {
-                    operation,
-                    url: url.to_string(),
-                    source,
-                })?;
-            if out.success {
-                Ok(out)
-            } else {
-                Err(GitError::Failed {
-                    operation,
-                    url: url.to_string(),
-                    message: out.stderr.trim().to_string(),
-                })
-            }
+            run_git_successfully(&spec, operation, url, cancel).await
         };
         // A private index file: checkouts of the same mirror run side by side.
         run(
@@ -1303,21 +1240,12 @@ impl GitCache {
         depth: usize,
     ) -> Result<(), GitError> {
         let gitmodules = dest.join(".gitmodules");
-        let listing = CommandSpec::new(&self.config.git_binary)
-            .timeout(self.config.timeout)
-            .without_inherited("GIT_")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        let listing = self
+            .git_without_config()
             .args(["config", "--file"])
             .arg(&gitmodules)
             .args(["--get-regexp", r"^submodule\..*\.(path|url)$"]);
-        let out = command::run(&listing, cancel)
-            .await
-            .map_err(|source| GitError::Command {
-                operation: "config",
-                url: url.to_string(),
-                source,
-            })?;
+        let out = run_git(&listing, "config", url, cancel).await?;
         let mut modules: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let Some((key, value)) = line.split_once(' ') else {
@@ -1413,13 +1341,7 @@ impl GitCache {
             sha,
             "--",
         ]);
-        let out = command::run(&spec, cancel)
-            .await
-            .map_err(|source| GitError::Command {
-                operation: "log",
-                url: url.to_string(),
-                source,
-            })?;
+        let out = run_git(&spec, "log", url, cancel).await?;
         if !out.success {
             return Err(GitError::Revision {
                 url: url.to_string(),
@@ -1617,13 +1539,7 @@ impl GitCache {
         cancel: &CancellationToken,
     ) -> Result<command::CommandOutput, GitError> {
         self.stats.signature_checks.fetch_add(1, Ordering::Relaxed);
-        command::run(spec, cancel)
-            .await
-            .map_err(|source| GitError::Command {
-                operation,
-                url: url.to_string(),
-                source,
-            })
+        run_git(spec, operation, url, cancel).await
     }
 
     async fn signature_in(
@@ -1662,16 +1578,53 @@ impl GitCache {
             .run_signature_check(&spec, "log (signature)", url, cancel)
             .await?;
         if !out.success {
-            return Err(GitError::Failed {
-                operation: "log (signature)",
-                url: url.to_string(),
-                message: out.stderr.trim().to_string(),
-            });
+            return Err(failed(&out, "log (signature)", url));
         }
         Ok(SignatureInfo::parse(
             &String::from_utf8_lossy(&out.stdout),
             signed,
         ))
+    }
+}
+
+/// Runs `spec`; a git that cannot run (or is cancelled, or times out) is a
+/// [`GitError::Command`] for `operation` on `url`.
+async fn run_git(
+    spec: &CommandSpec,
+    operation: &'static str,
+    url: &RepoUrl,
+    cancel: &CancellationToken,
+) -> Result<command::CommandOutput, GitError> {
+    command::run(spec, cancel)
+        .await
+        .map_err(|source| GitError::Command {
+            operation,
+            url: url.to_string(),
+            source,
+        })
+}
+
+/// [`run_git`], and a git that exits unsuccessfully is a [`GitError::Failed`] with its
+/// standard error.
+async fn run_git_successfully(
+    spec: &CommandSpec,
+    operation: &'static str,
+    url: &RepoUrl,
+    cancel: &CancellationToken,
+) -> Result<command::CommandOutput, GitError> {
+    let out = run_git(spec, operation, url, cancel).await?;
+    if !out.success {
+        return Err(failed(&out, operation, url));
+    }
+    Ok(out)
+}
+
+/// A git that ran but failed `operation`, in its own words.
+fn failed(out: &command::CommandOutput, operation: &'static str, url: &RepoUrl) -> GitError {
+    GitError::Failed {
+        operation,
+        url: url.to_string(),
+        message: out.stderr.trim().to_string(),
     }
 }
 
