@@ -7,9 +7,7 @@ use crate::support::{TestServer, kubectl_with};
 
 /// The cluster's resourceVersion: unchanged means nothing was written.
 async fn cluster_rv(s: &TestServer) -> String {
-    let (code, list) = s
-        .raw("GET", "/api/v1/namespaces", "application/json", vec![])
-        .await;
+    let (code, list) = s.get("/api/v1/namespaces").await;
     assert_eq!(code, 200);
     list["metadata"]["resourceVersion"]
         .as_str()
@@ -104,7 +102,7 @@ async fn unknown_kinds_groups_and_versions() {
         "/apis/nope.example.com",
         "/api/v2/pods",
     ] {
-        let (code, body) = s.raw("GET", path, "application/json", vec![]).await;
+        let (code, body) = s.get(path).await;
         assert_eq!(
             (code, body.as_str()),
             (404, Some("404 page not found\n")),
@@ -116,7 +114,7 @@ async fn unknown_kinds_groups_and_versions() {
         "/api/v1/widgets",
         "/apis/apps/v1/namespaces/default/deployments/x/scale",
     ] {
-        let (code, status) = s.raw("GET", path, "application/json", vec![]).await;
+        let (code, status) = s.get(path).await;
         assert_eq!(
             (code, reason(&status)),
             (404, ("Status", "NotFound")),
@@ -307,12 +305,7 @@ async fn invalid_selectors() {
         "continue=%21%21%21",
     ] {
         let (code, status) = s
-            .raw(
-                "GET",
-                &format!("/api/v1/namespaces/default/configmaps?{q}"),
-                "application/json",
-                vec![],
-            )
+            .get(&format!("/api/v1/namespaces/default/configmaps?{q}"))
             .await;
         assert_eq!(
             (code, reason(&status).1),
@@ -321,12 +314,7 @@ async fn invalid_selectors() {
         );
     }
     let (code, _) = s
-        .raw(
-            "GET",
-            "/api/v1/namespaces/default/configmaps?watch=true&labelSelector=a%20b%20c",
-            "application/json",
-            vec![],
-        )
+        .get("/api/v1/namespaces/default/configmaps?watch=true&labelSelector=a%20b%20c")
         .await;
     assert_eq!(code, 400);
     let err = s

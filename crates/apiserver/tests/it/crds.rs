@@ -178,12 +178,7 @@ async fn crd_lifecycle_serve_status_delete() {
     s.ok(&["delete", "crd", "widgets.example.com"]).await;
     for _ in 0..50 {
         let (code, _) = s
-            .raw(
-                "GET",
-                "/apis/example.com/v1/namespaces/default/widgets",
-                "application/json",
-                vec![],
-            )
+            .get("/apis/example.com/v1/namespaces/default/widgets")
             .await;
         if code == 404 {
             break;
@@ -191,12 +186,7 @@ async fn crd_lifecycle_serve_status_delete() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (code, _) = s
-        .raw(
-            "GET",
-            "/apis/example.com/v1/namespaces/default/widgets",
-            "application/json",
-            vec![],
-        )
+        .get("/apis/example.com/v1/namespaces/default/widgets")
         .await;
     assert_eq!(code, 404, "no longer served");
     // kubectl's discovery cache still knows the kind: the list itself is refused.

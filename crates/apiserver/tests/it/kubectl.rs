@@ -262,7 +262,7 @@ async fn api_resources_and_explain() {
         "{namespaced}"
     );
     // storageVersionHash as Kubernetes computes it (golden value of a real cluster).
-    let (_, core) = s.raw("GET", "/api/v1", "application/json", vec![]).await;
+    let (_, core) = s.get("/api/v1").await;
     let configmaps = core["resources"]
         .as_array()
         .expect("resources")
@@ -537,12 +537,7 @@ async fn scale_subresource() {
         .await;
     assert_eq!(out, "4 2");
     let (code, scale) = s
-        .raw(
-            "GET",
-            "/apis/apps/v1/namespaces/shop/deployments/web/scale",
-            "application/json",
-            vec![],
-        )
+        .get("/apis/apps/v1/namespaces/shop/deployments/web/scale")
         .await;
     assert_eq!(code, 200);
     assert_eq!(
@@ -557,10 +552,7 @@ async fn scale_subresource() {
         .fails(&["scale", "deployment", "web", "-n", "shop", "--replicas=-1"])
         .await;
     assert!(err.contains("replicas"), "{err}");
-    let resources = s
-        .raw("GET", "/apis/apps/v1", "application/json", vec![])
-        .await
-        .1;
+    let resources = s.get("/apis/apps/v1").await.1;
     let names: Vec<&str> = resources["resources"]
         .as_array()
         .expect("resources")

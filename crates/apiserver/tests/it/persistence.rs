@@ -256,14 +256,7 @@ async fn format_1_store_is_upgraded_and_its_objects_adopted() {
         txn.commit().expect("commit");
     }
     let s = TestServer::start_in(dir, |_| {}).await;
-    let (_, old) = s
-        .raw(
-            "GET",
-            "/api/v1/namespaces/default/configmaps/old",
-            "application/json",
-            vec![],
-        )
-        .await;
+    let (_, old) = s.get("/api/v1/namespaces/default/configmaps/old").await;
     assert_eq!(old["data"]["a"], "1");
     assert!(old["metadata"].get("managedFields").is_none(), "{old}");
     let (code, conflict) = s

@@ -538,14 +538,7 @@ async fn bad_protobuf_bodies_get_status_errors_and_store_nothing() {
     // Nothing was stored: no Deployment, and no write at all since the namespace.
     let deployments = s.ok(&["get", "deploy", "-n", "shop", "-o", "name"]).await;
     assert_eq!(deployments.trim(), "");
-    let (code, _) = s
-        .raw(
-            "GET",
-            "/apis/apps/v1/namespaces/shop/deployments/web",
-            "application/json",
-            vec![],
-        )
-        .await;
+    let (code, _) = s.get("/apis/apps/v1/namespaces/shop/deployments/web").await;
     assert_eq!(code, 404);
     assert_eq!(cluster_resource_version(&s).await, before);
     // And the server still takes a good protobuf body.
@@ -555,9 +548,7 @@ async fn bad_protobuf_bodies_get_status_errors_and_store_nothing() {
 
 /// The cluster-wide resourceVersion (of a list): unchanged means nothing was written.
 async fn cluster_resource_version(s: &TestServer) -> String {
-    let (code, list) = s
-        .raw("GET", "/api/v1/namespaces", "application/json", vec![])
-        .await;
+    let (code, list) = s.get("/api/v1/namespaces").await;
     assert_eq!(code, 200, "{list}");
     list["metadata"]["resourceVersion"]
         .as_str()

@@ -674,14 +674,7 @@ async fn built_in_list_items_leave_out_type_fields() {
     api.create(&PostParams::default(), &cm("a", &[]))
         .await
         .expect("create");
-    let (code, list) = s
-        .raw(
-            "GET",
-            "/api/v1/namespaces/default/configmaps",
-            "application/json",
-            vec![],
-        )
-        .await;
+    let (code, list) = s.get("/api/v1/namespaces/default/configmaps").await;
     assert_eq!(code, 200);
     assert_eq!(
         (list["kind"].as_str(), list["apiVersion"].as_str()),
@@ -694,14 +687,7 @@ async fn built_in_list_items_leave_out_type_fields() {
     );
     assert_eq!(item["metadata"]["name"], "a");
     // A single object keeps them, and typed clients read the list as before.
-    let (_, one) = s
-        .raw(
-            "GET",
-            "/api/v1/namespaces/default/configmaps/a",
-            "application/json",
-            vec![],
-        )
-        .await;
+    let (_, one) = s.get("/api/v1/namespaces/default/configmaps/a").await;
     assert_eq!(one["kind"], "ConfigMap");
     assert_eq!(
         api.list(&ListParams::default())
@@ -889,9 +875,7 @@ async fn managed_fields_follow_updates_and_applies() {
         "FieldManagerConflict"
     );
     // ... and nothing was written.
-    let (_, unchanged) = s
-        .raw("GET", &format!("{path}/owned"), "application/json", vec![])
-        .await;
+    let (_, unchanged) = s.get(&format!("{path}/owned")).await;
     assert_eq!(
         unchanged["metadata"]["resourceVersion"],
         created["metadata"]["resourceVersion"]
@@ -958,12 +942,7 @@ async fn managed_fields_follow_updates_and_applies() {
     s.ok(&["scale", "deployment", "scaled", "--replicas=3"])
         .await;
     let (_, scaled) = s
-        .raw(
-            "GET",
-            "/apis/apps/v1/namespaces/default/deployments/scaled",
-            "application/json",
-            vec![],
-        )
+        .get("/apis/apps/v1/namespaces/default/deployments/scaled")
         .await;
     assert!(
         managers(&scaled).contains(&"kubectl/Update/scale".to_string()),
@@ -979,21 +958,13 @@ async fn namespaces_get_a_default_service_account_and_the_root_ca() {
     s.ok(&["create", "namespace", "fresh"]).await;
     for ns in ["fresh", "default", "kube-system"] {
         let (code, sa) = s
-            .raw(
-                "GET",
-                &format!("/api/v1/namespaces/{ns}/serviceaccounts/default"),
-                "application/json",
-                vec![],
-            )
+            .get(&format!("/api/v1/namespaces/{ns}/serviceaccounts/default"))
             .await;
         assert_eq!(code, 200, "{ns}: {sa}");
         let (code, ca) = s
-            .raw(
-                "GET",
-                &format!("/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt"),
-                "application/json",
-                vec![],
-            )
+            .get(&format!(
+                "/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt"
+            ))
             .await;
         assert_eq!(code, 200, "{ns}: {ca}");
         assert_eq!(ca["data"]["ca.crt"], s.server().ca_pem(), "{ns}");
@@ -1014,45 +985,25 @@ async fn namespaces_get_a_default_service_account_and_the_root_ca() {
         .await;
     assert_eq!(code, 201);
     let (code, _) = s
-        .raw(
-            "GET",
-            "/api/v1/namespaces/applied/serviceaccounts/default",
-            "application/json",
-            vec![],
-        )
+        .get("/api/v1/namespaces/applied/serviceaccounts/default")
         .await;
     assert_eq!(code, 200);
     // Deleted by hand, they come back (a new object), as kube-controller-manager does it.
     let (_, before) = s
-        .raw(
-            "GET",
-            "/api/v1/namespaces/applied/configmaps/kube-root-ca.crt",
-            "application/json",
-            vec![],
-        )
+        .get("/api/v1/namespaces/applied/configmaps/kube-root-ca.crt")
         .await;
     s.ok(&["delete", "configmap", "kube-root-ca.crt", "-n", "applied"])
         .await;
     wait_until(|| async {
         let (code, after) = s
-            .raw(
-                "GET",
-                "/api/v1/namespaces/applied/configmaps/kube-root-ca.crt",
-                "application/json",
-                vec![],
-            )
+            .get("/api/v1/namespaces/applied/configmaps/kube-root-ca.crt")
             .await;
         code == 200 && after["metadata"]["uid"] != before["metadata"]["uid"]
     })
     .await;
     s.ok(&["delete", "namespace", "fresh", "--wait=true"]).await;
     let (code, _) = s
-        .raw(
-            "GET",
-            "/api/v1/namespaces/fresh/configmaps/kube-root-ca.crt",
-            "application/json",
-            vec![],
-        )
+        .get("/api/v1/namespaces/fresh/configmaps/kube-root-ca.crt")
         .await;
     assert_eq!(code, 404);
 }

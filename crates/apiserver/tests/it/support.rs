@@ -177,6 +177,11 @@ impl TestServer {
         let client = self.client().await;
         raw_with(&client, method, path, content_type, body).await
     }
+
+    /// `GET path` (JSON), as [`TestServer::raw`].
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.raw("GET", path, "application/json", vec![]).await
+    }
 }
 
 pub async fn raw_with(
