@@ -1,7 +1,7 @@
 //! End-to-end: `ServerSideApply=false` (kubectl-style client-side apply) and `Validate=false`
 //! on the real test cluster, with kubectl as the independent judge.
 
-use crate::cluster::{cluster, engine, kubectl, request, sync};
+use crate::cluster::{cluster, engine, kubectl, request, sync, widget_crd};
 use plumb_engine::client_apply::LAST_APPLIED_ANNOTATION;
 use plumb_engine::cluster::Cluster;
 use plumb_engine::settings::Settings;
@@ -14,19 +14,14 @@ fn client_side() -> SyncOptions {
     SyncOptions::parse(&["ServerSideApply=false"]).expect("options")
 }
 
-fn widget_crd(group: &str) -> Value {
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("widgets.{group}")},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-                 "versions": [{"name": "v1", "served": true, "storage": true,
-                               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                                   "spec": {"type": "object", "properties": {
-                                       "size": {"type": "integer"}, "colour": {"type": "string"},
-                                       "owner": {"type": "string"},
-                                       "tags": {"type": "array", "items": {"type": "string"}}}}}}}}]}
-    })
+/// The Widget CRD of these tests: a spec with fields plumb applies and others set.
+fn widget_crd_with_colours(group: &str) -> Value {
+    widget_crd(
+        group,
+        json!({"size": {"type": "integer"}, "colour": {"type": "string"},
+               "owner": {"type": "string"},
+               "tags": {"type": "array", "items": {"type": "string"}}}),
+    )
 }
 
 /// Installs a CRD with kubectl (not part of the app) and waits until it is served.
@@ -118,6 +113,15 @@ async fn compare_statuses(
         .collect()
 }
 
+/// Asserts that every resource's result message ends with `suffix` (what was done to it).
+fn all_messages_end_with(result: &OperationResult, suffix: &str) {
+    assert!(
+        result.resources.iter().all(|r| r.message.ends_with(suffix)),
+        "{suffix}: {:#?}",
+        result.resources
+    );
+}
+
 fn succeeded(result: &OperationResult) {
     assert_eq!(
         result.phase,
@@ -133,7 +137,7 @@ async fn client_side_apply_is_what_kubectl_would_do() {
     let ns = cluster().namespace("csa").expect("namespace");
     let engine = engine().await;
     let group = format!("{}.plumb.test", ns.replace('-', ""));
-    install_crd(&widget_crd(&group));
+    install_crd(&widget_crd_with_colours(&group));
     let config = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "settings", "labels": {"tier": "web"}},
         "data": {"kept": "1", "dropped": "2", "escaped": "<a & b>"}});
@@ -154,14 +158,7 @@ async fn client_side_apply_is_what_kubectl_would_do() {
     sync_request.options = client_side();
     let (result, _) = sync(&engine, &sync_request).await;
     succeeded(&result);
-    assert!(
-        result
-            .resources
-            .iter()
-            .all(|r| r.message.ends_with("created")),
-        "{:#?}",
-        result.resources
-    );
+    all_messages_end_with(&result, "created");
     let created = live("configmap", "settings", &ns);
     assert!(
         created["metadata"]["managedFields"]
@@ -217,14 +214,7 @@ async fn client_side_apply_is_what_kubectl_would_do() {
     }
     let (again, _) = sync(&engine, &sync_request).await;
     succeeded(&again);
-    assert!(
-        again
-            .resources
-            .iter()
-            .all(|r| r.message.ends_with("unchanged")),
-        "{:#?}",
-        again.resources
-    );
+    all_messages_end_with(&again, "unchanged");
 
     // Fields removed from Git: compare shows them going, the sync removes them, others'
     // fields stay.
@@ -295,7 +285,7 @@ async fn validate_false_ignores_unknown_fields_and_the_default_is_strict() {
     let ns = cluster().namespace("validate").expect("namespace");
     let engine = engine().await;
     let group = format!("{}.plumb.test", ns.replace('-', ""));
-    install_crd(&widget_crd(&group));
+    install_crd(&widget_crd_with_colours(&group));
     let config = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "loose"}, "bogus": "field", "data": {"a": "1"}});
     let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",

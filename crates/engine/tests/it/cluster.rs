@@ -20,6 +20,36 @@ pub(crate) fn cluster() -> &'static TestCluster {
     TestCluster::shared().unwrap_or_else(|e| panic!("test cluster: {e}"))
 }
 
+/// The names of the `resource` objects in `ns`, as kubectl lists them.
+fn object_names(resource: &str, ns: &str) -> Vec<String> {
+    kubectl(&[
+        "get",
+        resource,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ])
+    .expect("kubectl get")
+    .split_whitespace()
+    .map(str::to_string)
+    .collect()
+}
+
+/// A namespaced CRD of `widgets.<group>` (kind Widget, version v1) whose `spec` has
+/// `spec_properties`.
+pub(crate) fn widget_crd(group: &str, spec_properties: Value) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                   "spec": {"type": "object", "properties": spec_properties}}}}}]}
+    })
+}
+
 pub(crate) async fn engine() -> Cluster {
     Cluster::new(cluster().client().await.expect("client"))
 }
@@ -125,18 +155,26 @@ pub(crate) async fn sync(
     engine: &Cluster,
     request: &SyncRequest,
 ) -> (OperationResult, Vec<String>) {
-    let assessor = HealthAssessor::new(request.settings.clone()).expect("assessor");
     let recorder = Recorder::new();
-    let callback = recorder.callback();
-    let result = execute::run_sync(
+    let result = sync_with_events(engine, request, &recorder.callback()).await;
+    (result, recorder.lines())
+}
+
+/// Runs a sync of `request` (health by its settings), telling `events` what happens.
+async fn sync_with_events(
+    engine: &Cluster,
+    request: &SyncRequest,
+    events: &(dyn Fn(&SyncEvent) + Send + Sync),
+) -> OperationResult {
+    let assessor = HealthAssessor::new(request.settings.clone()).expect("assessor");
+    execute::run_sync(
         engine,
         &assessor,
         request,
         &CancellationToken::new(),
-        &callback,
+        events,
     )
-    .await;
-    (result, recorder.lines())
+    .await
 }
 
 pub(crate) fn kubectl(args: &[&str]) -> Result<String, String> {
@@ -301,19 +339,10 @@ async fn hooks_follow_their_delete_policies() {
         .expect("migrate");
     assert_eq!(migrate.hook_phase, Some(HookPhase::Succeeded));
     // HookSucceeded deleted the PreSync job; the PostSync ones (BeforeHookCreation) remain.
-    let jobs = kubectl(&[
-        "get",
-        "jobs",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.items[*].metadata.name}",
-    ])
-    .expect("jobs");
-    let mut jobs: Vec<&str> = jobs.split_whitespace().collect();
+    let mut jobs = object_names("jobs", &ns);
     jobs.sort();
     assert_eq!(jobs.len(), 2, "{jobs:?}");
-    assert!(jobs.contains(&"smoke"));
+    assert!(jobs.iter().any(|j| j == "smoke"), "{jobs:?}");
     assert!(
         jobs.iter()
             .any(|j| j.starts_with("report-0123456-postsync-")),
@@ -495,30 +524,13 @@ async fn prune_honours_each_propagation_policy() {
             "policy {policy}: the pruned Deployment is still there"
         );
         if policy == "foreground" {
-            let names = kubectl(&[
-                "get",
-                "replicasets",
-                "-n",
-                &ns,
-                "-o",
-                "jsonpath={.items[*].metadata.name}",
-            ])
-            .expect("rs");
-            assert_eq!(names.trim(), "", "foreground: dependents first");
+            let names = object_names("replicasets", &ns);
+            assert!(names.is_empty(), "foreground: dependents first: {names:?}");
         }
         // The garbage collector acts on the ReplicaSet as the policy says.
         let mut left = usize::MAX;
         for _ in 0..120 {
-            let names = kubectl(&[
-                "get",
-                "replicasets",
-                "-n",
-                &ns,
-                "-o",
-                "jsonpath={.items[*].metadata.name}",
-            ])
-            .expect("rs");
-            left = names.split_whitespace().count();
+            left = object_names("replicasets", &ns).len();
             if left == replica_sets_left
                 && kubectl(&["get", "deployment", "web", "-n", &ns]).is_err()
             {
@@ -598,15 +610,7 @@ async fn pruned_objects_are_waited_for_until_deleted() {
             });
         }
     };
-    let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
-    let result = execute::run_sync(
-        &engine,
-        &assessor,
-        &prune,
-        &CancellationToken::new(),
-        &callback,
-    )
-    .await;
+    let result = sync_with_events(&engine, &prune, &callback).await;
     assert!(released.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(
         result.phase,
@@ -623,15 +627,7 @@ async fn crd_and_custom_resource_in_one_sync() {
     let engine = engine().await;
     let suffix = ns.replace('-', "");
     let group = format!("{suffix}.plumb.test");
-    let crd = json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("widgets.{group}")},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-                 "versions": [{"name": "v1", "served": true, "storage": true,
-                               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                                   "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}
-    });
+    let crd = widget_crd(&group, json!({"size": {"type": "integer"}}));
     let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
                         "metadata": {"name": "gadget"}, "spec": {"size": 3}});
     let (result, _) = sync(
@@ -860,15 +856,7 @@ async fn losing_the_cluster_mid_sync_fails_retries_and_recovers() {
         }
         record(event);
     };
-    let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
-    let result = execute::run_sync(
-        &engine,
-        &assessor,
-        &request,
-        &CancellationToken::new(),
-        &callback,
-    )
-    .await;
+    let result = sync_with_events(&engine, &request, &callback).await;
     assert_eq!(
         result.phase,
         OperationPhase::Error,
