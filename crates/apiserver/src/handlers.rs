@@ -90,6 +90,16 @@ impl Target {
         Rules { types, scope }
     }
 
+    /// This request's field manager as a managedFields writer, for `api_version` at `time`.
+    fn writer<'a>(&'a self, api_version: &'a str, time: &'a str) -> Writer<'a> {
+        Writer {
+            manager: &self.manager,
+            api_version,
+            subresource: self.subresource(),
+            time,
+        }
+    }
+
     fn subresource(&self) -> &'static str {
         if self.status {
             "status"
@@ -106,12 +116,7 @@ impl Target {
         let mut managers = base;
         let api_version = self.info.api_version(&self.version);
         let time = now_rfc3339();
-        let writer = Writer {
-            manager: &self.manager,
-            api_version: &api_version,
-            subresource: self.subresource(),
-            time: &time,
-        };
+        let writer = self.writer(&api_version, &time);
         let rules = self.rules();
         let empty;
         let old = match old {
@@ -147,12 +152,7 @@ impl Target {
             .map(str::to_string)
             .unwrap_or_else(|| self.info.api_version(&self.version));
         let time = now_rfc3339();
-        let writer = Writer {
-            manager: &self.manager,
-            api_version: &api_version,
-            subresource: self.subresource(),
-            time: &time,
-        };
+        let writer = self.writer(&api_version, &time);
         let empty = managed::empty_object(&self.info.group, &self.info.kind, self.info.custom);
         let rules = self.rules();
         // kubectl's server-side apply takes over from its client-side apply (the manager

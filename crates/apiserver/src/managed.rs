@@ -344,28 +344,23 @@ impl FieldSet {
         out
     }
 
-    /// Whether `path` itself is a member.
-    fn covers_exactly(&self, path: &[String]) -> bool {
+    /// The node at `path`, if the set has one.
+    fn node_at(&self, path: &[String]) -> Option<&FieldSet> {
         let mut node = self;
         for element in path {
-            match node.children.get(element) {
-                Some(child) => node = child,
-                None => return false,
-            }
+            node = node.children.get(element)?;
         }
-        node.member
+        Some(node)
+    }
+
+    /// Whether `path` itself is a member.
+    fn covers_exactly(&self, path: &[String]) -> bool {
+        self.node_at(path).is_some_and(|node| node.member)
     }
 
     /// Whether the set has the node at `path` or anything below it.
     fn covers(&self, path: &[String]) -> bool {
-        let mut node = self;
-        for element in path {
-            match node.children.get(element) {
-                Some(child) => node = child,
-                None => return false,
-            }
-        }
-        !node.is_empty()
+        self.node_at(path).is_some_and(|node| !node.is_empty())
     }
 
     /// Every member path, parents before children.

@@ -204,8 +204,10 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
 /// The strategic-merge-patch merge key (`patchMergeKey`) of a list field in the built-in
 /// kinds, by field name (the lists kubectl edits most); `sample` is an item of the list
 /// (container ports merge by `containerPort`, Service ports by `port`). `None` for lists
-/// that are replaced whole. Public so that client-side apply can share it; server-side
-/// apply's list types (several keys per item) are [`crate::managed::builtin_list_type`].
+/// that are replaced whole. Not shared with server-side apply's list types
+/// ([`crate::managed::builtin_list_type`]) on purpose: those have several keys per item
+/// (`containerPort` and `protocol`) and more lists, a strategic merge patch merges by the
+/// one `patchMergeKey`.
 pub fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
     match field {
         "containers"
