@@ -12,7 +12,7 @@ use plumb_source::creds::{CredentialStore, RepositorySecret, SecretType};
 use plumb_source::{SourceError, SourceService};
 use tokio_util::sync::CancellationToken;
 
-use crate::servers::{self, Registry, Repo, helm};
+use crate::servers::{self, Registry, Repo, helm, helm_repo_index};
 use crate::{names, request, service, source};
 
 const USER: &str = "chart-robot";
@@ -91,6 +91,22 @@ fn package(work: &Path, out: &Path, name: &str) -> PathBuf {
         &work.join("home"),
     );
     out.join(format!("{name}-1.2.3.tgz"))
+}
+
+/// A repository `name` whose chart `parent/` depends on `dependency` 1.2.3 from
+/// `repository`.
+fn umbrella_repo(root: &Path, name: &str, dependency: &str, repository: &str) -> Repo {
+    let git = Repo::create(root, name);
+    git.commit(
+        &[(
+            "parent/Chart.yaml",
+            &format!(
+                "apiVersion: v2\nname: parent\nversion: 0.1.0\ndependencies:\n- name: {dependency}\n  version: 1.2.3\n  repository: {repository}\n"
+            ),
+        )],
+        "parent",
+    );
+    git
 }
 
 fn secret(
@@ -174,16 +190,7 @@ async fn oci_dependencies_and_charts_behind_registry_credentials() {
     );
 
     let root = tempfile::tempdir().expect("tmp");
-    let git = Repo::create(root.path(), "umbrella-oci");
-    git.commit(
-        &[(
-            "parent/Chart.yaml",
-            &format!(
-                "apiVersion: v2\nname: parent\nversion: 0.1.0\ndependencies:\n- name: private-dep\n  version: 1.2.3\n  repository: {oci}\n"
-            ),
-        )],
-        "parent",
-    );
+    let git = umbrella_repo(root.path(), "umbrella-oci", "private-dep", &oci);
     let dir = tempfile::tempdir().expect("tmp");
     let svc = service(dir.path());
     let cancel = CancellationToken::new();
@@ -283,28 +290,9 @@ async fn http_dependency_repositories_behind_basic_auth() {
     let charts = web.dir.path().join("www/private/charts");
     package(work.path(), &charts, "http-dep");
     let repo_url = format!("http://127.0.0.1:{}/private/charts", web.port);
-    helm(
-        &[
-            "repo",
-            "index",
-            charts.to_str().expect("utf8"),
-            "--url",
-            &repo_url,
-        ],
-        work.path(),
-        &work.path().join("home"),
-    );
+    helm_repo_index(&charts, &repo_url, work.path());
     let root = tempfile::tempdir().expect("tmp");
-    let git = Repo::create(root.path(), "umbrella-http");
-    git.commit(
-        &[(
-            "parent/Chart.yaml",
-            &format!(
-                "apiVersion: v2\nname: parent\nversion: 0.1.0\ndependencies:\n- name: http-dep\n  version: 1.2.3\n  repository: {repo_url}\n"
-            ),
-        )],
-        "parent",
-    );
+    let git = umbrella_repo(root.path(), "umbrella-http", "http-dep", &repo_url);
     let dir = tempfile::tempdir().expect("tmp");
     let svc = service(dir.path());
     let cancel = CancellationToken::new();

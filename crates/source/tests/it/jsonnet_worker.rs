@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use plumb_model::application::{DirectorySource, JsonnetSource};
+use plumb_source::SourceService;
 use tokio_util::sync::CancellationToken;
 
 use crate::servers::Repo;
@@ -138,21 +139,13 @@ async fn a_jsonnet_memory_bomb_is_stopped_and_deep_recursion_is_an_error() {
     let cancel = CancellationToken::new();
     let url = repo.file_url();
 
-    let err = svc
-        .render(&request(vec![source(&url, "main", "bomb")]), &cancel)
-        .await
-        .expect_err("memory bomb");
-    let text = err.to_string();
+    let text = render_failure(&svc, &url, "bomb", &cancel).await;
     assert!(
         text.contains("bomb/main.jsonnet") && text.contains("memory limit of 512 MiB"),
         "{text}"
     );
 
-    let err = svc
-        .render(&request(vec![source(&url, "main", "recursion")]), &cancel)
-        .await
-        .expect_err("recursion");
-    let text = err.to_string();
+    let text = render_failure(&svc, &url, "recursion", &cancel).await;
     assert!(
         text.contains("recursion/main.jsonnet") && text.contains("stack overflow"),
         "{text}"
@@ -165,6 +158,19 @@ async fn a_jsonnet_memory_bomb_is_stopped_and_deep_recursion_is_an_error() {
         .await
         .expect("other apps unaffected");
     assert_eq!(names(&fine), ["ConfigMap/plain", "ConfigMap/from-jsonnet"]);
+}
+
+/// What rendering `path` of `url` at `main` fails with, as text.
+async fn render_failure(
+    svc: &SourceService,
+    url: &str,
+    path: &str,
+    cancel: &CancellationToken,
+) -> String {
+    svc.render(&request(vec![source(url, "main", path)]), cancel)
+        .await
+        .expect_err(path)
+        .to_string()
 }
 
 /// Runs the worker binary on one raw request.

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use plumb_source::{CredentialStore, RepositorySecret, SecretType, SourceService};
+use plumb_source::git::Checkout;
+use plumb_source::{CredentialStore, RenderedSource, RepositorySecret, SecretType, SourceService};
 use tokio_util::sync::CancellationToken;
 
 use crate::servers::{HTTP_PASSWORD, HTTP_USER, HttpServer, Repo, SshServer, git};
@@ -29,6 +30,30 @@ fn write_random(path: &Path, bytes: u64) {
         }
         file.write_all(&buf).expect("write");
     }
+}
+
+/// `checkout` left nothing out: `assets/big.bin` is there, all `bytes` of it.
+fn assert_has_big_bin(checkout: &Checkout, bytes: u64) {
+    assert!(checkout.omitted.is_empty(), "{:?}", checkout.omitted);
+    assert_eq!(
+        std::fs::metadata(checkout.root().join("assets/big.bin"))
+            .expect("big.bin")
+            .len(),
+        bytes
+    );
+}
+
+/// Renders `path` of `url` at `revision`, panicking with what failed.
+async fn render_one(
+    svc: &SourceService,
+    url: &str,
+    revision: &str,
+    path: &str,
+    cancel: &CancellationToken,
+) -> RenderedSource {
+    svc.render(&request(vec![source(url, revision, path)]), cancel)
+        .await
+        .unwrap_or_else(|e| panic!("{url} {revision} {path}: {e}"))
 }
 
 /// A repository with `app/` (small manifests) and `assets/` (a small manifest beside a
@@ -118,10 +143,7 @@ async fn a_fifty_megabyte_blob_outside_the_path_stays_on_the_server() {
             c.git.ssh_known_hosts = Some(ssh.known_hosts.clone());
         });
         svc.set_credentials(store);
-        let rendered = svc
-            .render(&request(vec![source(&url, "main", "app")]), &cancel)
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let rendered = render_one(&svc, &url, "main", "app", &cancel).await;
         assert_eq!(names(&rendered), ["ConfigMap/app"], "{url}");
         let small = mirror_bytes(&svc, &url);
         assert!(
@@ -133,10 +155,7 @@ async fn a_fifty_megabyte_blob_outside_the_path_stays_on_the_server() {
         assert_eq!(stats.blob_fetches.load(Ordering::SeqCst), 0, "{url}");
 
         // The path holding the blob: it is fetched on demand, with the same credentials.
-        let rendered = svc
-            .render(&request(vec![source(&url, "main", "assets")]), &cancel)
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let rendered = render_one(&svc, &url, "main", "assets", &cancel).await;
         assert_eq!(names(&rendered), ["ConfigMap/assets"], "{url}");
         assert_eq!(stats.blob_fetches.load(Ordering::SeqCst), 1, "{url}");
         let big = mirror_bytes(&svc, &url);
@@ -150,13 +169,7 @@ async fn a_fifty_megabyte_blob_outside_the_path_stays_on_the_server() {
             .checkout_path(&parsed, &sha, "app", &CredentialStore::new(), &cancel)
             .await
             .expect("checkout");
-        assert!(full.omitted.is_empty());
-        assert_eq!(
-            std::fs::metadata(full.root().join("assets/big.bin"))
-                .expect("big.bin")
-                .len(),
-            50 * MB
-        );
+        assert_has_big_bin(&full, 50 * MB);
     }
 }
 
@@ -180,13 +193,7 @@ async fn a_partial_checkout_lists_what_it_left_out_and_reads_around_its_path() {
     let svc = service_with(dir.path(), |_| {});
     let cancel = CancellationToken::new();
     // Kustomize reads ../base, outside the rendered path: small blobs are all there.
-    let rendered = svc
-        .render(
-            &request(vec![source(&repo.file_url(), "main", "overlay")]),
-            &cancel,
-        )
-        .await
-        .expect("overlay");
+    let rendered = render_one(&svc, &repo.file_url(), "main", "overlay", &cancel).await;
     assert_eq!(names(&rendered), ["ConfigMap/prod-base"]);
     let parsed = svc.git().parse_url(&repo.file_url()).expect("url");
     let store = CredentialStore::new();
@@ -211,13 +218,7 @@ async fn a_partial_checkout_lists_what_it_left_out_and_reads_around_its_path() {
         .checkout(&parsed, &sha, &store, &cancel)
         .await
         .expect("checkout");
-    assert!(whole.omitted.is_empty());
-    assert_eq!(
-        std::fs::metadata(whole.root().join("assets/big.bin"))
-            .expect("big.bin")
-            .len(),
-        2 * MB
-    );
+    assert_has_big_bin(&whole, 2 * MB);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -230,26 +231,14 @@ async fn a_server_without_filtering_gets_a_full_fetch() {
     let dir = tempfile::tempdir().expect("tmp");
     let svc = service_with(dir.path(), |_| {});
     let cancel = CancellationToken::new();
-    let rendered = svc
-        .render(
-            &request(vec![source(&repo.file_url(), "main", "app")]),
-            &cancel,
-        )
-        .await
-        .expect("render");
+    let rendered = render_one(&svc, &repo.file_url(), "main", "app", &cancel).await;
     assert_eq!(names(&rendered), ["ConfigMap/app"]);
     let stats = &svc.git().stats;
     assert_eq!(stats.filter_fallbacks.load(Ordering::SeqCst), 1);
     assert!(mirror_bytes(&svc, &repo.file_url()) > 4 * MB);
     // The next fetch does not ask for a filter again (and so does not warn again).
     repo.commit(&[("app/cm2.yaml", &cm("app2"))], "two");
-    let rendered = svc
-        .render(
-            &request(vec![source(&repo.file_url(), "main", "app")]),
-            &cancel,
-        )
-        .await
-        .expect("render");
+    let rendered = render_one(&svc, &repo.file_url(), "main", "app", &cancel).await;
     assert_eq!(names(&rendered).len(), 2);
     assert_eq!(stats.filter_fallbacks.load(Ordering::SeqCst), 1);
     assert_eq!(stats.blob_fetches.load(Ordering::SeqCst), 0);
@@ -265,21 +254,11 @@ async fn turning_partial_clone_off_reclones_in_full() {
     let cancel = CancellationToken::new();
     {
         let svc = service_with(dir.path(), |_| {});
-        svc.render(
-            &request(vec![source(&repo.file_url(), "main", "app")]),
-            &cancel,
-        )
-        .await
-        .expect("partial");
+        render_one(&svc, &repo.file_url(), "main", "app", &cancel).await;
         assert!(mirror_bytes(&svc, &repo.file_url()) < 2 * MB);
     }
     let svc = service_with(dir.path(), |c| c.git.partial_clone_blob_limit = None);
-    svc.render(
-        &request(vec![source(&repo.file_url(), "main", "app")]),
-        &cancel,
-    )
-    .await
-    .expect("full");
+    render_one(&svc, &repo.file_url(), "main", "app", &cancel).await;
     assert!(mirror_bytes(&svc, &repo.file_url()) > 3 * MB);
 }
 
@@ -305,19 +284,13 @@ async fn shallow_depth_fetches_the_pinned_commit_only() {
     {
         let svc = service_with(dir.path(), |c| c.git.depth = 1);
         // A pinned commit: that one commit, nothing else.
-        let rendered = svc
-            .render(&request(vec![source(&url, &shas[2], "app")]), &cancel)
-            .await
-            .expect("pinned");
+        let rendered = render_one(&svc, &url, &shas[2], "app", &cancel).await;
         assert_eq!(names(&rendered), ["ConfigMap/v2"]);
         assert_eq!(count(&svc), "1");
         let parsed = svc.git().parse_url(&url).expect("url");
         assert!(svc.git().mirror_dir(&parsed).join("shallow").is_file());
         // A semver constraint resolves with ls-remote; its commit arrives 1 deep.
-        let rendered = svc
-            .render(&request(vec![source(&url, "~1.2", "app")]), &cancel)
-            .await
-            .expect("semver");
+        let rendered = render_one(&svc, &url, "~1.2", "app", &cancel).await;
         assert_eq!(names(&rendered), ["ConfigMap/v5"]);
         let meta = svc
             .git()
@@ -330,9 +303,7 @@ async fn shallow_depth_fetches_the_pinned_commit_only() {
     // Depth turned off: the next fetch completes the history.
     shas.push(repo.commit(&[("app/cm.yaml", &cm("v6"))], "c6"));
     let svc = service_with(dir.path(), |c| c.git.depth = 0);
-    svc.render(&request(vec![source(&url, "main", "app")]), &cancel)
-        .await
-        .expect("full");
+    render_one(&svc, &url, "main", "app", &cancel).await;
     let parsed = svc.git().parse_url(&url).expect("url");
     assert!(!svc.git().mirror_dir(&parsed).join("shallow").exists());
     assert_eq!(count(&svc), "7");
@@ -342,10 +313,7 @@ async fn shallow_depth_fetches_the_pinned_commit_only() {
     let svc = service_with(other.path(), |c| {
         c.git.repository_depth.insert(normalized, 2);
     });
-    let rendered = svc
-        .render(&request(vec![source(&url, &shas[4], "app")]), &cancel)
-        .await
-        .expect("depth 2");
+    let rendered = render_one(&svc, &url, &shas[4], "app", &cancel).await;
     assert_eq!(names(&rendered), ["ConfigMap/v4"]);
     assert_eq!(count(&svc), "2");
 }

@@ -402,6 +402,22 @@ pub fn htpasswd_line(user: &str, password: &str) -> String {
         + "\n"
 }
 
+/// Writes the `index.yaml` of the chart archives in `charts`, served at `url` (helm runs in
+/// `work`, with its homes under `work/home`).
+pub fn helm_repo_index(charts: &Path, url: &str, work: &Path) {
+    helm(
+        &[
+            "repo",
+            "index",
+            charts.to_str().expect("utf8"),
+            "--url",
+            url,
+        ],
+        work,
+        &work.join("home"),
+    );
+}
+
 /// Runs the Go-built helm in `cwd` with its own homes under `home`; `registry.json` there
 /// (docker config.json) holds the test's own registry logins.
 pub fn helm(args: &[&str], cwd: &Path, home: &Path) {

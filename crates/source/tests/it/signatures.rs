@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 
-use plumb_source::{GitError, SourceError, SourceService};
+use plumb_source::{GitError, PublicKey, SourceError, SourceService};
 use tokio_util::sync::CancellationToken;
 
 use crate::servers::{self, HttpServer, Repo};
@@ -62,15 +62,10 @@ impl Signer {
         self.gpg(&["--armor", "--export", key_id])
     }
 
-    /// Commits `files` in `repo` signed by `key_id` (or unsigned) and pushes `main`.
-    fn commit(&self, repo: &Repo, files: &[(&str, &str)], key_id: Option<&str>) -> String {
-        for (path, content) in files {
-            let path = repo.work.join(path);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(&path, content).expect("write");
-        }
-        let git = |args: &[&str]| {
-            let out = Command::new("git")
+    /// Runs git in `repo`'s work tree as Signe Signer with this keyring; its output, trimmed.
+    fn git(&self, repo: &Repo, args: &[&str]) -> String {
+        let out = servers::run_checked(
+            Command::new("git")
                 .args(args)
                 .current_dir(&repo.work)
                 .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -79,16 +74,33 @@ impl Signer {
                 .env("GIT_AUTHOR_NAME", "Signe Signer")
                 .env("GIT_AUTHOR_EMAIL", "signe@example.com")
                 .env("GIT_COMMITTER_NAME", "Signe Signer")
-                .env("GIT_COMMITTER_EMAIL", "signe@example.com")
-                .output()
-                .expect("git");
-            assert!(
-                out.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
+                .env("GIT_COMMITTER_EMAIL", "signe@example.com"),
+            &format!("git {args:?}"),
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Makes `key_id`'s public key the only signature key of `svc`; the keys imported.
+    async fn make_only_signature_key(
+        &self,
+        svc: &SourceService,
+        key_id: &str,
+        cancel: &CancellationToken,
+    ) -> Vec<PublicKey> {
+        svc.git()
+            .set_signature_keys(&keys(&[(key_id, &self.export(key_id))]), cancel)
+            .await
+            .expect("import")
+    }
+
+    /// Commits `files` in `repo` signed by `key_id` (or unsigned) and pushes `main`.
+    fn commit(&self, repo: &Repo, files: &[(&str, &str)], key_id: Option<&str>) -> String {
+        for (path, content) in files {
+            let path = repo.work.join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, content).expect("write");
+        }
+        let git = |args: &[&str]| self.git(repo, args);
         git(&["add", "-A"]);
         match key_id {
             Some(key) => git(&[
@@ -118,21 +130,7 @@ impl Signer {
     /// lightweight (`None`); pushes the tag.
     fn tag(&self, repo: &Repo, name: &str, signed_by: Option<Option<&str>>) {
         let git = |args: &[&str]| {
-            let out = Command::new("git")
-                .args(args)
-                .current_dir(&repo.work)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GNUPGHOME", self.home.path())
-                .env("GIT_COMMITTER_NAME", "Signe Signer")
-                .env("GIT_COMMITTER_EMAIL", "signe@example.com")
-                .output()
-                .expect("git");
-            assert!(
-                out.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            self.git(repo, args);
         };
         match signed_by {
             Some(Some(key)) => git(&[
@@ -201,11 +199,9 @@ async fn renders_only_revisions_signed_by_a_required_key() {
     let dir = tempfile::tempdir().expect("tmp");
     let svc = service_with(dir.path(), |_| {});
     let cancel = CancellationToken::new();
-    let imported = svc
-        .git()
-        .set_signature_keys(&keys(&[(&trusted, &signer.export(&trusted))]), &cancel)
-        .await
-        .expect("import");
+    let imported = signer
+        .make_only_signature_key(&svc, &trusted, &cancel)
+        .await;
     assert_eq!(imported.len(), 1);
     assert_eq!(imported[0].key_id, trusted);
     assert_eq!(
@@ -321,10 +317,9 @@ async fn bad_keys_are_refused_and_nothing_is_imported_half_way() {
     let dir = tempfile::tempdir().expect("tmp");
     let svc = service_with(dir.path(), |_| {});
     let cancel = CancellationToken::new();
-    svc.git()
-        .set_signature_keys(&keys(&[(&trusted, &signer.export(&trusted))]), &cancel)
-        .await
-        .expect("import");
+    signer
+        .make_only_signature_key(&svc, &trusted, &cancel)
+        .await;
     let before = svc.git().gnupg_home();
     let listing = |home: &Path| {
         let out = Command::new("gpg")
@@ -434,10 +429,9 @@ async fn an_annotated_tag_is_judged_by_its_own_signature() {
     let dir = tempfile::tempdir().expect("tmp");
     let svc = service_with(dir.path(), |_| {});
     let cancel = CancellationToken::new();
-    svc.git()
-        .set_signature_keys(&keys(&[(&trusted, &signer.export(&trusted))]), &cancel)
-        .await
-        .expect("import");
+    signer
+        .make_only_signature_key(&svc, &trusted, &cancel)
+        .await;
     let render = |revision: &str| {
         let mut r = request(vec![source(&url, revision, "app")]);
         r.signature_keys = vec![trusted.clone()];

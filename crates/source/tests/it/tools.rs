@@ -15,7 +15,7 @@ use plumb_source::{RenderError, SourceError};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::servers::{HttpServer, Registry, Repo, helm};
+use crate::servers::{HttpServer, Registry, Repo, helm, helm_repo_index};
 use crate::{names, request, service, service_kubectl, service_with, source};
 
 fn render_error(err: SourceError) -> RenderError {
@@ -428,17 +428,7 @@ async fn helm_charts_from_an_http_repository_and_as_dependencies() {
     std::fs::create_dir_all(&charts).expect("mkdir");
     package_chart(work.path(), &charts, "hello");
     let repo_url = format!("http://127.0.0.1:{}/charts", server.port);
-    helm(
-        &[
-            "repo",
-            "index",
-            charts.to_str().expect("utf8"),
-            "--url",
-            &repo_url,
-        ],
-        work.path(),
-        &work.path().join("home"),
-    );
+    helm_repo_index(&charts, &repo_url, work.path());
     let dir = tempfile::tempdir().expect("tmp");
     let svc = service(dir.path());
     let cancel = CancellationToken::new();
