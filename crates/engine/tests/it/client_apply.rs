@@ -1,7 +1,7 @@
 //! End-to-end: `ServerSideApply=false` (kubectl-style client-side apply) and `Validate=false`
 //! on the real test cluster, with kubectl as the independent judge.
 
-use crate::cluster::{cluster, engine, kubectl, request, sync, widget_crd};
+use crate::cluster::{cluster, engine, kubectl, request, succeeded, sync, widget_crd};
 use plumb_engine::client_apply::LAST_APPLIED_ANNOTATION;
 use plumb_engine::cluster::Cluster;
 use plumb_engine::settings::Settings;
@@ -22,6 +22,14 @@ fn widget_crd_with_colours(group: &str) -> Value {
                "owner": {"type": "string"},
                "tags": {"type": "array", "items": {"type": "string"}}}),
     )
+}
+
+/// Installs the Widget CRD in a group named after the test's namespace (so tests do not
+/// share it) and returns the group.
+fn install_widget_crd(ns: &str) -> String {
+    let group = format!("{}.plumb.test", ns.replace('-', ""));
+    install_crd(&widget_crd_with_colours(&group));
+    group
 }
 
 /// Installs a CRD with kubectl (not part of the app) and waits until it is served.
@@ -122,22 +130,11 @@ fn all_messages_end_with(result: &OperationResult, suffix: &str) {
     );
 }
 
-fn succeeded(result: &OperationResult) {
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}: {:#?}",
-        result.message,
-        result.resources
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn client_side_apply_is_what_kubectl_would_do() {
     let ns = cluster().namespace("csa").expect("namespace");
     let engine = engine().await;
-    let group = format!("{}.plumb.test", ns.replace('-', ""));
-    install_crd(&widget_crd_with_colours(&group));
+    let group = install_widget_crd(&ns);
     let config = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "settings", "labels": {"tier": "web"}},
         "data": {"kept": "1", "dropped": "2", "escaped": "<a & b>"}});
@@ -284,8 +281,7 @@ async fn client_side_apply_is_what_kubectl_would_do() {
 async fn validate_false_ignores_unknown_fields_and_the_default_is_strict() {
     let ns = cluster().namespace("validate").expect("namespace");
     let engine = engine().await;
-    let group = format!("{}.plumb.test", ns.replace('-', ""));
-    install_crd(&widget_crd_with_colours(&group));
+    let group = install_widget_crd(&ns);
     let config = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "loose"}, "bogus": "field", "data": {"a": "1"}});
     let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",

@@ -177,6 +177,18 @@ async fn sync_with_events(
     .await
 }
 
+/// Asserts that the operation succeeded, showing its message and resources otherwise.
+#[track_caller]
+pub(crate) fn succeeded(result: &OperationResult) {
+    assert_eq!(
+        result.phase,
+        OperationPhase::Succeeded,
+        "{}: {:#?}",
+        result.message,
+        result.resources
+    );
+}
+
 pub(crate) fn kubectl(args: &[&str]) -> Result<String, String> {
     cluster().kubectl_output(args).map_err(|e| e.to_string())
 }
@@ -204,13 +216,7 @@ async fn waves_wait_for_health_and_resync_is_clean() {
         deployment("frontend", 2, None),
     ];
     let (result, events) = sync(&engine, &request("waves", &ns, desired.clone())).await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}: {:?}",
-        result.message,
-        result.resources
-    );
+    succeeded(&result);
     // Wave 1 starts only after wave 0 reported healthy.
     let waited = events
         .iter()
@@ -490,23 +496,13 @@ async fn prune_honours_each_propagation_policy() {
             config_map("stays", 0),
         ];
         let (result, _) = sync(&engine, &request(&app, &ns, first)).await;
-        assert_eq!(
-            result.phase,
-            OperationPhase::Succeeded,
-            "{}",
-            result.message
-        );
+        succeeded(&result);
         let mut second = request(&app, &ns, vec![config_map("stays", 0)]);
         second.prune = true;
         second.options =
             SyncOptions::parse(&[format!("PrunePropagationPolicy={policy}")]).expect("options");
         let (result, _) = sync(&engine, &second).await;
-        assert_eq!(
-            result.phase,
-            OperationPhase::Succeeded,
-            "{}",
-            result.message
-        );
+        succeeded(&result);
         assert_eq!(
             result_status(&result, "Deployment", "web"),
             Some(ResultStatus::Pruned)
@@ -554,12 +550,7 @@ async fn pruned_objects_are_waited_for_until_deleted() {
         &request("prune-wait", &ns, vec![held, config_map("stays", 0)]),
     )
     .await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        result.message
-    );
+    succeeded(&result);
 
     // While it is held the operation waits (and, bounded by the wave timeout, fails).
     let mut prune = request("prune-wait", &ns, vec![config_map("stays", 0)]);
@@ -612,12 +603,7 @@ async fn pruned_objects_are_waited_for_until_deleted() {
     };
     let result = sync_with_events(&engine, &prune, &callback).await;
     assert!(released.load(std::sync::atomic::Ordering::SeqCst));
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        result.message
-    );
+    succeeded(&result);
     assert!(kubectl(&["get", "configmap", "held", "-n", &ns]).is_err());
 }
 
@@ -635,13 +621,7 @@ async fn crd_and_custom_resource_in_one_sync() {
         &request("crd", &ns, vec![widget.clone(), crd.clone()]),
     )
     .await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}: {:?}",
-        result.message,
-        result.resources
-    );
+    succeeded(&result);
     let size = kubectl(&[
         "get",
         &format!("widgets.{group}"),
@@ -680,12 +660,7 @@ async fn secrets_never_show_in_clear() {
         &request("secrets", &ns, vec![secret("first-pass-9c1")]),
     )
     .await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        result.message
-    );
+    succeeded(&result);
     let compared = execute::compare(
         &engine,
         compare_request(
@@ -918,12 +893,7 @@ async fn dry_run_operation_writes_nothing() {
     );
     request.dry_run = true;
     let (result, _) = sync(&engine, &request).await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        result.message
-    );
+    succeeded(&result);
     assert!(result.dry_run);
     assert_eq!(result.resources.len(), 2);
     assert!(
@@ -948,12 +918,7 @@ async fn create_namespace_replace_and_force() {
         annotations: Default::default(),
     });
     let (result, _) = sync(&engine, &request).await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        result.message
-    );
+    succeeded(&result);
     let label = kubectl(&[
         "get",
         "namespace",
@@ -972,20 +937,10 @@ async fn create_namespace_replace_and_force() {
         &self::request("options", &base, vec![replaced.clone()]),
     )
     .await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        result.message
-    );
+    succeeded(&result);
     replaced["data"]["key"] = json!("second");
     let (result, _) = sync(&engine, &self::request("options", &base, vec![replaced])).await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        result.message
-    );
+    succeeded(&result);
     assert!(
         result
             .resources
@@ -1013,12 +968,7 @@ async fn create_namespace_replace_and_force() {
         &self::request("options", &base, vec![frozen.clone()]),
     )
     .await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        result.message
-    );
+    succeeded(&result);
     let first_uid = kubectl(&[
         "get",
         "configmap",
@@ -1042,12 +992,7 @@ async fn create_namespace_replace_and_force() {
     );
     frozen["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] = json!("Force=true");
     let (result, _) = sync(&engine, &self::request("options", &base, vec![frozen])).await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        result.message
-    );
+    succeeded(&result);
     let second_uid = kubectl(&[
         "get",
         "configmap",
@@ -1161,12 +1106,7 @@ async fn post_delete_hooks_run_only_on_app_deletion() {
     ];
     let request = request("postdelete", &ns, desired);
     let (result, _) = sync(&engine, &request).await;
-    assert_eq!(
-        result.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        result.message
-    );
+    succeeded(&result);
     assert!(
         kubectl(&["get", "job", "cleanup", "-n", &ns]).is_err(),
         "a sync does not run PostDelete hooks"
@@ -1180,12 +1120,7 @@ async fn post_delete_hooks_run_only_on_app_deletion() {
         &|_: &SyncEvent| {},
     )
     .await;
-    assert_eq!(
-        deleted.phase,
-        OperationPhase::Succeeded,
-        "{}",
-        deleted.message
-    );
+    succeeded(&deleted);
     assert_eq!(deleted.resources.len(), 1);
     assert_eq!(deleted.resources[0].hook_phase, Some(HookPhase::Succeeded));
     // HookSucceeded: the job is gone again once it completed.
