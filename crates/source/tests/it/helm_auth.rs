@@ -65,32 +65,15 @@ impl Drop for AuthWeb {
 
 /// Packages chart `name` 1.2.3 (one ConfigMap) into `out`; returns the archive.
 fn package(work: &Path, out: &Path, name: &str) -> PathBuf {
-    let chart = work.join(name);
-    std::fs::create_dir_all(chart.join("templates")).expect("mkdir");
-    std::fs::write(
-        chart.join("Chart.yaml"),
-        format!("apiVersion: v2\nname: {name}\nversion: 1.2.3\n"),
-    )
-    .expect("chart");
-    std::fs::write(
-        chart.join("templates/cm.yaml"),
-        format!(
+    servers::package_chart(
+        work,
+        out,
+        name,
+        "1.2.3",
+        &format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}-{name}\n"
         ),
     )
-    .expect("template");
-    std::fs::create_dir_all(out).expect("mkdir");
-    helm(
-        &[
-            "package",
-            chart.to_str().expect("utf8"),
-            "-d",
-            out.to_str().expect("utf8"),
-        ],
-        work,
-        &work.join("home"),
-    );
-    out.join(format!("{name}-1.2.3.tgz"))
 }
 
 /// A repository `name` whose chart `parent/` depends on `dependency` 1.2.3 from

@@ -402,6 +402,37 @@ pub fn htpasswd_line(user: &str, password: &str) -> String {
         + "\n"
 }
 
+/// Packages chart `name` at `version` with `template` as its one template
+/// (`templates/cm.yaml`) into `out`, building it under `work`; returns the archive.
+pub fn package_chart(
+    work: &Path,
+    out: &Path,
+    name: &str,
+    version: &str,
+    template: &str,
+) -> PathBuf {
+    let chart = work.join(format!("{name}-{version}"));
+    std::fs::create_dir_all(chart.join("templates")).expect("mkdir");
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: {name}\nversion: {version}\n"),
+    )
+    .expect("chart");
+    std::fs::write(chart.join("templates/cm.yaml"), template).expect("template");
+    std::fs::create_dir_all(out).expect("mkdir");
+    helm(
+        &[
+            "package",
+            chart.to_str().expect("utf8"),
+            "-d",
+            out.to_str().expect("utf8"),
+        ],
+        work,
+        &work.join("home"),
+    );
+    out.join(format!("{name}-{version}.tgz"))
+}
+
 /// Writes the `index.yaml` of the chart archives in `charts`, served at `url` (helm runs in
 /// `work`, with its homes under `work/home`).
 pub fn helm_repo_index(charts: &Path, url: &str, work: &Path) {

@@ -15,7 +15,7 @@ use plumb_source::{RenderError, SourceError};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::servers::{HttpServer, Registry, Repo, helm, helm_repo_index};
+use crate::servers::{self, HttpServer, Registry, Repo, helm, helm_repo_index};
 use crate::{names, request, service, service_kubectl, service_with, source};
 
 fn render_error(err: SourceError) -> RenderError {
@@ -393,29 +393,14 @@ async fn helm_chart_from_git_with_every_option_and_multi_source_values() {
 /// Packages a chart named `name` (version 1.2.3 and 1.3.0) into `out`.
 fn package_chart(work: &Path, out: &Path, name: &str) {
     for version in ["1.2.3", "1.3.0"] {
-        let chart = work.join(format!("{name}-{version}"));
-        std::fs::create_dir_all(chart.join("templates")).expect("mkdir");
-        std::fs::write(
-            chart.join("Chart.yaml"),
-            format!("apiVersion: v2\nname: {name}\nversion: {version}\n"),
-        )
-        .expect("chart");
-        std::fs::write(
-            chart.join("templates/cm.yaml"),
-            format!(
+        servers::package_chart(
+            work,
+            out,
+            name,
+            version,
+            &format!(
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}-{name}\ndata:\n  version: \"{version}\"\n  color: {{{{ .Values.color | default \"blue\" }}}}\n"
             ),
-        )
-        .expect("template");
-        helm(
-            &[
-                "package",
-                chart.to_str().expect("utf8"),
-                "-d",
-                out.to_str().expect("utf8"),
-            ],
-            work,
-            &work.join("home"),
         );
     }
 }
