@@ -9,7 +9,7 @@ use std::process::Child;
 
 use plumb_model::application::ApplicationSource;
 use plumb_source::creds::{CredentialStore, RepositorySecret, SecretType};
-use plumb_source::{SourceError, SourceService};
+use plumb_source::{RenderRequest, SourceService};
 use tokio_util::sync::CancellationToken;
 
 use crate::servers::{self, Registry, Repo, helm, helm_repo_index};
@@ -135,13 +135,25 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn auth_error(err: SourceError, repository: &str) {
-    let text = err.to_string();
+/// Rendering `req` fails for want of valid credentials for `repository` (without showing
+/// the password), and nothing is cached.
+async fn assert_auth_refused(
+    svc: &SourceService,
+    req: &RenderRequest,
+    repository: &str,
+    cancel: &CancellationToken,
+) {
+    let text = svc
+        .render(req, cancel)
+        .await
+        .expect_err("rendered without valid credentials")
+        .to_string();
     assert!(
         text.contains(&format!("authentication failed for {repository}")),
         "{text}"
     );
     assert!(!text.contains(PASSWORD), "the password leaked: {text}");
+    assert_eq!(svc.cache_stats().entries, 0);
 }
 
 #[tokio::test]
@@ -181,18 +193,12 @@ async fn oci_dependencies_and_charts_behind_registry_credentials() {
     let force_http = [("enableOCI", "true"), ("insecureOCIForceHttp", "true")];
 
     // No credentials, then wrong ones: a plain authentication error, nothing cached.
-    let err = svc.render(&parent, &cancel).await.expect_err("anonymous");
-    auth_error(err, &oci);
+    assert_auth_refused(&svc, &parent, &oci, &cancel).await;
     use_secret(
         &svc,
         secret(SecretType::Repository, &oci, "wrong-password", &force_http),
     );
-    let err = svc
-        .render(&parent, &cancel)
-        .await
-        .expect_err("wrong password");
-    auth_error(err, &oci);
-    assert_eq!(svc.cache_stats().entries, 0);
+    assert_auth_refused(&svc, &parent, &oci, &cancel).await;
     let helm_cache = dir.path().join("cache/helm");
     let cached: Vec<PathBuf> = files_under(&helm_cache)
         .into_iter()
@@ -258,12 +264,7 @@ async fn oci_dependencies_and_charts_behind_registry_credentials() {
         &svc3,
         secret(SecretType::Repository, &oci, "wrong-password", &force_http),
     );
-    let err = svc3
-        .render(&request(vec![chart]), &cancel)
-        .await
-        .expect_err("oci chart, wrong password");
-    auth_error(err, &oci);
-    assert_eq!(svc3.cache_stats().entries, 0);
+    assert_auth_refused(&svc3, &request(vec![chart]), &oci, &cancel).await;
 }
 
 #[tokio::test]
@@ -285,12 +286,7 @@ async fn http_dependency_repositories_behind_basic_auth() {
         &svc,
         secret(SecretType::Repository, &repo_url, "wrong-password", &[]),
     );
-    let err = svc
-        .render(&parent, &cancel)
-        .await
-        .expect_err("wrong password");
-    auth_error(err, &repo_url);
-    assert_eq!(svc.cache_stats().entries, 0);
+    assert_auth_refused(&svc, &parent, &repo_url, &cancel).await;
 
     use_secret(
         &svc,
