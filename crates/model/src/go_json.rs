@@ -58,6 +58,10 @@ fn write_go_string(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            // Go 1.22 and later (kubectl and kube-apiserver 1.37 are built with Go 1.26)
+            // write these two as short escapes, not \u0008 / \u000c.
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
             '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
                 out.push_str(&format!("\\u{:04x}", c as u32))
             }
@@ -87,6 +91,13 @@ mod tests {
             go_json(&value),
             r#"{"a":[1,-2,1,1.5,null,true],"m":{"a":"quote\"\\","b":"line\nbreak\u0001"},"z":"\u003c\u0026\u003e\u2028"}"#
         );
+    }
+
+    #[test]
+    fn backspace_and_form_feed_as_go_1_22_and_later_write_them() {
+        // Recorded with Go 1.26's encoding/json: {"a":"x\by\fz\u0001\u003c"}.
+        let value = json!({"a": "x\u{8}y\u{c}z\u{1}<"});
+        assert_eq!(go_json(&value), r#"{"a":"x\by\fz\u0001\u003c"}"#);
     }
 
     #[test]
