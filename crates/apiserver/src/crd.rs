@@ -84,9 +84,59 @@ pub(crate) fn validate_crd(crd: &Value) -> Vec<Cause> {
                     ));
                 }
             }
+            // kube-apiserver hoists a schema all versions share to `spec.validation` and
+            // names paths there; different schemas are named per version.
+            let schemas: Vec<Option<&Value>> = vs
+                .iter()
+                .map(|v| v.pointer("/schema/openAPIV3Schema"))
+                .collect();
+            if !schemas.is_empty() && schemas.iter().all(|s| *s == schemas[0]) {
+                if let Some(schema) = schemas[0] {
+                    unique_items_causes(schema, "spec.validation.openAPIV3Schema", &mut causes);
+                }
+            } else {
+                for (i, schema) in schemas.iter().enumerate() {
+                    if let Some(schema) = schema {
+                        unique_items_causes(
+                            schema,
+                            &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                            &mut causes,
+                        );
+                    }
+                }
+            }
         }
     }
     causes
+}
+
+/// Structural schemas may not set `uniqueItems: true` (checking it is quadratic).
+fn unique_items_causes(schema: &Value, path: &str, causes: &mut Vec<Cause>) {
+    let Some(map) = schema.as_object() else {
+        return;
+    };
+    if map.get("uniqueItems").and_then(Value::as_bool) == Some(true) {
+        causes.push(Cause::forbidden(
+            format!("{path}.uniqueItems"),
+            "uniqueItems cannot be set to true since the runtime complexity becomes quadratic",
+        ));
+    }
+    if let Some(properties) = map.get("properties").and_then(Value::as_object) {
+        let mut names: Vec<&String> = properties.keys().collect();
+        names.sort();
+        for name in names {
+            unique_items_causes(
+                &properties[name],
+                &format!("{path}.properties[{name}]"),
+                causes,
+            );
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(sub) = map.get(key) {
+            unique_items_causes(sub, &format!("{path}.{key}"), causes);
+        }
+    }
 }
 
 /// Sets the status a healthy CRD gets from Kubernetes' controllers, at once.
@@ -294,5 +344,37 @@ mod tests {
         c["spec"]["scope"] = json!("Galaxy");
         let fields: Vec<String> = validate_crd(&c).into_iter().map(|c| c.field).collect();
         assert_eq!(fields, vec!["metadata.name", "spec.scope"]);
+    }
+
+    #[test]
+    fn unique_items_is_forbidden_where_kube_apiserver_names_it() {
+        let mut c = crd();
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"tags": {"type": "array", "uniqueItems": true, "items": {"type": "string"}}}}}});
+        c["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = schema.clone();
+        let causes = validate_crd(&c);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(
+            causes[0].field,
+            "spec.validation.openAPIV3Schema.properties[spec].properties[tags].uniqueItems"
+        );
+        assert_eq!(
+            causes[0].message,
+            "Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic"
+        );
+        // Versions with different schemas are named one by one.
+        let mut second = c["spec"]["versions"][0].clone();
+        second["name"] = json!("v1beta1");
+        second["storage"] = json!(false);
+        second["schema"]["openAPIV3Schema"] =
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+        c["spec"]["versions"].as_array_mut().unwrap().push(second);
+        let fields: Vec<String> = validate_crd(&c).into_iter().map(|c| c.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[tags].uniqueItems"
+            ]
+        );
     }
 }

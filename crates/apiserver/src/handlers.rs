@@ -930,6 +930,9 @@ impl AppState {
         if t.info.store_key() == CRDS {
             causes.extend(crate::crd::validate_crd(obj));
         }
+        if let Some(schema) = custom_schema(t) {
+            causes.extend(crate::crd_schema::validate_object(obj, schema));
+        }
         if matches!(t.info.store_key().as_str(), "/configmaps" | "/secrets") {
             if let Some(why) =
                 crate::validation::undecodable_base64(obj, t.info.resource == "secrets")
@@ -948,7 +951,16 @@ impl AppState {
             return Ok(());
         }
         let name = meta_str(obj, "name").unwrap_or("");
-        Err(ApiError::invalid(&t.info.kind, &t.info.group, name, causes))
+        let mut e = ApiError::invalid(&t.info.kind, &t.info.group, name, causes);
+        if t.info.custom || t.info.store_key() == CRDS {
+            // kube-apiserver names a custom resource's (and a CRD's) kind with its group here
+            // (`Widget.example.com "w" is invalid`), while details keep the bare kind.
+            let kind = &t.info.kind;
+            e.message = e
+                .message
+                .replacen(kind, &format!("{kind}.{}", t.info.group), 1);
+        }
+        Err(e)
     }
 
     /// Builds the object a create stores (everything but the resourceVersion).
@@ -2069,26 +2081,34 @@ enum DeletionStep {
     Remove,
 }
 
-/// Drops (or with `fieldValidation=Strict` refuses) what a custom resource's schema does
-/// not declare, as Kubernetes prunes to structural schemas.
-fn prune_custom(t: &Target, object: &mut Value) -> Result<(), ApiError> {
+/// A custom resource's schema for the request's version (else the first served one).
+fn custom_schema(t: &Target) -> Option<&Value> {
     if !t.info.custom {
-        return Ok(());
+        return None;
     }
-    let Some(schema) = t
-        .info
+    t.info
         .schemas
         .get(&t.version)
         .or_else(|| t.info.schemas.get(&t.info.versions[0]))
-    else {
+        .map(|s| &**s)
+}
+
+/// Drops (or with `fieldValidation=Strict` refuses) what a custom resource's schema does
+/// not declare, as Kubernetes prunes to structural schemas.
+fn prune_custom(t: &Target, object: &mut Value) -> Result<(), ApiError> {
+    let Some(schema) = custom_schema(t) else {
         return Ok(());
     };
+    // kube-apiserver drops nulls the schema does not allow before it validates.
+    crate::crd_schema::drop_disallowed_nulls(object, schema);
     let removed = crate::prune::prune_object(object, schema);
     if t.strict && !removed.is_empty() {
-        let fields: Vec<String> = removed
+        // kube-apiserver lists the unknown fields sorted by path.
+        let mut fields: Vec<String> = removed
             .iter()
             .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
             .collect();
+        fields.sort();
         return Err(ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
             fields.join(", "),

@@ -28,6 +28,7 @@
 
 mod api_error;
 mod crd;
+mod crd_schema;
 mod discovery;
 mod error;
 mod handlers;

@@ -300,3 +300,149 @@ async fn custom_resources_are_pruned_to_their_schema() {
     );
     assert!(gadgets.get_opt("g2").await.expect("get").is_none());
 }
+
+#[tokio::test]
+async fn custom_resources_are_validated_against_their_schema() {
+    let s = TestServer::start().await;
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "dials.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"kind": "Dial", "plural": "dials"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {"type": "object", "required": ["size"], "properties": {
+                    "size": {"type": "integer", "minimum": 1},
+                    "mode": {"type": "string", "enum": ["fast", "slow"]},
+                    "flag": {"type": "boolean"}}}}}}}]}});
+    crate::support::kubectl_with(
+        &s.kubeconfig,
+        &["create", "-f", "-"],
+        Some(&crd.to_string()),
+    )
+    .await;
+    s.ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "crd/dials.example.com",
+        "--timeout=5s",
+    ])
+    .await;
+    let dial = ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "Dial".into(),
+        plural: "dials".into(),
+    };
+    let dials: Api<DynamicObject> = Api::namespaced_with(s.client().await, "default", &dial);
+
+    // A value below the minimum: refused with kube-apiserver's message, nothing stored.
+    let bad = "apiVersion: example.com/v1\nkind: Dial\nmetadata:\n  name: bad\nspec:\n  size: 0\n";
+    let out = crate::support::kubectl_with(&s.kubeconfig, &["apply", "-f", "-"], Some(bad)).await;
+    assert!(
+        !out.ok
+            && out.stderr.contains(
+                "The Dial \"bad\" is invalid: spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+            ),
+        "{}",
+        out.stderr
+    );
+    assert!(dials.get_opt("bad").await.expect("get").is_none());
+    let bad: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1",
+        "kind": "Dial", "metadata": {"name": "bad"}, "spec": {"size": 0}}))
+    .expect("dial");
+    match dials.create(&PostParams::default(), &bad).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+            assert_eq!(
+                status.message,
+                "Dial.example.com \"bad\" is invalid: spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+            );
+        }
+        other => panic!("expected a 422, got {other:?}"),
+    }
+    assert!(dials.get_opt("bad").await.expect("get").is_none());
+
+    // Two problems at once: both named, in one 422.
+    let worse =
+        "apiVersion: example.com/v1\nkind: Dial\nmetadata:\n  name: worse\nspec:\n  mode: medium\n";
+    let out =
+        crate::support::kubectl_with(&s.kubeconfig, &["create", "-f", "-"], Some(worse)).await;
+    assert!(
+        !out.ok
+            && out.stderr.contains("spec.size: Required value")
+            && out.stderr.contains(
+                "spec.mode: Unsupported value: \"medium\": supported values: \"fast\", \"slow\""
+            ),
+        "{}",
+        out.stderr
+    );
+    assert!(dials.get_opt("worse").await.expect("get").is_none());
+
+    // A good one is stored, its undeclared fields and disallowed nulls dropped.
+    let good: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1",
+        "kind": "Dial", "metadata": {"name": "good"},
+        "spec": {"size": 3, "mode": "fast", "flag": null, "colour": "red"}}))
+    .expect("dial");
+    dials
+        .create(&PostParams::default(), &good)
+        .await
+        .expect("create");
+    let stored = s
+        .ok(&["get", "dial.example.com", "good", "-o", "json"])
+        .await;
+    let stored: serde_json::Value = serde_json::from_str(&stored).expect("json");
+    assert_eq!(stored["spec"], json!({"size": 3, "mode": "fast"}));
+
+    // Patches and dry-runs are validated too; the stored object is untouched.
+    let out = crate::support::kubectl_with(
+        &s.kubeconfig,
+        &[
+            "patch",
+            "dial.example.com",
+            "good",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"size":-1}}"#,
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        !out.ok
+            && out
+                .stderr
+                .contains("spec.size in body should be greater than or equal to 1"),
+        "{}",
+        out.stderr
+    );
+    let dry = "apiVersion: example.com/v1\nkind: Dial\nmetadata:\n  name: good\nspec:\n  size: 0\n";
+    let out = crate::support::kubectl_with(
+        &s.kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "-f",
+            "-",
+        ],
+        Some(dry),
+    )
+    .await;
+    assert!(
+        !out.ok && out.stderr.contains("is invalid"),
+        "{}",
+        out.stderr
+    );
+    let after = s
+        .ok(&[
+            "get",
+            "dial.example.com",
+            "good",
+            "-o",
+            "jsonpath={.spec.size}",
+        ])
+        .await;
+    assert_eq!(after.trim(), "3");
+}
