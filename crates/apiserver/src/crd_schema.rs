@@ -230,19 +230,15 @@ fn validate_value(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Ca
             if expected == "integer" && value.is_number() {
                 // kube-openapi's format check reports a fractional number a second time,
                 // under the field `<nil>`; kube-apiserver passes that on verbatim.
-                let format = schema
-                    .get("format")
-                    .and_then(Value::as_str)
-                    .unwrap_or("default");
-                causes.push(Cause {
-                    reason: "FieldValueInvalid",
-                    message: format!(
-                        "Invalid value: \"\": Checked value must be of type integer ({format} format) in {path}"
-                    ),
-                    field: "<nil>".into(),
-                });
+                causes.push(integer_format_cause(schema, path));
             }
             return;
+        }
+        if expected == "integer"
+            && schema.get("format").and_then(Value::as_str) == Some("int32")
+            && value.as_i64().is_none_or(|i| i32::try_from(i).is_err())
+        {
+            causes.push(integer_format_cause(schema, path));
         }
     }
     match value {
@@ -271,6 +267,22 @@ fn validate_value(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Ca
             ),
             field: path.to_string(),
         });
+    }
+}
+
+/// kube-openapi's complaint about a number its integer format cannot hold, passed on by
+/// kube-apiserver verbatim under the field `<nil>`.
+fn integer_format_cause(schema: &Value, path: &str) -> Cause {
+    let format = match schema.get("format").and_then(Value::as_str) {
+        Some(format) => format!("with format {format}"),
+        None => "(default format)".into(),
+    };
+    Cause {
+        reason: "FieldValueInvalid",
+        message: format!(
+            "Invalid value: \"\": Checked value must be of type integer {format} in {path}"
+        ),
+        field: "<nil>".into(),
     }
 }
 
@@ -349,7 +361,54 @@ fn format_holds(format: &str, s: &str) -> bool {
         }
         "ipv4" => s.parse::<std::net::Ipv4Addr>().is_ok(),
         "ipv6" => s.parse::<std::net::Ipv6Addr>().is_ok(),
+        "date-time" | "datetime" => {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+        }
+        "date" => {
+            time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).is_ok()
+        }
+        "hostname" => is_hostname(s),
+        "email" => is_email(s),
         _ => true,
+    }
+}
+
+/// A bound as kube-openapi prints it: an integer bound of an integer value as an integer
+/// (`1000000`), otherwise Go's `%v` of the float (`1e+06`).
+fn bound_text(bound: f64, value: &Value) -> String {
+    let integral_value = value.as_i64().is_some() || value.as_u64().is_some();
+    if integral_value && bound.fract() == 0.0 && bound.abs() < 9.2e18 {
+        format!("{}", bound as i64)
+    } else {
+        go_float(bound)
+    }
+}
+
+/// Dot-separated labels of letters, digits and inner hyphens, 1 to 63 characters each,
+/// at most 255 in all (RFC 1123; internationalised names are not special-cased).
+fn is_hostname(s: &str) -> bool {
+    s.len() <= 255
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+}
+
+/// `local@domain` with both parts present and a hostname-like domain (Go's
+/// `mail.ParseAddress` also accepts display names and quoted local parts; those are not).
+fn is_email(s: &str) -> bool {
+    match s.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !local
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '<' || c == '>')
+                && is_hostname(domain)
+        }
+        None => false,
     }
 }
 
@@ -367,7 +426,7 @@ fn validate_number(value: &Value, schema: &Value, path: &str, causes: &mut Vec<C
                 value,
                 format!(
                     "{path} in body should be a multiple of {}",
-                    go_float(divisor)
+                    bound_text(divisor, value)
                 ),
             ));
         }
@@ -383,7 +442,10 @@ fn validate_number(value: &Value, schema: &Value, path: &str, causes: &mut Vec<C
             causes.push(invalid(
                 path,
                 value,
-                format!("{path} in body should be {relation} {}", go_float(max)),
+                format!(
+                    "{path} in body should be {relation} {}",
+                    bound_text(max, value)
+                ),
             ));
         }
     }
@@ -398,7 +460,10 @@ fn validate_number(value: &Value, schema: &Value, path: &str, causes: &mut Vec<C
             causes.push(invalid(
                 path,
                 value,
-                format!("{path} in body should be {relation} {}", go_float(min)),
+                format!(
+                    "{path} in body should be {relation} {}",
+                    bound_text(min, value)
+                ),
             ));
         }
     }
@@ -583,6 +648,40 @@ mod tests {
     }
 
     #[test]
+    fn large_bounds_print_as_integers_for_integers_and_as_go_floats_for_numbers() {
+        let props = json!({"big": {"type": "integer", "maximum": 1000000},
+            "ratio": {"type": "number", "maximum": 1000000}});
+        assert_eq!(
+            one(props.clone(), json!({"big": 2000000})).2,
+            "Invalid value: 2000000: spec.big in body should be less than or equal to 1000000"
+        );
+        assert_eq!(
+            one(props, json!({"ratio": 2000000.5})).2,
+            "Invalid value: 2.0000005e+06: spec.ratio in body should be less than or equal to 1e+06"
+        );
+    }
+
+    #[test]
+    fn int32_values_must_fit() {
+        let props = json!({"small": {"type": "integer", "format": "int32"}});
+        assert_eq!(
+            one(props.clone(), json!({"small": 1099511627776u64})),
+            cause(
+                "FieldValueInvalid",
+                "<nil>",
+                "Invalid value: \"\": Checked value must be of type integer with format int32 in spec.small"
+            )
+        );
+        assert!(
+            messages(
+                json!({"spec": {"small": -2147483648i64}}),
+                spec_schema(props)
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
     fn types_nulls_and_int_or_string() {
         let props = json!({"size": {"type": "integer"}, "note": {"type": "string", "nullable": true},
             "flag": {"type": "boolean"}, "port": {"x-kubernetes-int-or-string": true}});
@@ -694,6 +793,34 @@ mod tests {
             "spec.labels.a"
         );
         assert_eq!(one(props, json!({"uid": "nope"})).1, "spec.uid");
+    }
+
+    #[test]
+    fn cheap_formats_are_checked_and_others_pass() {
+        for (format, good, bad) in [
+            ("uuid", "4b6e4f56-2f0e-4a4c-9a69-1f0e8d7f2b3a", "nope"),
+            ("byte", "aGVsbG8=", "!!!"),
+            ("ipv4", "10.0.0.1", "300.1.1.1"),
+            ("ipv6", "::1", "1::2::3"),
+            ("date-time", "2026-11-23T23:59:00Z", "nope"),
+            ("date", "2026-11-23", "23/11/2026"),
+            ("hostname", "a.example.com", "-bad-"),
+            ("email", "a@example.com", "nope"),
+        ] {
+            let props = json!({"v": {"type": "string", "format": format}});
+            assert!(
+                messages(json!({"spec": {"v": good}}), spec_schema(props.clone())).is_empty(),
+                "{format} {good}"
+            );
+            assert_eq!(
+                one(props, json!({"v": bad})).2,
+                format!(
+                    "Invalid value: \"{bad}\": spec.v in body must be of type {format}: \"{bad}\""
+                )
+            );
+        }
+        let props = json!({"v": {"type": "string", "format": "isbn"}});
+        assert!(messages(json!({"spec": {"v": "anything"}}), spec_schema(props)).is_empty());
     }
 
     #[test]

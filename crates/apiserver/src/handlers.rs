@@ -1367,6 +1367,23 @@ impl AppState {
         }
         // No resourceVersion in the body means an unconditional update (retried on races).
         let unconditional = meta_str(&new, "resourceVersion").is_none_or(str::is_empty);
+        // Custom resources allow no unconditional update of an existing object (their
+        // strategy says so in kube-apiserver), named by resource, not kind.
+        if unconditional && t.info.custom && self.0.store.get(&t.key(name)).is_some() {
+            let cause = Cause {
+                reason: "FieldValueInvalid",
+                message: "Invalid value: 0: must be specified for an update".into(),
+                field: "metadata.resourceVersion".into(),
+            };
+            let resource = &t.info.resource;
+            let mut e = ApiError::invalid(resource, &t.info.group, name, vec![cause]);
+            e.message = e.message.replacen(
+                resource.as_str(),
+                &crate::api_error::qualified(&t.info.group, resource),
+                1,
+            );
+            return Err(e);
+        }
         self.update_with(t, name, dry_run, unconditional, false, |_| Ok(new.clone()))
             .await
     }

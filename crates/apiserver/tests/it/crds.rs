@@ -435,6 +435,22 @@ async fn custom_resources_are_validated_against_their_schema() {
         "{}",
         out.stderr
     );
+    // A replace without a resourceVersion is refused for custom resources, as kube-apiserver
+    // refuses it (named by resource).
+    let unconditional: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "example.com/v1",
+        "kind": "Dial", "metadata": {"name": "good"}, "spec": {"size": 5}}))
+        .expect("dial");
+    match dials
+        .replace("good", &PostParams::default(), &unconditional)
+        .await
+    {
+        Err(kube::Error::Api(status)) => assert_eq!(
+            status.message,
+            "dials.example.com \"good\" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update"
+        ),
+        other => panic!("expected a 422, got {other:?}"),
+    }
     let after = s
         .ok(&[
             "get",
