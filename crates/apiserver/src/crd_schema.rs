@@ -11,12 +11,15 @@ use crate::api_error::Cause;
 
 /// The causes of a whole custom resource against its version's root schema.
 /// `apiVersion`, `kind` and `metadata` are the API server's own business (checked elsewhere).
-pub(crate) fn validate_object(object: &Value, schema: &Value) -> Vec<Cause> {
+/// `old` is the stored object of an update: as kube-apiserver's validation ratcheting,
+/// a field equal to its old value (same path; list items are not correlated) is not
+/// refused, so objects stored before their CRD tightened can still be updated elsewhere.
+pub(crate) fn validate_object(object: &Value, old: Option<&Value>, schema: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let Some(map) = object.as_object() else {
         return causes;
     };
-    validate_properties(map, schema, "", &mut causes);
+    validate_properties(map, old.and_then(Value::as_object), schema, "", &mut causes);
     causes
 }
 
@@ -198,7 +201,16 @@ fn number(value: &Value) -> Option<f64> {
 }
 
 /// Checks one value against its schema, adding what is wrong to `causes`.
-fn validate_value(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Cause>) {
+fn validate_value(
+    value: &Value,
+    old: Option<&Value>,
+    schema: &Value,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
+    if old == Some(value) {
+        return;
+    }
     if value.is_null() {
         if !flag(schema, "nullable") {
             let expected = schema.get("type").and_then(Value::as_str).unwrap_or("");
@@ -245,7 +257,9 @@ fn validate_value(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Ca
         Value::String(s) => validate_string(s, value, schema, path, causes),
         Value::Number(_) => validate_number(value, schema, path, causes),
         Value::Array(items) => validate_array(items, schema, path, causes),
-        Value::Object(map) => validate_map(map, schema, path, causes),
+        Value::Object(map) => {
+            validate_map(map, old.and_then(Value::as_object), schema, path, causes)
+        }
         _ => {}
     }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
@@ -492,12 +506,18 @@ fn validate_array(items: &[Value], schema: &Value, path: &str, causes: &mut Vec<
     }
     if let Some(item_schema) = schema.get("items") {
         for (i, item) in items.iter().enumerate() {
-            validate_value(item, item_schema, &index_path(path, i), causes);
+            validate_value(item, None, item_schema, &index_path(path, i), causes);
         }
     }
 }
 
-fn validate_map(map: &Map<String, Value>, schema: &Value, path: &str, causes: &mut Vec<Cause>) {
+fn validate_map(
+    map: &Map<String, Value>,
+    old: Option<&Map<String, Value>>,
+    schema: &Value,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
     let count = map.len() as u64;
     if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
         && count > max
@@ -532,13 +552,14 @@ fn validate_map(map: &Map<String, Value>, schema: &Value, path: &str, causes: &m
             }
         }
     }
-    validate_properties(map, schema, path, causes);
+    validate_properties(map, old, schema, path, causes);
 }
 
 /// `required`, then each present field against its property schema or
 /// `additionalProperties`.
 fn validate_properties(
     map: &Map<String, Value>,
+    old: Option<&Map<String, Value>>,
     schema: &Value,
     path: &str,
     causes: &mut Vec<Cause>,
@@ -564,7 +585,8 @@ fn validate_properties(
         }
         let sub = properties.and_then(|p| p.get(key)).or(additional);
         if let Some(sub) = sub {
-            validate_value(&map[key], sub, &child_path(path, key), causes);
+            let old_value = old.and_then(|o| o.get(key));
+            validate_value(&map[key], old_value, sub, &child_path(path, key), causes);
         }
     }
 }
@@ -577,7 +599,7 @@ mod tests {
     use serde_json::json;
 
     fn messages(object: Value, schema: Value) -> Vec<(String, String, String)> {
-        validate_object(&object, &schema)
+        validate_object(&object, None, &schema)
             .into_iter()
             .map(|c| (c.reason.to_string(), c.field, c.message))
             .collect()
@@ -659,6 +681,34 @@ mod tests {
             one(props, json!({"ratio": 2000000.5})).2,
             "Invalid value: 2.0000005e+06: spec.ratio in body should be less than or equal to 1e+06"
         );
+    }
+
+    #[test]
+    fn unchanged_fields_ratchet_on_updates() {
+        let schema = spec_schema(json!({"size": {"type": "integer", "minimum": 1},
+            "name": {"type": "string", "minLength": 2},
+            "tags": {"type": "array", "items": {"type": "string", "minLength": 2}}}));
+        let old =
+            json!({"metadata": {"labels": {}}, "spec": {"size": 0, "name": "x", "tags": ["a"]}});
+        // Only metadata changed: nothing is refused.
+        let relabelled = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"size": 0, "name": "x", "tags": ["a"]}});
+        assert!(validate_object(&relabelled, Some(&old), &schema).is_empty());
+        // A changed field is validated; unchanged siblings stay ratcheted.
+        let renamed = json!({"spec": {"size": 0, "name": "y", "tags": ["a"]}});
+        let fields: Vec<String> = validate_object(&renamed, Some(&old), &schema)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, vec!["spec.name"]);
+        // List items are not correlated: a changed list is validated whole.
+        let retagged = json!({"spec": {"size": 0, "name": "x", "tags": ["a", "bb"]}});
+        let fields: Vec<String> = validate_object(&retagged, Some(&old), &schema)
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, vec!["spec.tags[0]"]);
+        // Without an old object (a create) everything is checked.
+        assert_eq!(validate_object(&old, None, &schema).len(), 3);
     }
 
     #[test]
@@ -942,14 +992,14 @@ mod tests {
         fn a_value_built_to_satisfy_its_schema_validates((schema, value) in schema_and_value()) {
             let root = json!({"type": "object", "properties": {"spec": schema}});
             let object = json!({"apiVersion": "a/v1", "kind": "K", "metadata": {"name": "n"}, "spec": value});
-            let causes = validate_object(&object, &root);
+            let causes = validate_object(&object, None, &root);
             prop_assert!(causes.is_empty(), "{causes:?}");
         }
 
         #[test]
         fn a_value_below_its_minimum_never_validates(low in -1000i64..1000, below in 1i64..100) {
             let root = spec_schema(json!({"n": {"type": "integer", "minimum": low}}));
-            let causes = validate_object(&json!({"spec": {"n": low - below}}), &root);
+            let causes = validate_object(&json!({"spec": {"n": low - below}}), None, &root);
             prop_assert_eq!(causes.len(), 1);
             prop_assert_eq!(&causes[0].field, "spec.n");
         }

@@ -925,13 +925,14 @@ impl AppState {
         Ok(())
     }
 
-    fn validate(&self, t: &Target, obj: &Value) -> Result<(), ApiError> {
+    /// `old`: the stored object of an update (custom resources' validation ratchets on it).
+    fn validate(&self, t: &Target, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
         let mut causes = crate::validation::metadata_causes(obj, t.info.name_rule);
         if t.info.store_key() == CRDS {
             causes.extend(crate::crd::validate_crd(obj));
         }
         if let Some(schema) = custom_schema(t) {
-            causes.extend(crate::crd_schema::validate_object(obj, schema));
+            causes.extend(crate::crd_schema::validate_object(obj, old, schema));
         }
         if matches!(t.info.store_key().as_str(), "/configmaps" | "/secrets") {
             if let Some(why) =
@@ -1009,7 +1010,7 @@ impl AppState {
                 t.record_update(base, None, &mut obj);
             }
         }
-        self.validate(t, &obj)?;
+        self.validate(t, &obj, None)?;
         self.check_namespace(t, &mut obj, &name)?;
         Ok((name, obj))
     }
@@ -1198,7 +1199,7 @@ impl AppState {
         }
         apply_defaults(&t.info, &mut result, false);
         prune_custom(t, &mut result)?;
-        self.validate(t, &result)?;
+        self.validate(t, &result, Some(&old_v))?;
         if t.info.generation && spec_changed(&t.info, &old_v, &result) {
             let g = old_v
                 .pointer("/metadata/generation")
