@@ -509,6 +509,72 @@ fn validate_array(items: &[Value], schema: &Value, path: &str, causes: &mut Vec<
             validate_value(item, None, item_schema, &index_path(path, i), causes);
         }
     }
+    duplicate_causes(items, schema, path, causes);
+}
+
+/// Items of a `set` list equal to an earlier one, and items of a `map` list whose keys an
+/// earlier item already has: `Duplicate value` at the later index (for maps, of the keys).
+fn duplicate_causes(items: &[Value], schema: &Value, path: &str, causes: &mut Vec<Cause>) {
+    let identities: Vec<Value> = match schema.get("x-kubernetes-list-type").and_then(Value::as_str)
+    {
+        Some("set") => items.to_vec(),
+        Some("map") => {
+            let keys: Vec<&str> = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            items
+                .iter()
+                .map(|item| {
+                    let mut identity = Map::new();
+                    for key in &keys {
+                        if let Some(v) = item.get(*key) {
+                            identity.insert((*key).to_string(), v.clone());
+                        }
+                    }
+                    Value::Object(identity)
+                })
+                .collect()
+        }
+        _ => return,
+    };
+    for (i, identity) in identities.iter().enumerate() {
+        if identities[..i]
+            .iter()
+            .any(|earlier| json_equal_deep(earlier, identity))
+        {
+            // A set item prints as Go prints the value; a map item's keys as their JSON
+            // (keys sorted, as Go's encoder writes a map).
+            let shown = match identity {
+                Value::Object(keys) => {
+                    let sorted: std::collections::BTreeMap<&String, &Value> = keys.iter().collect();
+                    serde_json::to_string(&sorted).unwrap_or_default()
+                }
+                other => go_value(other),
+            };
+            causes.push(Cause {
+                reason: "FieldValueDuplicate",
+                message: format!("Duplicate value: {shown}"),
+                field: index_path(path, i),
+            });
+        }
+    }
+}
+
+/// Deep JSON equality with numbers compared by value.
+fn json_equal_deep(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal_deep(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal_deep(v, w)))
+        }
+        _ => json_equal(a, b),
+    }
 }
 
 fn validate_map(
@@ -709,6 +775,36 @@ mod tests {
         assert_eq!(fields, vec!["spec.tags[0]"]);
         // Without an old object (a create) everything is checked.
         assert_eq!(validate_object(&old, None, &schema).len(), 3);
+    }
+
+    #[test]
+    fn set_and_map_lists_refuse_duplicates() {
+        let props = json!({
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "parts": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name", "slot"],
+                "items": {"type": "object", "properties": {"name": {"type": "string"}, "slot": {"type": "integer"}, "color": {"type": "string"}}}},
+            "plain": {"type": "array", "items": {"type": "string"}}
+        });
+        assert_eq!(
+            one(props.clone(), json!({"tags": ["a", "b", "a"]})),
+            cause(
+                "FieldValueDuplicate",
+                "spec.tags[2]",
+                "Duplicate value: \"a\""
+            )
+        );
+        assert_eq!(
+            one(
+                props.clone(),
+                json!({"parts": [{"name": "x", "slot": 1, "color": "red"}, {"name": "x", "slot": 2}, {"name": "x", "slot": 1}]})
+            ),
+            cause(
+                "FieldValueDuplicate",
+                "spec.parts[2]",
+                "Duplicate value: {\"name\":\"x\",\"slot\":1}"
+            )
+        );
+        assert!(messages(json!({"spec": {"plain": ["a", "a"]}}), spec_schema(props)).is_empty());
     }
 
     #[test]
