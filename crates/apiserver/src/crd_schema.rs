@@ -328,8 +328,7 @@ fn validate_string(s: &str, value: &Value, schema: &Value, path: &str, causes: &
             format!("{path} in body should be at least {min} chars long"),
         ));
     } else if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-        && let Ok(re) = regex::Regex::new(pattern)
-        && !re.is_match(s)
+        && matches_pattern(pattern, s) == Some(false)
     {
         causes.push(invalid(
             path,
@@ -342,6 +341,27 @@ fn validate_string(s: &str, value: &Value, schema: &Value, path: &str, causes: &
     {
         causes.push(type_invalid_format(path, value, format));
     }
+}
+
+/// Whether `s` matches `pattern` (`None` when the pattern does not compile). Compiled
+/// patterns are kept, since every item of a long list is checked against the same one.
+fn matches_pattern(pattern: &str, s: &str) -> Option<bool> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let cache = COMPILED.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut compiled = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if compiled.len() > 1024 {
+        // Bounded: schemas come and go with their CRDs.
+        compiled.clear();
+    }
+    compiled
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(pattern).ok())
+        .as_ref()
+        .map(|re| re.is_match(s))
 }
 
 fn type_invalid_format(path: &str, value: &Value, format: &str) -> Cause {
