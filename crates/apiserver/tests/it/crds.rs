@@ -251,28 +251,7 @@ async fn custom_resources_are_pruned_to_their_schema() {
                 "type": "object",
                 "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}});
-    crate::support::kubectl_with(
-        &s.kubeconfig,
-        &["create", "-f", "-"],
-        Some(&crd.to_string()),
-    )
-    .await;
-    s.ok(&[
-        "wait",
-        "--for",
-        "condition=Established",
-        "crd/gadgets.example.com",
-        "--timeout=5s",
-    ])
-    .await;
-    let gadget = ApiResource {
-        group: "example.com".into(),
-        version: "v1".into(),
-        api_version: "example.com/v1".into(),
-        kind: "Gadget".into(),
-        plural: "gadgets".into(),
-    };
-    let gadgets: Api<DynamicObject> = Api::namespaced_with(s.client().await, "default", &gadget);
+    let gadgets = install_example_crd(&s, &crd, "Gadget", "gadgets").await;
     // Without fieldValidation (kube-rs): undeclared fields are dropped.
     let g: DynamicObject = serde_json::from_value(
         json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g1"},
@@ -313,28 +292,7 @@ async fn custom_resources_are_validated_against_their_schema() {
                     "size": {"type": "integer", "minimum": 1},
                     "mode": {"type": "string", "enum": ["fast", "slow"]},
                     "flag": {"type": "boolean"}}}}}}}]}});
-    crate::support::kubectl_with(
-        &s.kubeconfig,
-        &["create", "-f", "-"],
-        Some(&crd.to_string()),
-    )
-    .await;
-    s.ok(&[
-        "wait",
-        "--for",
-        "condition=Established",
-        "crd/dials.example.com",
-        "--timeout=5s",
-    ])
-    .await;
-    let dial = ApiResource {
-        group: "example.com".into(),
-        version: "v1".into(),
-        api_version: "example.com/v1".into(),
-        kind: "Dial".into(),
-        plural: "dials".into(),
-    };
-    let dials: Api<DynamicObject> = Api::namespaced_with(s.client().await, "default", &dial);
+    let dials = install_example_crd(&s, &crd, "Dial", "dials").await;
 
     // A value below the minimum: refused with kube-apiserver's message, nothing stored.
     let bad = "apiVersion: example.com/v1\nkind: Dial\nmetadata:\n  name: bad\nspec:\n  size: 0\n";
@@ -461,4 +419,36 @@ async fn custom_resources_are_validated_against_their_schema() {
         ])
         .await;
     assert_eq!(after.trim(), "3");
+}
+
+/// Creates an `example.com/v1` CRD with kubectl, waits until it is Established and returns
+/// the API of its objects in namespace `default`.
+async fn install_example_crd(
+    s: &TestServer,
+    crd: &serde_json::Value,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    crate::support::kubectl_with(
+        &s.kubeconfig,
+        &["create", "-f", "-"],
+        Some(&crd.to_string()),
+    )
+    .await;
+    s.ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        &format!("crd/{plural}.example.com"),
+        "--timeout=5s",
+    ])
+    .await;
+    let resource = ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    Api::namespaced_with(s.client().await, "default", &resource)
 }
