@@ -288,12 +288,20 @@ fn memory() -> anyhow::Result<Outcome> {
     })
 }
 
-/// Writes 1,000 manifests (Namespaces, ConfigMaps, Secrets, Services, Deployments) into one
-/// multi-document file for `kubectl apply --server-side -f`.
+/// Writes 1,000 manifests (ConfigMaps, Secrets, Services, Deployments) into one
+/// multi-document file for `kubectl apply --server-side -f`, and returns its path and text.
+/// `headless_services` gives every Service `clusterIP: None` (the engine scenarios put two
+/// sets into one cluster, whose service IP range would not hold them).
 pub fn write_thousand_objects(
     dir: &std::path::Path,
     namespace: &str,
-) -> anyhow::Result<std::path::PathBuf> {
+    headless_services: bool,
+) -> anyhow::Result<(std::path::PathBuf, String)> {
+    let cluster_ip = if headless_services {
+        "  clusterIP: None\n"
+    } else {
+        ""
+    };
     let mut out = String::new();
     for index in 0..1_000 {
         let doc = match index % 4 {
@@ -304,7 +312,7 @@ pub fn write_thousand_objects(
                 "apiVersion: v1\nkind: Secret\nmetadata:\n  name: secret-{index}\n  namespace: {namespace}\nstringData:\n  password: p-{index}\n"
             ),
             2 => format!(
-                "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{index}\n  namespace: {namespace}\nspec:\n  selector:\n    app: app-{index}\n  ports:\n  - port: 80\n    targetPort: 8080\n"
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{index}\n  namespace: {namespace}\nspec:\n{cluster_ip}  selector:\n    app: app-{index}\n  ports:\n  - port: 80\n    targetPort: 8080\n"
             ),
             _ => format!(
                 "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: deploy-{index}\n  namespace: {namespace}\nspec:\n  replicas: 0\n  selector:\n    matchLabels:\n      app: app-{index}\n  template:\n    metadata:\n      labels:\n        app: app-{index}\n    spec:\n      containers:\n      - name: app\n        image: registry.example/app:{index}\n"
@@ -314,8 +322,8 @@ pub fn write_thousand_objects(
         out.push_str(&doc);
     }
     let path = dir.join("thousand.yaml");
-    std::fs::write(&path, out)?;
-    Ok(path)
+    std::fs::write(&path, &out)?;
+    Ok((path, out))
 }
 
 fn kubectl_apply() -> anyhow::Result<Outcome> {
@@ -324,7 +332,7 @@ fn kubectl_apply() -> anyhow::Result<Outcome> {
         let scratch = tempfile::tempdir()?;
         for target in [Target::embedded().await?, Target::real().await?] {
             let namespace = target.namespace("apply").await?;
-            let file = write_thousand_objects(scratch.path(), &namespace)?;
+            let (file, _) = write_thousand_objects(scratch.path(), &namespace, false)?;
             let start = Instant::now();
             let output = target
                 .kubectl()

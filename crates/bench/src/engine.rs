@@ -185,33 +185,13 @@ fn thread_cpu_time() -> anyhow::Result<Duration> {
     Ok(Duration::from_nanos(nanos))
 }
 
-/// 1,000 manifests in one file: ConfigMaps, Secrets, headless Services (no cluster IP, so
-/// two runs fit one cluster's service range) and Deployments.
+/// The apiserver scenarios' 1,000 manifests with headless Services (no cluster IP, so two
+/// runs fit one cluster's service range), as a file for kubectl and parsed for plumb.
 fn thousand_objects(
     dir: &std::path::Path,
     namespace: &str,
 ) -> anyhow::Result<(std::path::PathBuf, Vec<Value>)> {
-    let mut text = String::new();
-    for index in 0..1_000 {
-        let doc = match index % 4 {
-            0 => format!(
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{index}\n  namespace: {namespace}\ndata:\n  key: value-{index}\n"
-            ),
-            1 => format!(
-                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: secret-{index}\n  namespace: {namespace}\nstringData:\n  password: p-{index}\n"
-            ),
-            2 => format!(
-                "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{index}\n  namespace: {namespace}\nspec:\n  clusterIP: None\n  selector:\n    app: app-{index}\n  ports:\n  - port: 80\n    targetPort: 8080\n"
-            ),
-            _ => format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: deploy-{index}\n  namespace: {namespace}\nspec:\n  replicas: 0\n  selector:\n    matchLabels:\n      app: app-{index}\n  template:\n    metadata:\n      labels:\n        app: app-{index}\n    spec:\n      containers:\n      - name: app\n        image: registry.example/app:{index}\n"
-            ),
-        };
-        text.push_str("---\n");
-        text.push_str(&doc);
-    }
-    let file = dir.join("thousand.yaml");
-    std::fs::write(&file, &text)?;
+    let (file, text) = crate::apiserver::write_thousand_objects(dir, namespace, true)?;
     let objects: Vec<Value> = serde_saphyr::from_multiple(&text)?;
     Ok((file, objects.into_iter().filter(|o| !o.is_null()).collect()))
 }
