@@ -12,6 +12,7 @@ use plumb_engine::settings::{Settings, TrackingMethod};
 use plumb_engine::sync::SyncOptions;
 use plumb_engine::sync::execute::{self, CompareRequest, LiveCompare, OperationPhase, SyncRequest};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub const SCENARIOS: &[Scenario] = &[
@@ -294,62 +295,108 @@ fn recompare() -> anyhow::Result<Outcome> {
     })
 }
 
+/// CPU time (user + system) of this process's live children by command name: the test
+/// cluster's components, so each run can say how much work it cost the server side.
+fn component_cpu() -> BTreeMap<String, Duration> {
+    let me = std::process::id().to_string();
+    let mut cpu = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return cpu;
+    };
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (command) state ppid …`; the command may contain spaces.
+        let Some((head, rest)) = text.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map(|(_, n)| n).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1) != Some(&me.as_str()) {
+            continue;
+        }
+        let ticks =
+            |index: usize| -> u64 { fields.get(index).and_then(|f| f.parse().ok()).unwrap_or(0) };
+        *cpu.entry(name.to_string()).or_insert(Duration::ZERO) +=
+            Duration::from_millis((ticks(11) + ticks(12)) * 10);
+    }
+    cpu
+}
+
+/// "kube-apiserver 1480 ms, etcd 500 ms" since `before`.
+fn component_cpu_since(before: &BTreeMap<String, Duration>) -> String {
+    component_cpu()
+        .iter()
+        .filter_map(|(name, after)| {
+            let spent = after.saturating_sub(before.get(name).copied().unwrap_or_default());
+            (spent > Duration::ZERO).then(|| format!("{name} {:.0} ms", spent.as_secs_f64() * 1e3))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Paired rounds of the 1,000-object sync; the order alternates so neither tool always
+/// meets the cluster first, and the figure is each tool's median.
+const SYNC_ROUNDS: usize = 3;
+
+/// Set to a file path to record a CPU profile of kube-apiserver (`go tool pprof`) during
+/// plumb's first sync: where the server spends its time is what decides this scenario.
+const APISERVER_PROFILE_ENV: &str = "PLUMB_BENCH_APISERVER_PROFILE";
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
 fn sync_thousand() -> anyhow::Result<Outcome> {
-    let cluster = start_cluster()?;
+    let profile = std::env::var_os(APISERVER_PROFILE_ENV);
+    let mut options = plumb_testcluster::Options::default();
+    if profile.is_some() {
+        // The last flag wins over the cluster's own `--profiling=false`.
+        options.extra_args.push((
+            plumb_testcluster::Component::ApiServer,
+            "--profiling=true".into(),
+        ));
+    }
+    let cluster = plumb_testcluster::TestCluster::start(options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let scratch = tempfile::tempdir()?;
-        // kubectl first, then plumb, each into its own empty namespace.
-        let kubectl_namespace = cluster.namespace("kubectl")?;
-        let (file, _) = thousand_objects(scratch.path(), &kubectl_namespace)?;
-        let start = Instant::now();
-        let output = cluster
-            .kubectl()
-            .args(["apply", "--server-side", "--field-manager", "bench", "-f"])
-            .arg(&file)
-            .output()?;
-        let kubectl_took = start.elapsed();
-        anyhow::ensure!(
-            output.status.success(),
-            "kubectl apply failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let plumb_namespace = cluster.namespace("plumb")?;
-        let plumb_dir = scratch.path().join("plumb");
-        std::fs::create_dir_all(&plumb_dir)?;
-        let (_, desired) = thousand_objects(&plumb_dir, &plumb_namespace)?;
         let engine = Cluster::new(cluster.client().await?);
         let assessor = HealthAssessor::new(Settings::default())?;
-        let mut request = SyncRequest::new("bench", &plumb_namespace, desired);
-        request.concurrency = 32;
-        let cpu_before = process_cpu_time()?;
-        let start = Instant::now();
-        // When the first write step starts, validation and the dry-run of everything are done.
-        let dry_run_done = std::sync::Mutex::new(None::<Duration>);
-        let result = execute::run_sync(
-            &engine,
-            &assessor,
-            &request,
-            &Default::default(),
-            &|event: &execute::SyncEvent| {
-                if let execute::SyncEvent::Step { .. } = event
-                    && let Ok(mut slot) = dry_run_done.lock()
-                    && slot.is_none()
-                {
-                    *slot = Some(start.elapsed());
+        let mut kubectl_runs = Vec::new();
+        let mut plumb_runs = Vec::new();
+        for round in 0..SYNC_ROUNDS {
+            for plumb_turn in [round % 2 == 1, round % 2 == 0] {
+                let dir = scratch.path().join(format!("round-{round}-{plumb_turn}"));
+                std::fs::create_dir_all(&dir)?;
+                if !plumb_turn {
+                    kubectl_runs.push(kubectl_sync(&cluster, &dir)?);
+                    continue;
                 }
-            },
-        )
-        .await;
-        let plumb_took = start.elapsed();
-        let plumb_cpu = process_cpu_time()? - cpu_before;
-        anyhow::ensure!(result.phase == OperationPhase::Succeeded, "{}", result.message);
-        let dry_run_took = dry_run_done.lock().ok().and_then(|slot| *slot).unwrap_or_default();
+                let profiler = match (&profile, round) {
+                    (Some(path), 0) => Some(
+                        cluster
+                            .kubectl()
+                            .args(["get", "--raw", "/debug/pprof/profile?seconds=2"])
+                            .stdout(std::fs::File::create(path)?)
+                            .spawn()?,
+                    ),
+                    _ => None,
+                };
+                plumb_runs.push(plumb_sync(&cluster, &engine, &assessor, &dir).await?);
+                if let Some(mut profiler) = profiler {
+                    profiler.wait()?;
+                }
+            }
+        }
+        let plumb_took = median(plumb_runs);
+        let kubectl_took = median(kubectl_runs);
         eprintln!(
-            "sync of 1,000 objects: plumb {plumb_took:.2?} (compare + dry-run of everything {dry_run_took:.2?}, {} requests, plumb CPU {plumb_cpu:.2?}) vs kubectl apply --server-side {kubectl_took:.2?}",
-            engine.request_count()
+            "median of {SYNC_ROUNDS} rounds: plumb {plumb_took:.2?} vs kubectl apply --server-side {kubectl_took:.2?}"
         );
         Ok(Outcome {
             figure: plumb_took.as_secs_f64(),
@@ -359,4 +406,84 @@ fn sync_thousand() -> anyhow::Result<Outcome> {
             higher_is_better: false,
         })
     })
+}
+
+/// `kubectl apply --server-side` of the 1,000 objects into a new namespace.
+fn kubectl_sync(
+    cluster: &plumb_testcluster::TestCluster,
+    dir: &std::path::Path,
+) -> anyhow::Result<Duration> {
+    let namespace = cluster.namespace("kubectl")?;
+    let (file, _) = thousand_objects(dir, &namespace)?;
+    let cpu = component_cpu();
+    let start = Instant::now();
+    let output = cluster
+        .kubectl()
+        .args(["apply", "--server-side", "--field-manager", "bench", "-f"])
+        .arg(&file)
+        .output()?;
+    let took = start.elapsed();
+    anyhow::ensure!(
+        output.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!(
+        "kubectl apply --server-side: {took:.2?} (server side: {})",
+        component_cpu_since(&cpu)
+    );
+    Ok(took)
+}
+
+/// A full plumb sync operation of the same 1,000 objects into a new namespace.
+async fn plumb_sync(
+    cluster: &plumb_testcluster::TestCluster,
+    engine: &Cluster,
+    assessor: &HealthAssessor,
+    dir: &std::path::Path,
+) -> anyhow::Result<Duration> {
+    let namespace = cluster.namespace("plumb")?;
+    let (_, desired) = thousand_objects(dir, &namespace)?;
+    // An app of its own per round: the objects of earlier rounds are not this app's to prune.
+    let mut request = SyncRequest::new(&namespace, &namespace, desired);
+    request.concurrency = 32;
+    let requests_before = engine.request_count();
+    let plumb_cpu = process_cpu_time()?;
+    let cpu = component_cpu();
+    let start = Instant::now();
+    // When the first write step starts, validation and the dry-run of everything are done.
+    let dry_run_done = std::sync::Mutex::new(None::<Duration>);
+    let result = execute::run_sync(
+        engine,
+        assessor,
+        &request,
+        &Default::default(),
+        &|event: &execute::SyncEvent| {
+            if let execute::SyncEvent::Step { .. } = event
+                && let Ok(mut slot) = dry_run_done.lock()
+                && slot.is_none()
+            {
+                *slot = Some(start.elapsed());
+            }
+        },
+    )
+    .await;
+    let took = start.elapsed();
+    let plumb_cpu = process_cpu_time()? - plumb_cpu;
+    anyhow::ensure!(
+        result.phase == OperationPhase::Succeeded,
+        "{}",
+        result.message
+    );
+    let dry_run_took = dry_run_done
+        .lock()
+        .ok()
+        .and_then(|slot| *slot)
+        .unwrap_or_default();
+    eprintln!(
+        "plumb sync: {took:.2?} (compare + dry-run of everything {dry_run_took:.2?}, {} requests, plumb CPU {plumb_cpu:.2?}; server side: {})",
+        engine.request_count() - requests_before,
+        component_cpu_since(&cpu)
+    );
+    Ok(took)
 }

@@ -272,6 +272,9 @@ pub struct Compared {
     pub comparison: AppComparison,
     /// Objects the server refused in the dry-run, with its message.
     pub dry_run_errors: BTreeMap<ResourceKey, String>,
+    /// Objects this compare dry-ran as server-side applies under `fieldValidation=Strict`
+    /// and the server accepted: writing the same body again needs no second validation.
+    pub strictly_dry_run: HashSet<ResourceKey>,
     pub ignore: IgnoreRules,
 }
 
@@ -362,7 +365,7 @@ async fn compare_for(
         )
         .await
         .map_err(CompareFailure::Cluster)?;
-    let (comparison, dry_run_errors) = compare_live_for(
+    let dry_run = compare_live_for(
         cluster,
         LiveCompare {
             app,
@@ -381,8 +384,9 @@ async fn compare_for(
     Ok(Compared {
         prepared,
         live,
-        comparison,
-        dry_run_errors,
+        comparison: dry_run.comparison,
+        dry_run_errors: dry_run.errors,
+        strictly_dry_run: dry_run.strictly_dry_run,
         ignore,
     })
 }
@@ -409,14 +413,25 @@ pub async fn compare_live(
     cluster: &Cluster,
     request: LiveCompare<'_>,
 ) -> Result<(AppComparison, BTreeMap<ResourceKey, String>), CompareFailure> {
-    compare_live_for(cluster, request, DryRunPurpose::Compare).await
+    compare_live_for(cluster, request, DryRunPurpose::Compare)
+        .await
+        .map(|dry_run| (dry_run.comparison, dry_run.errors))
+}
+
+/// What the dry-runs of a compare found.
+struct DryRunOutcome {
+    comparison: AppComparison,
+    /// Objects the server refused, with its message.
+    errors: BTreeMap<ResourceKey, String>,
+    /// Objects accepted by a server-side-apply dry-run under `fieldValidation=Strict`.
+    strictly_dry_run: HashSet<ResourceKey>,
 }
 
 async fn compare_live_for(
     cluster: &Cluster,
     request: LiveCompare<'_>,
     purpose: DryRunPurpose,
-) -> Result<(AppComparison, BTreeMap<ResourceKey, String>), CompareFailure> {
+) -> Result<DryRunOutcome, CompareFailure> {
     let LiveCompare {
         app,
         destination_namespace,
@@ -481,13 +496,13 @@ async fn compare_live_for(
                     .check_create(object, object_options.validate)
                     .await
                     .map(|()| None);
-                return (key.clone(), object_options, outcome);
+                return (key.clone(), object_options, mode, outcome);
             }
             let outcome = cluster
                 .predict(key, object, live_object, mode)
                 .await
                 .map(Some);
-            (key.clone(), object_options, outcome)
+            (key.clone(), object_options, mode, outcome)
         }
     })
     .buffer_unordered(concurrency.max(1))
@@ -500,12 +515,12 @@ async fn compare_live_for(
             // still sends nothing).
             let candidates: BTreeSet<&str> = dry_runs
                 .iter()
-                .filter(|(key, _, outcome)| {
+                .filter(|(key, _, _, outcome)| {
                     outcome.as_ref().is_err_and(ClusterError::is_not_found)
                         && !key.namespace.is_empty()
                         && !new_namespaces.contains(&key.namespace)
                 })
-                .map(|(key, _, _)| key.namespace.as_str())
+                .map(|(key, _, _, _)| key.namespace.as_str())
                 .collect();
             absent_namespaces(cluster, candidates).await?
         }
@@ -513,7 +528,11 @@ async fn compare_live_for(
     };
     let mut predicted = HashMap::new();
     let mut dry_run_errors = BTreeMap::new();
-    for (key, object_options, outcome) in dry_runs {
+    let mut strictly_dry_run = HashSet::new();
+    for (key, object_options, mode, outcome) in dry_runs {
+        if outcome.is_ok() && mode.server_side && mode.validate {
+            strictly_dry_run.insert(key.clone());
+        }
         match outcome {
             Ok(Some(value)) => {
                 predicted.insert(key, value);
@@ -546,7 +565,11 @@ async fn compare_live_for(
     }
     let comparison =
         diff::compare_app(prepared, live, &predicted, &compare_settings, Some(results));
-    Ok((comparison, dry_run_errors))
+    Ok(DryRunOutcome {
+        comparison,
+        errors: dry_run_errors,
+        strictly_dry_run,
+    })
 }
 
 /// Which of `namespaces` do not exist on the cluster. A namespace that cannot be read for
@@ -754,6 +777,11 @@ async fn attempt(
         request,
         cancel,
         events,
+        strictly_dry_run: compared
+            .strictly_dry_run
+            .iter()
+            .filter_map(|key| Some((key, compared.prepared.objects.get(key)?)))
+            .collect(),
     };
     let steps = sync_plan.steps();
     let mut failure: Option<(OperationPhase, String)> = None;
@@ -853,12 +881,14 @@ pub async fn run_post_delete(
         fail_tasks: Vec::new(),
         warnings: Vec::new(),
     };
+    // PostDelete hooks are not dry-run, so none of them is written without validation.
     let runner = Runner {
         cluster,
         assessor,
         request,
         cancel,
         events,
+        strictly_dry_run: HashMap::new(),
     };
     let mut results = Vec::new();
     for step in hooks.steps() {
@@ -935,6 +965,9 @@ struct Runner<'a> {
     request: &'a SyncRequest,
     cancel: &'a CancellationToken,
     events: &'a (dyn Fn(&SyncEvent) + Send + Sync),
+    /// The bodies this attempt's dry-run held to `fieldValidation=Strict` (see
+    /// [`Runner::write`]).
+    strictly_dry_run: HashMap<&'a ResourceKey, &'a Value>,
 }
 
 type StepFailure = (OperationPhase, String);
@@ -1126,7 +1159,10 @@ impl Runner<'_> {
             self.cluster.replace(target, task.live.as_ref()).await?;
             return Ok(format!("{name} replaced"));
         }
-        match self.write(target, task.live.as_ref(), &task.options).await {
+        match self
+            .write(&task.key, target, task.live.as_ref(), &task.options)
+            .await
+        {
             Ok(message) => Ok(format!("{name} {message}")),
             Err(error) if task.options.force && error.is_invalid() && task.live.is_some() => {
                 // Force: an immutable field changed, so delete and create again.
@@ -1134,7 +1170,7 @@ impl Runner<'_> {
                     .delete(target, PropagationPolicy::Foreground)
                     .await?;
                 self.wait_gone(target).await?;
-                self.write(target, None, &task.options).await?;
+                self.write(&task.key, target, None, &task.options).await?;
                 Ok(format!("{name} replaced (force)"))
             }
             Err(error) => Err(error),
@@ -1144,14 +1180,27 @@ impl Runner<'_> {
     /// Writes one object the way its options say: server-side apply, or kubectl-style
     /// client-side apply against `live` (`ServerSideApply=false`). Returns kubectl's word
     /// for what happened.
+    ///
+    /// A server-side apply of exactly the body this attempt's dry-run accepted under
+    /// `fieldValidation=Strict` is written with `Ignore`: the server has judged those fields
+    /// already. Under server-side apply kube-apiserver refuses undeclared fields at every
+    /// validation level; what `Strict` (like `Warn`) adds is a second parse of the body that
+    /// looks for duplicate keys, which a JSON serializer never writes, and that parse was a
+    /// fifth of the server's work per write. A body that changed since (ignored differences
+    /// respected) or was not dry-run (hooks, a kind this sync creates) keeps the validation
+    /// its options ask for.
     async fn write(
         &self,
+        key: &ResourceKey,
         target: &Value,
         live: Option<&Value>,
         options: &SyncOptions,
     ) -> Result<&'static str, ClusterError> {
         if options.server_side_apply {
-            self.cluster.apply_write(target, options.validate).await?;
+            let judged = self.strictly_dry_run.get(key) == Some(&target);
+            self.cluster
+                .apply_write(target, options.validate && !judged)
+                .await?;
             return Ok("serverside-applied");
         }
         let (_, outcome) = self
@@ -1186,7 +1235,8 @@ impl Runner<'_> {
         } else {
             self.cluster.get(target).await?
         };
-        self.write(target, live.as_ref(), &task.options).await?;
+        self.write(&task.key, target, live.as_ref(), &task.options)
+            .await?;
         Ok(format!("{}/{} created", task.key.kind, task.key.name))
     }
 

@@ -647,6 +647,47 @@ async fn crd_and_custom_resource_in_one_sync() {
     kubectl(&["delete", "crd", &format!("widgets.{group}"), "--wait=false"]).expect("cleanup");
 }
 
+/// Writes of bodies the dry-run held to `fieldValidation=Strict` go out with `Ignore` (the
+/// server judged them already); an object that could not be dry-run, here a custom resource
+/// whose CRD the same sync creates, must still have its fields judged when it is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_the_dry_run_could_not_judge_are_written_strictly() {
+    let ns = cluster().namespace("crd-strict").expect("namespace");
+    let engine = engine().await;
+    let group = format!("{}.plumb.test", ns.replace('-', ""));
+    let crd = widget_crd(&group, json!({"size": {"type": "integer"}}));
+    let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+                        "metadata": {"name": "gadget"}, "spec": {"size": 3, "colour": "red"}});
+    let config = config_map("settings", 0);
+    let (result, _) = sync(
+        &engine,
+        &request("crd-strict", &ns, vec![widget, crd, config]),
+    )
+    .await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
+    let refused = result
+        .resources
+        .iter()
+        .find(|r| r.key.kind == "Widget")
+        .expect("the widget's result");
+    assert_eq!(refused.status, ResultStatus::SyncFailed);
+    // kube-apiserver's words for an undeclared field under server-side apply.
+    assert!(
+        refused
+            .message
+            .contains(".spec.colour: field not declared in schema"),
+        "{}",
+        refused.message
+    );
+    // The ConfigMap, judged by its dry-run, was written.
+    assert_eq!(
+        result_status(&result, "ConfigMap", "settings"),
+        Some(ResultStatus::Synced)
+    );
+    assert!(kubectl(&["get", &format!("widgets.{group}"), "gadget", "-n", &ns]).is_err());
+    kubectl(&["delete", "crd", &format!("widgets.{group}"), "--wait=false"]).expect("cleanup");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_never_show_in_clear() {
     let ns = cluster().namespace("secrets").expect("namespace");
