@@ -18,7 +18,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{self, Discovery, verbs};
 use plumb_model::ResourceKey;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +101,70 @@ const METADATA_ONLY: &str =
 
 /// Concurrent list requests when reading an app's live state.
 pub const LIST_CONCURRENCY: usize = 8;
+
+/// The `Accept` of a list that needs only its items' metadata.
+const METADATA_LIST_ONLY: &str =
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json";
+
+/// Beyond this many namespaces holding an app's objects of one kind, the kind is listed
+/// whole cluster-wide rather than namespace by namespace.
+pub const WHOLE_LIST_NAMESPACES: usize = 4;
+
+/// One list request of [`Cluster::live_state`].
+struct KindList {
+    kind: ResolvedKind,
+    /// `None`: cluster-wide.
+    namespace: Option<String>,
+    /// Whole objects, or metadata only.
+    whole: bool,
+    /// Namespaces whose items another, whole list of the same kind already read.
+    skip_namespaces: BTreeSet<String>,
+}
+
+impl KindList {
+    /// The lists that read `kind`, given the namespaces of the app's desired objects of
+    /// that kind (`None`: the app has none).
+    fn for_kind(kind: ResolvedKind, desired_in: Option<Vec<String>>) -> Vec<KindList> {
+        let whole_cluster = |kind| KindList {
+            kind,
+            namespace: None,
+            whole: true,
+            skip_namespaces: BTreeSet::new(),
+        };
+        match desired_in {
+            Some(_) if !kind.namespaced => vec![whole_cluster(kind)],
+            Some(namespaces)
+                if namespaces.is_empty() || namespaces.len() > WHOLE_LIST_NAMESPACES =>
+            {
+                vec![whole_cluster(kind)]
+            }
+            Some(namespaces) => {
+                let mut lists: Vec<KindList> = namespaces
+                    .iter()
+                    .map(|namespace| KindList {
+                        kind: kind.clone(),
+                        namespace: Some(namespace.clone()),
+                        whole: true,
+                        skip_namespaces: BTreeSet::new(),
+                    })
+                    .collect();
+                lists.push(KindList {
+                    kind,
+                    namespace: None,
+                    whole: false,
+                    skip_namespaces: namespaces.into_iter().collect(),
+                });
+                lists
+            }
+            None => vec![KindList {
+                kind,
+                namespace: None,
+                whole: false,
+                skip_namespaces: BTreeSet::new(),
+            }],
+        }
+    }
+}
 
 /// Kinds never worth listing when looking for objects to prune: they are created by
 /// controllers, never by an app, and can be numerous.
@@ -326,12 +390,19 @@ impl Cluster {
     }
 
     /// The live objects that matter to an app: those at the desired keys (whoever owns them)
-    /// and every object of a listable kind the app tracks, in any namespace. Each listable
-    /// kind is listed once cluster-wide (at most [`LIST_CONCURRENCY`] lists at a time),
-    /// filtered by the tracking label on the server when label tracking is used and by the
-    /// tracking annotation here otherwise, so objects the app left in namespaces nobody
-    /// names any more are still found for pruning. Where a cluster-wide list is forbidden
-    /// (RBAC), the kind is listed in `namespaces` and the desired objects' namespaces.
+    /// and every object of a listable kind the app tracks, in any namespace, so objects the
+    /// app left in namespaces nobody names any more are still found for pruning.
+    ///
+    /// Whole objects are read only where they are needed. A namespaced kind with desired
+    /// objects is listed whole in their namespaces (up to [`WHOLE_LIST_NAMESPACES`] of them,
+    /// cluster-wide beyond that), a cluster-scoped one cluster-wide; every other listing
+    /// asks for metadata only (`PartialObjectMetadataList`), which is all the tracking
+    /// annotation or label needs, and the few objects it finds tracked are then read one by
+    /// one. On a cluster full of other teams' Deployments and ReplicaSets this reads their
+    /// metadata, not their specs and statuses. Label tracking filters on the server.
+    /// Lists run at most [`LIST_CONCURRENCY`] at a time; where a cluster-wide list is
+    /// forbidden (RBAC), the kind is listed in `namespaces` and the desired objects'
+    /// namespaces.
     pub async fn live_state(
         &self,
         app: &str,
@@ -349,8 +420,15 @@ impl Cluster {
             .run_aggregated()
             .await
             .map_err(ClusterError::from_kube)?;
+        let mut desired_namespaces: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
+        for key in desired.keys() {
+            desired_namespaces
+                .entry((key.group.as_str(), key.kind.as_str()))
+                .or_default()
+                .insert(key.namespace.as_str());
+        }
         let mut listed: HashSet<(String, String)> = HashSet::new();
-        let mut kinds: Vec<ResolvedKind> = Vec::new();
+        let mut lists: Vec<KindList> = Vec::new();
         for group in discovery.groups() {
             for (resource, capabilities) in group.recommended_resources() {
                 if NOT_LISTED.contains(&resource.kind.as_str())
@@ -360,10 +438,20 @@ impl Cluster {
                     continue;
                 }
                 listed.insert((resource.group.clone(), resource.kind.clone()));
-                kinds.push(ResolvedKind {
+                let kind = ResolvedKind {
                     namespaced: capabilities.scope == kube::discovery::Scope::Namespaced,
                     resource,
-                });
+                };
+                let in_namespaces = desired_namespaces
+                    .get(&(kind.resource.group.as_str(), kind.resource.kind.as_str()))
+                    .map(|namespaces| {
+                        namespaces
+                            .iter()
+                            .filter(|ns| !ns.is_empty())
+                            .map(|ns| ns.to_string())
+                            .collect::<Vec<_>>()
+                    });
+                lists.extend(KindList::for_kind(kind, in_namespaces));
             }
         }
         // The namespaces to fall back on where a cluster-wide list is forbidden.
@@ -372,90 +460,139 @@ impl Cluster {
         namespaces.retain(|ns| !ns.is_empty());
         namespaces.sort();
         namespaces.dedup();
-        let lists = futures::stream::iter(kinds.iter())
-            .map(|kind| self.list_kind(kind, selector.as_deref(), &namespaces))
+        let selector = selector.as_deref();
+        let namespaces = &namespaces;
+        let results = futures::stream::iter(lists.iter())
+            .map(|list| async move { (list, self.list_kind(list, selector, namespaces).await) })
             .buffer_unordered(LIST_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
         let mut live = BTreeMap::new();
-        for list in lists {
-            for object in list? {
+        let mut to_read: Vec<Value> = Vec::new();
+        for (list, items) in results {
+            for object in items? {
                 let key = diff::object_key(&object);
-                if desired.contains_key(&key)
-                    || tracking::is_owned_by(&object, app, tracking_method)
+                if list.skip_namespaces.contains(&key.namespace)
+                    || !(desired.contains_key(&key)
+                        || tracking::is_owned_by(&object, app, tracking_method))
                 {
+                    continue;
+                }
+                if list.whole {
                     live.insert(key, object);
+                } else {
+                    to_read.push(object);
                 }
             }
         }
-        // Desired objects of kinds not in the list above (not listable, or new) are fetched
-        // one by one.
+        // Desired objects of kinds not in the lists above (not listable, or new), and the
+        // tracked objects metadata lists found, are read one by one.
         for (key, object) in desired {
-            if live.contains_key(key) || listed.contains(&(key.group.clone(), key.kind.clone())) {
+            if live.contains_key(key)
+                || listed.contains(&(key.group.clone(), key.kind.clone()))
+                || json::name(object).is_empty()
+            {
                 continue;
             }
-            if json::name(object).is_empty() {
-                continue;
-            }
-            if let Some(found) = self.get(object).await? {
-                live.insert(key.clone(), found);
+            to_read.push(object.clone());
+        }
+        let read = futures::stream::iter(to_read.iter())
+            .map(|object| self.get(object))
+            .buffer_unordered(LIST_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        for found in read {
+            // Gone since it was listed: nothing to compare or prune.
+            if let Some(object) = found? {
+                live.insert(diff::object_key(&object), object);
             }
         }
         Ok(live)
     }
 
-    /// Every object of `kind` (cluster-wide; per namespace of `fallback_namespaces` when a
-    /// cluster-wide list is forbidden), with apiVersion and kind filled in. A kind that may
-    /// not be listed at all has nothing to prune.
+    /// One list of [`Cluster::live_state`], with apiVersion and kind filled in on every item:
+    /// cluster-wide (per namespace of `fallback_namespaces` when that is forbidden), or in
+    /// one namespace. A kind that may not be listed has nothing to prune.
     async fn list_kind(
         &self,
-        kind: &ResolvedKind,
+        list: &KindList,
         selector: Option<&str>,
         fallback_namespaces: &[String],
     ) -> Result<Vec<Value>, ClusterError> {
-        let mut params = ListParams::default();
-        if let Some(selector) = selector {
-            params = params.labels(selector);
-        }
         let forbidden = |error: &kube::Error| match error {
             kube::Error::Api(status) => (403..=405).contains(&status.code),
             _ => false,
         };
-        let all: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
-        self.count();
-        let items = match all.list(&params).await {
-            Ok(list) => list.items,
-            Err(error) if forbidden(&error) && kind.namespaced => {
+        let kind = &list.kind;
+        let namespace = list.namespace.as_deref();
+        match self.list_items(kind, namespace, selector, list.whole).await {
+            Ok(items) => Ok(items),
+            Err(error) if forbidden(&error) && kind.namespaced && namespace.is_none() => {
                 let mut items = Vec::new();
                 for namespace in fallback_namespaces {
-                    let api = self.api(kind, namespace);
-                    self.count();
-                    match api.list(&params).await {
-                        Ok(list) => items.extend(list.items),
+                    match self
+                        .list_items(kind, Some(namespace), selector, list.whole)
+                        .await
+                    {
+                        Ok(found) => items.extend(found),
                         Err(error) if forbidden(&error) => {}
                         Err(error) => return Err(ClusterError::from_kube(error)),
                     }
                 }
-                items
+                Ok(items)
             }
-            Err(error) if forbidden(&error) => Vec::new(),
-            Err(error) => return Err(ClusterError::from_kube(error)),
+            Err(error) if forbidden(&error) => Ok(Vec::new()),
+            Err(error) => Err(ClusterError::from_kube(error)),
+        }
+    }
+
+    /// A `GET` list of one kind, read as JSON values: whole objects, or their metadata only
+    /// (a server that does not offer `PartialObjectMetadataList` answers with whole objects,
+    /// which read the same way).
+    async fn list_items(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+        whole: bool,
+    ) -> Result<Vec<Value>, kube::Error> {
+        use kube::core::Resource;
+        let mut params = ListParams::default();
+        if let Some(selector) = selector {
+            params = params.labels(selector);
+        }
+        let namespace = namespace.filter(|_| kind.namespaced);
+        let url_path = DynamicObject::url_path(&kind.resource, namespace);
+        let mut request = kube::core::Request::new(url_path)
+            .list(&params)
+            .map_err(kube::Error::BuildRequest)?;
+        if !whole {
+            request.headers_mut().insert(
+                http::header::ACCEPT,
+                http::HeaderValue::from_static(METADATA_LIST_ONLY),
+            );
+        }
+        self.count();
+        let mut list: Value = self.client.request(request).await?;
+        let items = match list.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
         };
-        items
+        Ok(items
             .into_iter()
-            .map(|item| {
-                let mut object = to_value(item)?;
-                // Lists omit apiVersion/kind on items.
-                if let Some(map) = object.as_object_mut() {
+            .map(|mut item| {
+                // Whole lists omit apiVersion/kind on items; metadata lists name
+                // PartialObjectMetadata.
+                if let Some(map) = item.as_object_mut() {
                     map.insert(
                         "apiVersion".into(),
                         Value::String(kind.resource.api_version.clone()),
                     );
                     map.insert("kind".into(), Value::String(kind.resource.kind.clone()));
                 }
-                Ok(object)
+                item
             })
-            .collect()
+            .collect())
     }
 
     /// The live version of an object, `None` when absent or its kind is unknown.
@@ -835,5 +972,82 @@ impl Cluster {
                 Ok(object)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(group: &str, kind: &str, namespaced: bool) -> ResolvedKind {
+        let api_version = if group.is_empty() {
+            "v1".to_string()
+        } else {
+            format!("{group}/v1")
+        };
+        ResolvedKind {
+            resource: ApiResource {
+                group: group.into(),
+                version: "v1".into(),
+                api_version,
+                kind: kind.into(),
+                plural: format!("{}s", kind.to_lowercase()),
+            },
+            namespaced,
+        }
+    }
+
+    /// (namespace, whole, skipped namespaces) of each list, for comparing plans.
+    fn shape(lists: &[KindList]) -> Vec<(Option<&str>, bool, Vec<&str>)> {
+        lists
+            .iter()
+            .map(|list| {
+                (
+                    list.namespace.as_deref(),
+                    list.whole,
+                    list.skip_namespaces.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kinds_the_app_does_not_declare_are_listed_as_metadata_cluster_wide() {
+        let lists = KindList::for_kind(kind("apps", "ReplicaSet", true), None);
+        assert_eq!(shape(&lists), vec![(None, false, vec![])]);
+    }
+
+    #[test]
+    fn declared_namespaced_kinds_are_read_whole_only_in_their_namespaces() {
+        let lists = KindList::for_kind(
+            kind("", "ConfigMap", true),
+            Some(vec!["shop".into(), "staging".into()]),
+        );
+        assert_eq!(
+            shape(&lists),
+            vec![
+                (Some("shop"), true, vec![]),
+                (Some("staging"), true, vec![]),
+                (None, false, vec!["shop", "staging"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn declared_cluster_kinds_and_widely_spread_kinds_are_read_whole_cluster_wide() {
+        let cluster_scoped = KindList::for_kind(
+            kind("rbac.authorization.k8s.io", "ClusterRole", false),
+            Some(Vec::new()),
+        );
+        assert_eq!(shape(&cluster_scoped), vec![(None, true, vec![])]);
+        let spread: Vec<String> = (0..=WHOLE_LIST_NAMESPACES)
+            .map(|i| format!("team-{i}"))
+            .collect();
+        let lists = KindList::for_kind(kind("", "Secret", true), Some(spread));
+        assert_eq!(shape(&lists), vec![(None, true, vec![])]);
+        // A namespaced object declared without a namespace (reported elsewhere as an
+        // error) leaves nothing to narrow the list by.
+        let lists = KindList::for_kind(kind("", "Service", true), Some(Vec::new()));
+        assert_eq!(shape(&lists), vec![(None, true, vec![])]);
     }
 }

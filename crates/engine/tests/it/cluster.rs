@@ -688,6 +688,51 @@ async fn objects_the_dry_run_could_not_judge_are_written_strictly() {
     kubectl(&["delete", "crd", &format!("widgets.{group}"), "--wait=false"]).expect("cleanup");
 }
 
+/// Live state reads kinds an app does not declare as metadata only; what it finds tracked
+/// there (here a Deployment left in another namespace) is then read whole, so its diff and
+/// prune see the real object.
+#[tokio::test(flavor = "multi_thread")]
+async fn tracked_objects_found_in_metadata_lists_are_read_whole() {
+    let ns = cluster().namespace("meta-list").expect("namespace");
+    let elsewhere = cluster().namespace("meta-list-old").expect("namespace");
+    let engine = engine().await;
+    let mut old = deployment("legacy", 0, None);
+    old["metadata"]["namespace"] = json!(elsewhere);
+    let (result, _) = sync(
+        &engine,
+        &request("meta-list", &ns, vec![config_map("settings", 0), old]),
+    )
+    .await;
+    succeeded(&result);
+    // The app now declares only the ConfigMap: Deployments are listed by metadata alone.
+    let desired = [config_map("settings", 0)];
+    let compared = execute::compare(
+        &engine,
+        compare_request("meta-list", &ns, &desired, &Settings::default()),
+    )
+    .await
+    .expect("compare");
+    let legacy = compared
+        .live
+        .iter()
+        .find(|(key, _)| key.kind == "Deployment" && key.name == "legacy")
+        .map(|(_, object)| object)
+        .expect("the tracked Deployment is found");
+    assert_eq!(legacy["kind"], "Deployment");
+    assert_eq!(
+        legacy["spec"]["template"]["spec"]["containers"][0]["name"],
+        "app"
+    );
+    let resource = compared
+        .comparison
+        .resources
+        .iter()
+        .find(|r| r.key.kind == "Deployment")
+        .expect("its resource status");
+    assert!(resource.requires_pruning);
+    assert!(resource.diff.contains("containers"), "{}", resource.diff);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_never_show_in_clear() {
     let ns = cluster().namespace("secrets").expect("namespace");
