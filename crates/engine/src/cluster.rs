@@ -110,6 +110,31 @@ const METADATA_LIST_ONLY: &str =
 /// whole cluster-wide rather than namespace by namespace.
 pub const WHOLE_LIST_NAMESPACES: usize = 4;
 
+/// How [`Cluster::live_state`] reads an app's live state, from one discovery.
+pub struct LivePlan {
+    app: String,
+    tracking_method: TrackingMethod,
+    /// The tracking label's selector, with label tracking.
+    selector: Option<String>,
+    lists: Vec<KindList>,
+    /// The kinds the lists cover.
+    listed: HashSet<(String, String)>,
+    /// Where namespaced kinds are listed when a cluster-wide list is forbidden.
+    fallback_namespaces: Vec<String>,
+}
+
+/// The two halves of a live state in one map; an object both read (none, by construction)
+/// keeps its whole declared-kind version.
+pub fn merge_live(
+    mut declared: BTreeMap<ResourceKey, Value>,
+    tracked: BTreeMap<ResourceKey, Value>,
+) -> BTreeMap<ResourceKey, Value> {
+    for (key, object) in tracked {
+        declared.entry(key).or_insert(object);
+    }
+    declared
+}
+
 /// One list request of [`Cluster::live_state`].
 struct KindList {
     kind: ResolvedKind,
@@ -403,6 +428,11 @@ impl Cluster {
     /// Lists run at most [`LIST_CONCURRENCY`] at a time; where a cluster-wide list is
     /// forbidden (RBAC), the kind is listed in `namespaces` and the desired objects'
     /// namespaces.
+    ///
+    /// The same reading in two halves, so a caller can overlap the second with its own
+    /// work: [`Cluster::plan_live_state`], then [`Cluster::declared_live`] (the desired
+    /// keys' objects, which dry-runs need) and [`Cluster::tracked_live`] (the app's objects
+    /// elsewhere, which only prune and the app's status need).
     pub async fn live_state(
         &self,
         app: &str,
@@ -410,10 +440,24 @@ impl Cluster {
         desired: &BTreeMap<ResourceKey, Value>,
         namespaces: &[String],
     ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
-        let selector = match tracking_method {
-            TrackingMethod::Label => Some(tracking::label_selector(app)),
-            _ => None,
-        };
+        let plan = self
+            .plan_live_state(app, tracking_method, desired, namespaces)
+            .await?;
+        let (declared, tracked) = futures::try_join!(
+            self.declared_live(&plan, desired),
+            self.tracked_live(&plan, desired)
+        )?;
+        Ok(merge_live(declared, tracked))
+    }
+
+    /// Which lists read an app's live state (one aggregated discovery request).
+    pub async fn plan_live_state(
+        &self,
+        app: &str,
+        tracking_method: TrackingMethod,
+        desired: &BTreeMap<ResourceKey, Value>,
+        namespaces: &[String],
+    ) -> Result<LivePlan, ClusterError> {
         // Every listable kind the cluster serves (preferred versions), via aggregated discovery.
         self.count();
         let discovery = Discovery::new(self.client.clone())
@@ -455,54 +499,100 @@ impl Cluster {
             }
         }
         // The namespaces to fall back on where a cluster-wide list is forbidden.
-        let mut namespaces: Vec<String> = namespaces.to_vec();
-        namespaces.extend(desired.keys().map(|k| k.namespace.clone()));
-        namespaces.retain(|ns| !ns.is_empty());
-        namespaces.sort();
-        namespaces.dedup();
-        let selector = selector.as_deref();
-        let namespaces = &namespaces;
-        let results = futures::stream::iter(lists.iter())
-            .map(|list| async move { (list, self.list_kind(list, selector, namespaces).await) })
+        let mut fallback_namespaces: Vec<String> = namespaces.to_vec();
+        fallback_namespaces.extend(desired.keys().map(|k| k.namespace.clone()));
+        fallback_namespaces.retain(|ns| !ns.is_empty());
+        fallback_namespaces.sort();
+        fallback_namespaces.dedup();
+        Ok(LivePlan {
+            app: app.to_string(),
+            tracking_method,
+            selector: match tracking_method {
+                TrackingMethod::Label => Some(tracking::label_selector(app)),
+                _ => None,
+            },
+            lists,
+            listed,
+            fallback_namespaces,
+        })
+    }
+
+    /// The whole live objects of the kinds an app declares, in the namespaces it declares
+    /// them (the desired keys' objects, and the app's other objects there); desired objects
+    /// of kinds that cannot be listed are read one by one.
+    pub async fn declared_live(
+        &self,
+        plan: &LivePlan,
+        desired: &BTreeMap<ResourceKey, Value>,
+    ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
+        let mut live = self.read_lists(plan, desired, true).await?;
+        let unlisted: Vec<&Value> = desired
+            .iter()
+            .filter(|(key, object)| {
+                !live.contains_key(*key)
+                    && !plan.listed.contains(&(key.group.clone(), key.kind.clone()))
+                    && !json::name(object).is_empty()
+            })
+            .map(|(_, object)| object)
+            .collect();
+        live.extend(self.read_each(unlisted).await?);
+        Ok(live)
+    }
+
+    /// The app's objects that [`Cluster::declared_live`] does not read: found in metadata
+    /// lists, then read whole one by one.
+    pub async fn tracked_live(
+        &self,
+        plan: &LivePlan,
+        desired: &BTreeMap<ResourceKey, Value>,
+    ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
+        let found = self.read_lists(plan, desired, false).await?;
+        self.read_each(found.values().collect()).await
+    }
+
+    /// Runs the plan's whole lists (`whole`) or its metadata lists, keeping the items at a
+    /// desired key or tracked by the app.
+    async fn read_lists(
+        &self,
+        plan: &LivePlan,
+        desired: &BTreeMap<ResourceKey, Value>,
+        whole: bool,
+    ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
+        let selector = plan.selector.as_deref();
+        let fallback = plan.fallback_namespaces.as_slice();
+        let results = futures::stream::iter(plan.lists.iter().filter(|list| list.whole == whole))
+            .map(|list| async move { (list, self.list_kind(list, selector, fallback).await) })
             .buffer_unordered(LIST_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
-        let mut live = BTreeMap::new();
-        let mut to_read: Vec<Value> = Vec::new();
+        let mut kept = BTreeMap::new();
         for (list, items) in results {
             for object in items? {
                 let key = diff::object_key(&object);
-                if list.skip_namespaces.contains(&key.namespace)
-                    || !(desired.contains_key(&key)
-                        || tracking::is_owned_by(&object, app, tracking_method))
+                if !list.skip_namespaces.contains(&key.namespace)
+                    && (desired.contains_key(&key)
+                        || tracking::is_owned_by(&object, &plan.app, plan.tracking_method))
                 {
-                    continue;
-                }
-                if list.whole {
-                    live.insert(key, object);
-                } else {
-                    to_read.push(object);
+                    kept.insert(key, object);
                 }
             }
         }
-        // Desired objects of kinds not in the lists above (not listable, or new), and the
-        // tracked objects metadata lists found, are read one by one.
-        for (key, object) in desired {
-            if live.contains_key(key)
-                || listed.contains(&(key.group.clone(), key.kind.clone()))
-                || json::name(object).is_empty()
-            {
-                continue;
-            }
-            to_read.push(object.clone());
-        }
-        let read = futures::stream::iter(to_read.iter())
+        Ok(kept)
+    }
+
+    /// Reads each object whole ([`LIST_CONCURRENCY`] at a time); one gone meanwhile is left
+    /// out.
+    async fn read_each(
+        &self,
+        objects: Vec<&Value>,
+    ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
+        let read = futures::stream::iter(objects)
             .map(|object| self.get(object))
             .buffer_unordered(LIST_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
+        let mut live = BTreeMap::new();
         for found in read {
-            // Gone since it was listed: nothing to compare or prune.
             if let Some(object) = found? {
                 live.insert(diff::object_key(&object), object);
             }

@@ -356,8 +356,10 @@ async fn compare_for(
     } else {
         vec![destination_namespace.to_string()]
     };
-    let live = cluster
-        .live_state(
+    // The desired keys' live objects first: the dry-runs need them. The app's objects
+    // elsewhere (prune candidates, found through metadata lists) are read meanwhile.
+    let plan = cluster
+        .plan_live_state(
             app,
             settings.tracking_method,
             &prepared.objects,
@@ -365,22 +367,40 @@ async fn compare_for(
         )
         .await
         .map_err(CompareFailure::Cluster)?;
-    let dry_run = compare_live_for(
-        cluster,
-        LiveCompare {
-            app,
-            destination_namespace,
-            desired,
-            prepared: &prepared,
-            live: &live,
-            ignore: &ignore,
-            settings,
-            options,
-            concurrency,
-        },
-        purpose,
-    )
-    .await?;
+    let declared = cluster
+        .declared_live(&plan, &prepared.objects)
+        .await
+        .map_err(CompareFailure::Cluster)?;
+    let on_declared = LiveCompare {
+        app,
+        destination_namespace,
+        desired,
+        prepared: &prepared,
+        live: &declared,
+        ignore: &ignore,
+        settings,
+        options,
+        concurrency,
+    };
+    let (dry_runs, tracked) = futures::join!(
+        dry_run_desired(cluster, on_declared, purpose),
+        cluster.tracked_live(&plan, &prepared.objects)
+    );
+    let dry_runs = dry_runs?;
+    let live = crate::cluster::merge_live(declared, tracked.map_err(CompareFailure::Cluster)?);
+    // The same request as `on_declared`, on the whole live state.
+    let on_everything = LiveCompare {
+        app,
+        destination_namespace,
+        desired,
+        prepared: &prepared,
+        live: &live,
+        ignore: &ignore,
+        settings,
+        options,
+        concurrency,
+    };
+    let dry_run = finish_compare(cluster, on_everything, dry_runs);
     Ok(Compared {
         prepared,
         live,
@@ -432,16 +452,61 @@ async fn compare_live_for(
     request: LiveCompare<'_>,
     purpose: DryRunPurpose,
 ) -> Result<DryRunOutcome, CompareFailure> {
+    let dry_runs = dry_run_desired(cluster, request, purpose).await?;
+    Ok(finish_compare(cluster, request, dry_runs))
+}
+
+/// The server's answers to the dry-runs of an app's desired objects.
+struct DryRuns {
+    predicted: HashMap<ResourceKey, Value>,
+    errors: BTreeMap<ResourceKey, String>,
+    strictly_dry_run: HashSet<ResourceKey>,
+}
+
+/// What a compare holds its results to: the app, tracking, ignore rules and apply mode.
+fn compare_settings(request: &LiveCompare<'_>) -> CompareSettings {
+    CompareSettings {
+        app: request.app.to_string(),
+        tracking_method: request.settings.tracking_method,
+        compare_options: request.settings.compare_options,
+        ignore: request.ignore.clone(),
+        server_side_apply: request.options.server_side_apply,
+        validate: request.options.validate,
+    }
+}
+
+/// Compares the app with `request.live`, given the dry-runs' answers.
+fn finish_compare(cluster: &Cluster, request: LiveCompare<'_>, dry_runs: DryRuns) -> DryRunOutcome {
+    let comparison = diff::compare_app(
+        request.prepared,
+        request.live,
+        &dry_runs.predicted,
+        &compare_settings(&request),
+        Some(cluster.compare_results()),
+    );
+    DryRunOutcome {
+        comparison,
+        errors: dry_runs.errors,
+        strictly_dry_run: dry_runs.strictly_dry_run,
+    }
+}
+
+/// Dry-runs the desired objects the compare cache cannot answer. `request.live` needs to
+/// hold only the desired keys' live objects.
+async fn dry_run_desired(
+    cluster: &Cluster,
+    request: LiveCompare<'_>,
+    purpose: DryRunPurpose,
+) -> Result<DryRuns, CompareFailure> {
+    let compare_settings = compare_settings(&request);
     let LiveCompare {
-        app,
         destination_namespace,
         desired,
         prepared,
         live,
-        ignore,
-        settings,
         options,
         concurrency,
+        ..
     } = request;
     // Kinds and namespaces this sync creates: their objects cannot be dry-run yet.
     let crd_kinds: HashSet<(String, String)> = crd_scopes(desired).into_keys().collect();
@@ -454,14 +519,6 @@ async fn compare_live_for(
     if options.create_namespace && !destination_namespace.is_empty() {
         new_namespaces.insert(destination_namespace.to_string());
     }
-    let compare_settings = CompareSettings {
-        app: app.to_string(),
-        tracking_method: settings.tracking_method,
-        compare_options: settings.compare_options,
-        ignore: ignore.clone(),
-        server_side_apply: options.server_side_apply,
-        validate: options.validate,
-    };
     let fingerprint = diff::settings_fingerprint(&compare_settings);
     let results = cluster.compare_results();
     let dry_runs = futures::stream::iter(prepared.objects.iter().filter(|(key, object)| {
@@ -563,10 +620,8 @@ async fn compare_live_for(
             }
         }
     }
-    let comparison =
-        diff::compare_app(prepared, live, &predicted, &compare_settings, Some(results));
-    Ok(DryRunOutcome {
-        comparison,
+    Ok(DryRuns {
+        predicted,
         errors: dry_run_errors,
         strictly_dry_run,
     })
