@@ -450,6 +450,27 @@ impl Cluster {
         Ok(merge_live(declared, tracked))
     }
 
+    /// Every kind the cluster serves (preferred versions): aggregated discovery (two
+    /// requests), or the per-group discovery of servers without it (Kubernetes before 1.26,
+    /// plumb's embedded server). Such a server answers `/api` and `/apis` with their plain
+    /// lists, which read as an aggregated list with no groups at all (a real server always
+    /// has the core group), so that is the sign to ask group by group.
+    async fn discover_all(&self) -> Result<Discovery, ClusterError> {
+        self.count();
+        let aggregated = Discovery::new(self.client.clone())
+            .run_aggregated()
+            .await
+            .map_err(ClusterError::from_kube)?;
+        if aggregated.groups().next().is_some() {
+            return Ok(aggregated);
+        }
+        self.count();
+        Discovery::new(self.client.clone())
+            .run()
+            .await
+            .map_err(ClusterError::from_kube)
+    }
+
     /// Which lists read an app's live state (one aggregated discovery request).
     pub async fn plan_live_state(
         &self,
@@ -458,12 +479,7 @@ impl Cluster {
         desired: &BTreeMap<ResourceKey, Value>,
         namespaces: &[String],
     ) -> Result<LivePlan, ClusterError> {
-        // Every listable kind the cluster serves (preferred versions), via aggregated discovery.
-        self.count();
-        let discovery = Discovery::new(self.client.clone())
-            .run_aggregated()
-            .await
-            .map_err(ClusterError::from_kube)?;
+        let discovery = self.discover_all().await?;
         let mut desired_namespaces: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
         for key in desired.keys() {
             desired_namespaces

@@ -3,6 +3,7 @@
 mod admin;
 mod client_side_sync;
 mod diff_sync;
+mod embedded;
 mod prune_namespaces;
 mod support;
 
