@@ -216,6 +216,27 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
     }
+    /// A `500` without a reason, as kube-apiserver answers errors it did not classify.
+    pub fn unclassified(message: impl Into<String>) -> Self {
+        Self::new(500, "", message)
+    }
+    /// `406 Not Acceptable` from kube-apiserver's negotiation or conversion of an answer.
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(406, "NotAcceptable", message)
+    }
+    /// `406 Not Acceptable` from kube-apiserver's router: no media type of the `Accept`
+    /// header is one it produces.
+    pub fn not_acceptable_media_type(produced: &[&str]) -> Self {
+        Self::new(
+            406,
+            "NotAcceptable",
+            format!(
+                "406: Not Acceptable\n\nAvailable representations: {}",
+                produced.join(", ")
+            ),
+        )
+        .with_empty_details()
+    }
 
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
@@ -228,6 +249,11 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty()
+            && let Some(fields) = s.as_object_mut()
+        {
+            fields.remove("reason");
+        }
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }

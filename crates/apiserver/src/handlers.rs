@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::api_error::{ApiError, Cause};
 use crate::http::{Body, error_response, json_response};
 use crate::managed::{self, Managers, Requested, Rules, Scope, Types, Writer};
+use crate::negotiation::{self, MetaVersion, Representation};
 use crate::objects::{
     apply_defaults, generated_name, meta_mut, meta_str, now_rfc3339, service_cluster_ip_update,
     spec_changed, string_items,
@@ -19,7 +20,7 @@ use crate::objects::{
 use crate::registry::{Registry, ResourceInfo};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Expect, Obj, ObjKey, Op, Outcome, Store};
-use crate::{Error, discovery, openapi, table, watch};
+use crate::{Error, discovery, openapi, partial, table, watch};
 
 const NAMESPACES: &str = "/namespaces";
 
@@ -669,6 +670,14 @@ impl AppState {
         body: Bytes,
     ) -> Result<Response<Body>, ApiError> {
         let mut target = self.resolve(registry, group, version, rest)?;
+        // kube-apiserver negotiates the answer before it reads options or bodies.
+        let accept = parts
+            .headers
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let representation = negotiation::negotiate(&accept)?;
         target.strict = query.get("fieldValidation").map(String::as_str) == Some("Strict");
         target.force = flag(query, "force");
         target.manager = match query.get("fieldManager").filter(|m| !m.is_empty()) {
@@ -685,6 +694,10 @@ impl AppState {
                 .take(128)
                 .collect(),
         };
+        // kube-apiserver's name for the writer of a request without a user agent.
+        if target.manager.is_empty() {
+            target.manager = "unknown".to_string();
+        }
         let options_kind = match parts.method {
             hyper::Method::POST => "CreateOptions",
             hyper::Method::PUT => "UpdateOptions",
@@ -699,12 +712,6 @@ impl AppState {
                 return Err(options_invalid(options_kind, causes));
             }
         }
-        let accept = parts
-            .headers
-            .get(hyper::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
         let content_type = parts
             .headers
             .get(hyper::header::CONTENT_TYPE)
@@ -721,22 +728,24 @@ impl AppState {
             }
         };
         use hyper::Method;
-        match (&parts.method, &target.name) {
-            (&Method::GET, None) if flag(query, "watch") => watch::serve(
-                self.0.store.clone(),
-                &target.info,
-                &target.version,
-                target.namespace.as_deref(),
-                query,
-                &accept,
-                self.0.watch_limits,
-            ),
-            (&Method::GET, None) => self.list(&target, query, &accept),
+        let answer = match (&parts.method, &target.name) {
+            (&Method::GET, None) if flag(query, "watch") => {
+                return watch::serve(
+                    self.0.store.clone(),
+                    &target.info,
+                    &target.version,
+                    target.namespace.as_deref(),
+                    query,
+                    representation,
+                    self.0.watch_limits,
+                );
+            }
+            (&Method::GET, None) => return self.list(&target, query, representation),
             (&Method::POST, None) if !target.status => {
                 self.create(&target, &content_type, &body, dry_run).await
             }
             (&Method::DELETE, None) => self.delete_collection(&target, query, dry_run).await,
-            (&Method::GET, Some(name)) => self.get(&target, name, &accept),
+            (&Method::GET, Some(name)) => self.get(&target, name, representation),
             (&Method::PUT | &Method::PATCH, Some(name)) if target.scale => {
                 self.update_scale(&target, name, &parts.method, &content_type, &body, dry_run)
                     .await
@@ -753,12 +762,26 @@ impl AppState {
                 self.delete(&target, name, &body, dry_run).await
             }
             (m, _) => Err(ApiError::method_not_allowed(m.as_str())),
+        }?;
+        match representation {
+            Representation::Partial(version) => {
+                metadata_only(&target, answer, version, false).await
+            }
+            Representation::PartialList(version) => {
+                metadata_only(&target, answer, version, true).await
+            }
+            Representation::Object | Representation::Table(_) => Ok(answer),
         }
     }
 
     // ----- reads -----
 
-    fn get(&self, t: &Target, name: &str, accept: &str) -> Result<Response<Body>, ApiError> {
+    fn get(
+        &self,
+        t: &Target,
+        name: &str,
+        representation: Representation,
+    ) -> Result<Response<Body>, ApiError> {
         let obj = self
             .0
             .store
@@ -768,15 +791,30 @@ impl AppState {
             let v = obj.value().map_err(|e| ApiError::internal(e.to_string()))?;
             return Ok(ok_json(200, &respond(t, v)));
         }
-        if table::wants_table(accept) {
+        if let Representation::Table(version) = representation {
             let v = obj.value().map_err(|e| ApiError::internal(e.to_string()))?;
             let rv = obj.rv.to_string();
-            return Ok(ok_json(200, &table::table(&t.info, &[v], &rv, None)));
+            return Ok(ok_json(
+                200,
+                &table::table(&t.info, &[v], &rv, None, version),
+            ));
         }
         Ok(json_response(200, render(&t.info, &t.version, &obj)))
     }
 
-    fn list(&self, t: &Target, query: &Query, accept: &str) -> Result<Response<Body>, ApiError> {
+    fn list(
+        &self,
+        t: &Target,
+        query: &Query,
+        representation: Representation,
+    ) -> Result<Response<Body>, ApiError> {
+        if let Representation::Partial(_) = representation {
+            return Err(partial::list_refused(
+                &t.info,
+                &t.info.list_kind,
+                &t.info.api_version(&t.version),
+            ));
+        }
         let labels =
             LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -807,11 +845,17 @@ impl AppState {
         let continue_token = (remaining > 0)
             .then(|| page.last().map(|o| encode_continue(&o.namespace, &o.name)))
             .flatten();
-        if table::wants_table(accept) {
+        if let Representation::Table(version) = representation {
             let values: Vec<Value> = page.iter().filter_map(|o| o.value().ok()).collect();
             return Ok(ok_json(
                 200,
-                &table::table(&t.info, &values, &rv.to_string(), continue_token.as_deref()),
+                &table::table(
+                    &t.info,
+                    &values,
+                    &rv.to_string(),
+                    continue_token.as_deref(),
+                    version,
+                ),
             ));
         }
         let mut meta = format!("{{\"resourceVersion\":\"{rv}\"");
@@ -823,6 +867,13 @@ impl AppState {
             }
         }
         meta.push('}');
+        if let Representation::PartialList(version) = representation {
+            let items = page.iter().map(|o| &o.bytes[..]);
+            return Ok(json_response(
+                200,
+                partial::list_bytes(version, &meta, items),
+            ));
+        }
         let api_version = t.info.api_version(&t.version);
         let mut out =
             Vec::with_capacity(page.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 128);
@@ -1292,6 +1343,7 @@ impl AppState {
         F: FnMut(&Obj) -> Result<Value, ApiError>,
     {
         for _ in 0..CONFLICT_RETRIES {
+            let mut released = None;
             let key = t.key(name);
             let old = self
                 .0
@@ -1318,10 +1370,14 @@ impl AppState {
                     expect: Expect::Rv(old.rv),
                     object: v,
                 },
-                UpdatePlan::Delete(_) => Op::Delete {
-                    key,
-                    expect: Expect::Rv(old.rv),
-                },
+                UpdatePlan::Delete(v) => {
+                    // Answered with the update that released it, as kube-apiserver does.
+                    released = Some(v);
+                    Op::Delete {
+                        key,
+                        expect: Expect::Rv(old.rv),
+                    }
+                }
             };
             let removing = matches!(op, Op::Delete { .. });
             match self.write(op).await? {
@@ -1330,6 +1386,9 @@ impl AppState {
                         self.spawn_collect(&o, false);
                     }
                     self.after_write(t);
+                    if let Some(v) = released {
+                        return Ok(ok_json(200, &respond(t, v)));
+                    }
                     if t.scale {
                         let v = o.value().map_err(|e| ApiError::internal(e.to_string()))?;
                         return Ok(ok_json(200, &respond(t, v)));
@@ -1697,7 +1756,7 @@ impl AppState {
                 DeletionStep::AlreadyDeleting => return Ok(ok_json(200, &v)),
                 DeletionStep::Remove => {
                     if dry_run {
-                        return Ok(ok_json(200, &v));
+                        return Ok(ok_json(200, &deleted_answer(&t.info, v)));
                     }
                     Op::Delete {
                         key,
@@ -1728,6 +1787,9 @@ impl AppState {
                         self.spawn_namespace_defaults(o.namespace.clone());
                     }
                     self.after_write(t);
+                    if removing && !returns_deleted_object(&t.info) {
+                        return Ok(ok_json(200, &deleted_answer(&t.info, v)));
+                    }
                     return Ok(json_response(200, render(&t.info, &t.version, &o)));
                 }
                 Outcome::Conflict => continue,
@@ -2213,9 +2275,68 @@ fn to_scale(object: &Value) -> Value {
     })
 }
 
+/// An answer as metadata only (`list`: as a `PartialObjectMetadataList`). Errors and
+/// `Status` answers stay as they are; a write whose answer cannot be converted has
+/// happened all the same, as with kube-apiserver.
+async fn metadata_only(
+    t: &Target,
+    answer: Response<Body>,
+    version: MetaVersion,
+    list: bool,
+) -> Result<Response<Body>, ApiError> {
+    use http_body_util::BodyExt as _;
+    let status = answer.status();
+    if !status.is_success() {
+        return Ok(answer);
+    }
+    let bytes = match answer.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    let body: Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+    let converted = partial::convert(&t.info, body, version, list)?;
+    Ok(ok_json(status.as_u16(), &converted))
+}
+
 /// What a write answers: the object, or its Scale view for `/scale`.
 fn respond(t: &Target, object: Value) -> Value {
     if t.scale { to_scale(&object) } else { object }
+}
+
+/// Resources whose delete answers the deleted object (kube-apiserver's registries with
+/// `ReturnDeletedObject`); the others answer a `Status` once the object is gone.
+fn returns_deleted_object(info: &ResourceInfo) -> bool {
+    !info.custom
+        && matches!(
+            (info.group.as_str(), info.resource.as_str()),
+            (
+                "",
+                "pods"
+                    | "services"
+                    | "serviceaccounts"
+                    | "persistentvolumes"
+                    | "persistentvolumeclaims"
+                    | "resourcequotas"
+            ) | ("storage.k8s.io", "storageclasses")
+        )
+}
+
+/// What a delete that removed `object` answers: the object, or a success `Status` naming
+/// it.
+fn deleted_answer(info: &ResourceInfo, object: Value) -> Value {
+    if returns_deleted_object(info) {
+        return object;
+    }
+    let mut details =
+        json!({"name": meta_str(&object, "name").unwrap_or_default(), "kind": info.resource});
+    if !info.group.is_empty() {
+        details["group"] = json!(info.group);
+    }
+    if let Some(uid) = meta_str(&object, "uid") {
+        details["uid"] = json!(uid);
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
 
 /// Namespaces and CRDs are removed by a cleanup task after their contents.

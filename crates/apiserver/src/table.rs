@@ -2,16 +2,9 @@
 
 use serde_json::{Value, json};
 
+use crate::negotiation::MetaVersion;
 use crate::objects::{human_age, parse_rfc3339};
 use crate::registry::{ResourceInfo, column_value};
-
-/// Whether the Accept header asks for a Table.
-pub(crate) fn wants_table(accept: &str) -> bool {
-    accept
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=Table"))
-}
 
 pub(crate) fn column_definitions(info: &ResourceInfo) -> Value {
     let mut cols = vec![
@@ -55,7 +48,12 @@ fn cell(c: &crate::registry::PrinterColumn, object: &Value, now: time::OffsetDat
 }
 
 /// One row (with the object's metadata, which kubectl uses for namespaces and labels).
-pub(crate) fn row(info: &ResourceInfo, object: &Value, now: time::OffsetDateTime) -> Value {
+pub(crate) fn row(
+    info: &ResourceInfo,
+    object: &Value,
+    now: time::OffsetDateTime,
+    version: MetaVersion,
+) -> Value {
     let mut cells = vec![
         object
             .pointer("/metadata/name")
@@ -82,17 +80,19 @@ pub(crate) fn row(info: &ResourceInfo, object: &Value, now: time::OffsetDateTime
         "cells": cells,
         "object": {
             "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
+            "apiVersion": version.api_version(),
             "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
         }
     })
 }
 
+/// The Table of `objects`, in `meta.k8s.io/<version>` (its rows' objects too).
 pub(crate) fn table(
     info: &ResourceInfo,
     objects: &[Value],
     resource_version: &str,
     continue_token: Option<&str>,
+    version: MetaVersion,
 ) -> Value {
     let now = time::OffsetDateTime::now_utc();
     let mut meta = json!({"resourceVersion": resource_version});
@@ -101,9 +101,9 @@ pub(crate) fn table(
     }
     json!({
         "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
+        "apiVersion": version.api_version(),
         "metadata": meta,
         "columnDefinitions": column_definitions(info),
-        "rows": objects.iter().map(|o| row(info, o, now)).collect::<Vec<_>>(),
+        "rows": objects.iter().map(|o| row(info, o, now, version)).collect::<Vec<_>>(),
     })
 }

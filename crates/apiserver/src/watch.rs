@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::api_error::ApiError;
 use crate::http::Body;
+use crate::negotiation::Representation;
 use crate::registry::ResourceInfo;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType, Obj, Store};
@@ -92,7 +93,7 @@ struct Options {
 struct Encoder {
     info: Arc<ResourceInfo>,
     version: String,
-    table: bool,
+    representation: Representation,
 }
 
 impl Encoder {
@@ -107,22 +108,38 @@ impl Encoder {
     }
 
     fn event(&self, type_: EventType, obj: &crate::store::Obj) -> Bytes {
-        if self.table {
-            let value = obj.value().unwrap_or(Value::Null);
-            let t = crate::table::table(&self.info, &[value], &obj.rv.to_string(), None);
-            return self.line(type_.as_str(), t.to_string().as_bytes());
+        match self.representation {
+            Representation::Table(version) => {
+                let value = obj.value().unwrap_or(Value::Null);
+                let t =
+                    crate::table::table(&self.info, &[value], &obj.rv.to_string(), None, version);
+                self.line(type_.as_str(), t.to_string().as_bytes())
+            }
+            Representation::Partial(version) | Representation::PartialList(version) => {
+                let mut partial = Vec::with_capacity(obj.bytes.len() + 64);
+                crate::partial::push_partial(&mut partial, version, &obj.bytes);
+                self.line(type_.as_str(), &partial)
+            }
+            Representation::Object => self.line(
+                type_.as_str(),
+                &crate::handlers::render(&self.info, &self.version, obj),
+            ),
         }
-        self.line(
-            type_.as_str(),
-            &crate::handlers::render(&self.info, &self.version, obj),
-        )
     }
 
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
-        let mut obj = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(&self.version), "metadata": {"resourceVersion": rv.to_string()}});
+        let mut metadata = json!({"resourceVersion": rv.to_string()});
         if initial_events_end {
-            obj["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
+        let obj = match self.representation {
+            Representation::Partial(version) | Representation::PartialList(version) => {
+                crate::partial::bookmark(version, metadata)
+            }
+            Representation::Object | Representation::Table(_) => {
+                json!({"kind": self.info.kind, "apiVersion": self.info.api_version(&self.version), "metadata": metadata})
+            }
+        };
         self.line("BOOKMARK", obj.to_string().as_bytes())
     }
 }
@@ -156,7 +173,7 @@ pub(crate) fn serve(
     version: &str,
     namespace: Option<&str>,
     query: &std::collections::HashMap<String, String>,
-    accept: &str,
+    representation: Representation,
     limits: WatchLimits,
 ) -> Result<Response<Body>, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
@@ -207,13 +224,18 @@ pub(crate) fn serve(
     }
     // With initial events the watch starts from the current state whatever the version.
     let from = if initial_events { None } else { from };
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    if let Representation::PartialList(_) = representation {
+        // kube-apiserver cannot convert single events to lists: it answers 200 and ends
+        // the stream at once, without an event.
+        return Ok(stream_response(rx));
+    }
     let encoder = Encoder {
         info: Arc::clone(info),
         version: version.to_string(),
-        table: crate::table::wants_table(accept),
+        representation,
     };
     let filter = Filter { labels, fields };
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
     match store.subscribe(&info.store_key(), namespace, from, limits.queue) {
         Err(expired) => {
             let status = ApiError::gone(format!(

@@ -19,6 +19,8 @@
 //!   - http: {method: PATCH, path: /api/v1/namespaces/$NS/configmaps/one,
 //!            content_type: application/merge-patch+json, body: {data: {a: c}}}
 //!     expect: {status: 200}                                   # checked on the reference
+//!   - http: {method: GET, path: /api/v1/namespaces/$NS/configmaps/one,
+//!            accept: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1'}
 //!     compare: [status, body]                                 # what must match (default all)
 //! ```
 //!
@@ -100,6 +102,9 @@ pub struct HttpRequest {
     /// The content type (default `application/json`).
     #[serde(default)]
     pub content_type: Option<String>,
+    /// The `Accept` header (default `application/json`), e.g. to ask for metadata only.
+    #[serde(default)]
+    pub accept: Option<String>,
 }
 
 /// Expectations on the reference server's answer.
@@ -251,6 +256,7 @@ pub async fn run_case(
             "metadata": {"name": namespace},
         })),
         content_type: None,
+        accept: None,
     };
     let (status, body) = http(client, &create_namespace, &BTreeMap::new())
         .await
@@ -484,7 +490,10 @@ async fn http(
         .method(request.method.as_str())
         .uri(path.as_str())
         .header("Content-Type", content_type)
-        .header("Accept", "application/json")
+        .header(
+            "Accept",
+            request.accept.as_deref().unwrap_or("application/json"),
+        )
         .body(kube::client::Body::from(body))
         .map_err(|e| format!("building {} {path}: {e}", request.method))?;
     let response = client

@@ -4,6 +4,7 @@
 mod bad_input;
 mod crds;
 mod kubectl;
+mod metadata;
 mod persistence;
 mod protobuf;
 mod semantics;
