@@ -868,7 +868,7 @@ impl AppState {
         }
         meta.push('}');
         if let Representation::PartialList(version) = representation {
-            let items = page.iter().map(|o| &o.bytes[..]);
+            let items = page.iter().map(|o| o.metadata_bytes());
             return Ok(json_response(
                 200,
                 partial::list_bytes(version, &meta, items),

@@ -104,28 +104,30 @@ fn skip_value(json: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// Appends `{"kind":"PartialObjectMetadata","apiVersion":…,"metadata":…}` for the
-/// serialized object `object` to `out`.
-pub(crate) fn push_partial(out: &mut Vec<u8>, version: MetaVersion, object: &[u8]) {
+/// Appends `{"kind":"PartialObjectMetadata","apiVersion":…,"metadata":…}` to `out`, given
+/// an object's serialized `metadata` (`{}` when it has none).
+pub(crate) fn push_partial(out: &mut Vec<u8>, version: MetaVersion, metadata: Option<&[u8]>) {
     out.extend_from_slice(b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"");
     out.extend_from_slice(version.api_version().as_bytes());
     out.extend_from_slice(b"\",\"metadata\":");
-    match metadata_span(object) {
-        Some(span) => out.extend_from_slice(&object[span]),
-        None => out.extend_from_slice(b"{}"),
-    }
+    out.extend_from_slice(metadata.unwrap_or(b"{}"));
     out.push(b'}');
 }
 
 /// A metadata-only list: the list's metadata (`resourceVersion`, `continue`,
-/// `remainingItemCount`, already serialized) and its items. An empty list has
-/// `"items":null`, as kube-apiserver writes it.
+/// `remainingItemCount`, already serialized) and each item's serialized `metadata`. An
+/// empty list has `"items":null`, as kube-apiserver writes it.
 pub(crate) fn list_bytes<'a>(
     version: MetaVersion,
     list_metadata: &str,
-    items: impl ExactSizeIterator<Item = &'a [u8]>,
+    items: impl ExactSizeIterator<Item = Option<&'a [u8]>> + Clone,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + items.len() * 512);
+    let per_item = 80 + version.api_version().len();
+    let capacity = items
+        .clone()
+        .map(|m| m.map_or(2, <[u8]>::len) + per_item)
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(128 + list_metadata.len() + capacity);
     out.extend_from_slice(b"{\"kind\":\"PartialObjectMetadataList\",\"apiVersion\":\"");
     out.extend_from_slice(version.api_version().as_bytes());
     out.extend_from_slice(b"\",\"metadata\":");

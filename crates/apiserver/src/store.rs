@@ -44,11 +44,41 @@ pub(crate) struct Obj {
     /// The uids of `metadata.ownerReferences` (for garbage collection).
     pub owners: Box<[Box<str>]>,
     pub rv: u64,
+    /// Where `metadata` lies in `bytes` ([`metadata_span`]), found once per write so that
+    /// metadata-only lists and watches copy it without scanning.
+    pub metadata: MetadataSpan,
+}
+
+/// A byte range of an object's serialized `metadata`; empty when it has none.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MetadataSpan {
+    start: u32,
+    end: u32,
+}
+
+/// Where `bytes`' top-level `metadata` value lies.
+pub(crate) fn metadata_span(bytes: &[u8]) -> MetadataSpan {
+    crate::partial::metadata_span(bytes)
+        .and_then(|span| {
+            Some(MetadataSpan {
+                start: u32::try_from(span.start).ok()?,
+                end: u32::try_from(span.end).ok()?,
+            })
+        })
+        .unwrap_or_default()
 }
 
 impl Obj {
     pub fn value(&self) -> Result<Value, serde_json::Error> {
         serde_json::from_slice(&self.bytes)
+    }
+
+    /// The serialized `metadata` value, if the object has one.
+    pub fn metadata_bytes(&self) -> Option<&[u8]> {
+        let MetadataSpan { start, end } = self.metadata;
+        (end > start)
+            .then(|| self.bytes.get(start as usize..end as usize))
+            .flatten()
     }
 
     /// Whether the object passes a field selector (parsing it only for content fields).
@@ -266,6 +296,7 @@ fn obj_from_bytes(key: &ObjKey, bytes: Bytes) -> Result<Obj, String> {
         .and_then(|s| s.parse().ok())
         .ok_or("missing resourceVersion")?;
     Ok(Obj {
+        metadata: metadata_span(&bytes),
         bytes,
         namespace: key.namespace.clone(),
         name: key.name.clone(),
@@ -358,6 +389,7 @@ fn stamp(key: &ObjKey, mut object: Value, rv: u64) -> Result<Obj, StoreError> {
             .into_boxed_slice(),
     );
     Ok(Obj {
+        metadata: metadata_span(&bytes),
         bytes,
         namespace: key.namespace.clone(),
         name: key.name.clone(),

@@ -71,6 +71,7 @@ fn last_state(prev: &Arc<Obj>, rv: u64) -> Arc<Obj> {
     }
     match serde_json::to_vec(&value) {
         Ok(bytes) => Arc::new(Obj {
+            metadata: crate::store::metadata_span(&bytes),
             bytes: Bytes::from(bytes),
             namespace: prev.namespace.clone(),
             name: prev.name.clone(),
@@ -116,8 +117,9 @@ impl Encoder {
                 self.line(type_.as_str(), t.to_string().as_bytes())
             }
             Representation::Partial(version) | Representation::PartialList(version) => {
-                let mut partial = Vec::with_capacity(obj.bytes.len() + 64);
-                crate::partial::push_partial(&mut partial, version, &obj.bytes);
+                let metadata = obj.metadata_bytes();
+                let mut partial = Vec::with_capacity(metadata.map_or(0, <[u8]>::len) + 80);
+                crate::partial::push_partial(&mut partial, version, metadata);
                 self.line(type_.as_str(), &partial)
             }
             Representation::Object => self.line(

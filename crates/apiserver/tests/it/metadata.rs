@@ -148,21 +148,30 @@ async fn metadata_lists_hold_each_items_whole_metadata_and_nothing_else() {
         assert_eq!(status, 201);
     }
     let path = format!("{NAMESPACE}/configmaps?labelSelector=tricky");
+    let same_metadata = |whole: &Value, partial: &Value| {
+        assert_eq!(partial["kind"], "PartialObjectMetadataList");
+        assert_eq!(partial["apiVersion"], "meta.k8s.io/v1");
+        assert_eq!(partial["metadata"], whole["metadata"]);
+        let whole_items = whole["items"].as_array().expect("items");
+        let partial_items = partial["items"].as_array().expect("items");
+        assert_eq!(partial_items.len(), 40);
+        for (full, meta) in whole_items.iter().zip(partial_items) {
+            let name = full["metadata"]["name"].as_str().expect("name");
+            assert_partial(meta, name);
+            assert_eq!(meta["metadata"], full["metadata"]);
+        }
+    };
     let (status, whole) = one(&client, "GET", &path, "application/json", None).await;
     assert_eq!(status, 200);
     let (status, partial) = one(&client, "GET", &path, PARTIAL_LIST, None).await;
     assert_eq!(status, 200, "{partial}");
-    assert_eq!(partial["kind"], "PartialObjectMetadataList");
-    assert_eq!(partial["apiVersion"], "meta.k8s.io/v1");
-    assert_eq!(partial["metadata"], whole["metadata"]);
-    let whole_items = whole["items"].as_array().expect("items");
-    let partial_items = partial["items"].as_array().expect("items");
-    assert_eq!(partial_items.len(), 40);
-    for (full, meta) in whole_items.iter().zip(partial_items) {
-        let name = full["metadata"]["name"].as_str().expect("name");
-        assert_partial(meta, name);
-        assert_eq!(meta["metadata"], full["metadata"]);
-    }
+    same_metadata(&whole, &partial);
+
+    // The same after a restart (objects read back from the store file).
+    let s = TestServer::start_in(s.stop().await, |_| {}).await;
+    let client = s.client().await;
+    let (_, partial) = one(&client, "GET", &path, PARTIAL_LIST, None).await;
+    same_metadata(&whole, &partial);
 
     // v1beta1, and the same page boundaries as whole lists.
     let (_, page) = one(
@@ -268,6 +277,51 @@ async fn writes_answer_metadata_and_deletes_answer_as_kube_apiserver() {
     .await;
     assert_eq!(status, 200);
     assert_partial(&deleted, "svc");
+
+    // A finalizer holds a deleted object; the patch that releases it is answered with the
+    // released object (no finalizers), which is then gone.
+    let mut held = config_map("held", json!({}));
+    held["metadata"]["finalizers"] = json!(["plumb.dev/hold"]);
+    let (status, _) = one(&client, "POST", &collection, PARTIAL, Some(held)).await;
+    assert_eq!(status, 201);
+    let (status, marked) = one(
+        &client,
+        "DELETE",
+        &format!("{collection}/held"),
+        PARTIAL,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_partial(&marked, "held");
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{marked}"
+    );
+    let request = http::Request::builder()
+        .method("PATCH")
+        .uri(format!("{collection}/held"))
+        .header("accept", PARTIAL)
+        .header("content-type", "application/merge-patch+json")
+        .body(kube::client::Body::from(
+            json!({"metadata": {"finalizers": null}})
+                .to_string()
+                .into_bytes(),
+        ))
+        .expect("request");
+    let response = client.send(request).await.expect("patch sent");
+    assert_eq!(response.status().as_u16(), 200);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let released: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_partial(&released, "held");
+    assert_eq!(released["metadata"].get("finalizers"), None, "{released}");
+    let (status, _) = one(&client, "GET", &format!("{collection}/held"), PARTIAL, None).await;
+    assert_eq!(status, 404);
 
     // The answer cannot be a list; the create happened all the same (as kube-apiserver).
     let (status, refused) = one(
