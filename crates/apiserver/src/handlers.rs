@@ -808,13 +808,6 @@ impl AppState {
         query: &Query,
         representation: Representation,
     ) -> Result<Response<Body>, ApiError> {
-        if let Representation::Partial(_) = representation {
-            return Err(partial::list_refused(
-                &t.info,
-                &t.info.list_kind,
-                &t.info.api_version(&t.version),
-            ));
-        }
         let labels =
             LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -833,6 +826,13 @@ impl AppState {
             None | Some("") => None,
             Some(token) => Some(decode_continue(token)?),
         };
+        // kube-apiserver lists first (bad options are a 400) and then fails to convert.
+        if let Representation::Partial(_) = representation {
+            return Err(partial::list_refused(
+                &t.info,
+                &t.info.api_version(&t.version),
+            ));
+        }
         let (items, rv) =
             self.0
                 .store

@@ -181,12 +181,19 @@ fn is_list(body: &Value) -> bool {
         .is_some_and(|i| i.is_array() || i.is_null())
 }
 
-/// `406`: the request asked for `PartialObjectMetadata` of a list.
-pub(crate) fn list_refused(info: &ResourceInfo, list_kind: &str, api_version: &str) -> ApiError {
-    let body = json!({"kind": list_kind, "apiVersion": api_version});
+/// `406`: the request asked for `PartialObjectMetadata` of the resource's list served in
+/// `api_version`.
+pub(crate) fn list_refused(info: &ResourceInfo, api_version: &str) -> ApiError {
+    list_as_object(
+        info,
+        &json!({"kind": info.list_kind, "apiVersion": api_version}),
+    )
+}
+
+fn list_as_object(info: &ResourceInfo, list: &Value) -> ApiError {
     ApiError::not_acceptable(format!(
         "you requested PartialObjectMetadata, but the requested object is a list ({})",
-        go_type(info, &body)
+        go_type(info, list)
     ))
 }
 
@@ -208,10 +215,7 @@ pub(crate) fn convert(
             "apiVersion": version.api_version(),
             "metadata": body.get("metadata").cloned().unwrap_or_else(|| json!({})),
         })),
-        (false, true) => Err(ApiError::not_acceptable(format!(
-            "you requested PartialObjectMetadata, but the requested object is a list ({})",
-            go_type(info, &body)
-        ))),
+        (false, true) => Err(list_as_object(info, &body)),
         // kube-apiserver's custom resource objects look like lists to its converter, which
         // then fails without classifying the error.
         (true, false)
