@@ -130,8 +130,10 @@ fn diff_sync_and_prune_against_the_embedded_server() {
     assert_exit_code(&run("sync", &[]), 0);
     assert_exit_code(&run("diff", &[]), 0);
 
-    // The Service leaves Git: it requires pruning, and `--prune` deletes it.
+    // The Service and the Secret leave Git: they require pruning, and `--prune` deletes
+    // them (a Service's delete answers the object, a Secret's a Status, as on kube-apiserver).
     std::fs::remove_file(source.path().join("service.yaml")).expect("remove");
+    std::fs::remove_file(source.path().join("secret.yaml")).expect("remove");
     let diff = run("diff", &[]);
     assert_exit_code(&diff, 1);
     assert!(
@@ -142,7 +144,9 @@ fn diff_sync_and_prune_against_the_embedded_server() {
     let pruned = run("sync", &["--prune"]);
     assert_exit_code(&pruned, 0);
     assert!(stdout(&pruned).contains("Pruned"), "{}", stdout(&pruned));
-    let gone = server.kubectl(&["get", "service", "web", "-n", "demo"]);
-    assert!(!gone.status.success(), "still there: {gone:?}");
+    for (kind, name) in [("service", "web"), ("secret", "db")] {
+        let gone = server.kubectl(&["get", kind, name, "-n", "demo"]);
+        assert!(!gone.status.success(), "{kind} still there: {gone:?}");
+    }
     assert_exit_code(&run("diff", &[]), 0);
 }
