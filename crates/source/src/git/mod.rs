@@ -1701,6 +1701,19 @@ fn redact(message: &str, creds: Option<&Credentials>) -> String {
     message
 }
 
+/// Whether a tool's message reports the HTTP status `code` ("returned error: 403"): the code
+/// as a number of its own, not part of a longer one or a port ("127.0.0.1:40179", "port 401").
+pub(crate) fn says_http_status(lower: &str, code: &str) -> bool {
+    lower.match_indices(code).any(|(at, _)| {
+        let before = &lower[..at];
+        let after = &lower[at + code.len()..];
+        let digit_before = before.ends_with(|c: char| c.is_ascii_digit());
+        let digit_after = after.starts_with(|c: char| c.is_ascii_digit());
+        let is_port = before.ends_with(':') || before.ends_with("port ");
+        !digit_before && !digit_after && !is_port
+    })
+}
+
 /// The remote's own words, sorted into the failures callers act on.
 fn classify(
     url: &RepoUrl,
@@ -1729,8 +1742,6 @@ fn classify(
         "could not read username",
         "could not read password",
         "permission denied",
-        "403",
-        "401",
         "invalid username or password",
     ];
     const UNREACHABLE: &[&str] = &[
@@ -1756,7 +1767,7 @@ fn classify(
             message,
         };
     }
-    if mentions(AUTH) {
+    if mentions(AUTH) || says_http_status(&lower, "401") || says_http_status(&lower, "403") {
         return GitError::AuthFailed {
             url: url_text,
             message,
@@ -1859,4 +1870,61 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::url::UrlPolicy;
+
+    fn classified(url: &str, stderr: &str) -> GitError {
+        let url = RepoUrl::parse(url, UrlPolicy::default()).expect("url");
+        classify(&url, "ls-remote", stderr, None)
+    }
+
+    #[test]
+    fn a_port_that_contains_401_is_not_an_authentication_failure() {
+        let error = classified(
+            "http://127.0.0.1:40179/git/x.git",
+            "fatal: unable to access 'http://127.0.0.1:40179/git/x.git/': Failed to connect to \
+             127.0.0.1 port 40179 after 0 ms: Couldn't connect to server",
+        );
+        assert!(matches!(error, GitError::Unreachable { .. }), "{error}");
+        let error = classified(
+            "http://127.0.0.1:403/git/x.git",
+            "fatal: unable to access 'http://127.0.0.1:403/git/x.git/': Failed to connect to \
+             127.0.0.1 port 403 after 0 ms: Couldn't connect to server",
+        );
+        assert!(matches!(error, GitError::Unreachable { .. }), "{error}");
+    }
+
+    #[test]
+    fn http_401_and_403_are_authentication_failures() {
+        for code in ["401", "403"] {
+            let error = classified(
+                "http://127.0.0.1:8080/git/x.git",
+                &format!(
+                    "fatal: unable to access 'http://127.0.0.1:8080/git/x.git/': The requested \
+                     URL returned error: {code}"
+                ),
+            );
+            assert!(
+                matches!(error, GitError::AuthFailed { .. }),
+                "{code}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_status_is_a_number_of_its_own() {
+        assert!(says_http_status(
+            "the requested url returned error: 403",
+            "403"
+        ));
+        assert!(says_http_status("http 401 unauthorized", "401"));
+        assert!(!says_http_status("port 40179", "401"));
+        assert!(!says_http_status("127.0.0.1:401/x", "401"));
+        assert!(!says_http_status("after 1401 ms", "401"));
+        assert!(!says_http_status("size 4030", "403"));
+    }
 }

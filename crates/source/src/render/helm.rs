@@ -226,15 +226,12 @@ fn explain_auth_failure(err: RenderError, repositories: &[&str]) -> RenderError 
         return err;
     };
     let lower = message.to_ascii_lowercase();
-    let refused = [
-        "401",
-        "403",
-        "unauthorized",
-        "forbidden",
-        "authentication required",
-    ]
-    .iter()
-    .any(|needle| lower.contains(needle));
+    // Status codes only as numbers of their own: a registry at 127.0.0.1:40123 is no 401.
+    let refused = ["unauthorized", "forbidden", "authentication required"]
+        .iter()
+        .any(|needle| lower.contains(needle))
+        || crate::git::says_http_status(&lower, "401")
+        || crate::git::says_http_status(&lower, "403");
     if !refused {
         return RenderError::Tool {
             tool,
