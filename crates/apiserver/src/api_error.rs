@@ -126,11 +126,13 @@ impl ApiError {
         self.details = Some(json!({}));
         self
     }
-    pub fn method_not_allowed(method: &str) -> Self {
+    /// kube-apiserver's answer to a method a path does not serve (it does not name the
+    /// method).
+    pub fn method_not_allowed() -> Self {
         Self::new(
             405,
             "MethodNotAllowed",
-            format!("the server does not allow this method on the requested resource ({method})"),
+            "the server does not allow this method on the requested resource",
         )
         .with_empty_details()
     }

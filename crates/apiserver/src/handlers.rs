@@ -273,6 +273,48 @@ fn page_not_found() -> Response<Body> {
     r
 }
 
+/// The two paths that answer the aggregated discovery list.
+#[derive(Debug, Clone, Copy)]
+enum AggregatedRoot {
+    Api,
+    Apis,
+}
+
+/// An aggregated discovery document, or `304 Not Modified` when the client's
+/// `If-None-Match` names it. Like kube-apiserver, it may be cached publicly and varies
+/// with `Accept`.
+fn aggregated_response(
+    document: &discovery::AggregatedDocument,
+    request_headers: &hyper::HeaderMap,
+) -> Response<Body> {
+    use hyper::header::{self, HeaderValue};
+    let unchanged = request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == document.etag || tag.trim() == "*");
+    let mut r = if unchanged {
+        let mut r = Response::new(crate::http::full(Bytes::new()));
+        *r.status_mut() = hyper::StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(crate::http::full(document.body.clone()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
+        );
+        r
+    };
+    let headers = r.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Ok(etag) = HeaderValue::from_str(&document.etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    r
+}
+
 fn ok_json(code: u16, v: &Value) -> Response<Body> {
     json_response(code, v.to_string())
 }
@@ -509,9 +551,38 @@ impl AppState {
         let registry = self.registry();
         let discovery_get = |v: Option<Value>| -> Result<Response<Body>, ApiError> {
             if !get {
-                return Err(ApiError::method_not_allowed(parts.method.as_str()));
+                return Err(ApiError::method_not_allowed());
             }
             v.map(|v| ok_json(200, &v)).ok_or_else(ApiError::no_route)
+        };
+        let accept = parts
+            .headers
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        // Discovery documents are negotiated: `/api` and `/apis` may answer the aggregated
+        // list, every discovery path refuses what it cannot produce. kube-apiserver answers
+        // `/apis` and `/apis/<group>` whatever the method, the other paths only to GET.
+        let discovery = |any_method: bool,
+                         root: Option<AggregatedRoot>,
+                         plain: &dyn Fn() -> Option<Value>|
+         -> Result<Response<Body>, ApiError> {
+            if !get && !any_method {
+                return Err(ApiError::method_not_allowed());
+            }
+            match negotiation::negotiate_discovery(accept, root.is_some())? {
+                negotiation::DiscoveryAnswer::Aggregated => {
+                    let documents = discovery::aggregated(&registry);
+                    let document = match root {
+                        Some(AggregatedRoot::Api) => &documents.api,
+                        _ => &documents.apis,
+                    };
+                    Ok(aggregated_response(document, &parts.headers))
+                }
+                negotiation::DiscoveryAnswer::Plain => plain()
+                    .map(|v| ok_json(200, &v))
+                    .ok_or_else(ApiError::no_route),
+            }
         };
         // Kubernetes answers paths outside any served group/version with a plain-text 404
         // (its HTTP mux), and unknown resources inside one with a NotFound Status.
@@ -534,17 +605,19 @@ impl AppState {
                 Ok(r)
             }
             ["version"] => discovery_get(Some(discovery::version())),
-            ["api"] => {
+            ["api"] => discovery(false, Some(AggregatedRoot::Api), &|| {
                 let addr = self.0.address.lock().map(|a| a.clone()).unwrap_or_default();
-                discovery_get(Some(discovery::api_versions(&addr)))
-            }
-            ["apis"] => discovery_get(Some(discovery::api_group_list(&registry))),
-            ["api", v] => discovery_get(discovery::resource_list(&registry, "", v)),
-            ["apis", g] => discovery_get(discovery::api_group(&registry, g)),
-            ["apis", g, v] => discovery_get(discovery::resource_list(&registry, g, v)),
+                Some(discovery::api_versions(&addr))
+            }),
+            ["apis"] => discovery(true, Some(AggregatedRoot::Apis), &|| {
+                Some(discovery::api_group_list(&registry))
+            }),
+            ["api", v] => discovery(false, None, &|| discovery::resource_list(&registry, "", v)),
+            ["apis", g] => discovery(true, None, &|| discovery::api_group(&registry, g)),
+            ["apis", g, v] => discovery(false, None, &|| discovery::resource_list(&registry, g, v)),
             ["openapi", "v2"] => {
                 if !get {
-                    return Err(ApiError::method_not_allowed(parts.method.as_str()));
+                    return Err(ApiError::method_not_allowed());
                 }
                 let accept = parts
                     .headers
@@ -642,7 +715,7 @@ impl AppState {
         let (status, scale) = match sub {
             None => (false, false),
             Some("status") if info.status_subresource => (true, false),
-            Some("scale") if has_scale(&info) => (false, true),
+            Some("scale") if info.has_scale() => (false, true),
             Some(_) => return Err(ApiError::no_route()),
         };
         Ok(Target {
@@ -744,6 +817,9 @@ impl AppState {
             (&Method::POST, None) if !target.status => {
                 self.create(&target, &content_type, &body, dry_run).await
             }
+            (&Method::DELETE, None) if !target.info.deletes_collections() => {
+                return Err(ApiError::method_not_allowed());
+            }
             (&Method::DELETE, None) => self.delete_collection(&target, query, dry_run).await,
             (&Method::GET, Some(name)) => self.get(&target, name, representation),
             (&Method::PUT | &Method::PATCH, Some(name)) if target.scale => {
@@ -761,7 +837,7 @@ impl AppState {
             (&Method::DELETE, Some(name)) if !target.status && !target.scale => {
                 self.delete(&target, name, &body, dry_run).await
             }
-            (m, _) => Err(ApiError::method_not_allowed(m.as_str())),
+            _ => Err(ApiError::method_not_allowed()),
         }?;
         match representation {
             Representation::Partial(version) => {
@@ -2242,14 +2318,6 @@ fn is_namespace_default(info: &ResourceInfo, name: &str) -> bool {
         (info.store_key().as_str(), name),
         ("/serviceaccounts", "default") | ("/configmaps", "kube-root-ca.crt")
     )
-}
-
-fn has_scale(info: &ResourceInfo) -> bool {
-    info.group == "apps"
-        && matches!(
-            info.resource.as_str(),
-            "deployments" | "statefulsets" | "replicasets"
-        )
 }
 
 /// The `autoscaling/v1` Scale view of a scalable object.

@@ -179,6 +179,75 @@ pub(crate) fn negotiate(accept: &str) -> Result<Representation, ApiError> {
     )))
 }
 
+/// What a discovery document is answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DiscoveryAnswer {
+    /// The plain document (`APIVersions`, `APIGroupList`, `APIGroup`, `APIResourceList`).
+    Plain,
+    /// The aggregated `APIGroupDiscoveryList` (`apidiscovery.k8s.io/v2`).
+    Aggregated,
+}
+
+/// Whether a clause asks for the aggregated discovery list kube-apiserver serves: only
+/// `apidiscovery.k8s.io/v2` (v2beta1 is no longer served since Kubernetes 1.33).
+fn asks_for_aggregated(clause: &Clause<'_>) -> bool {
+    clause.param("as") == Some("APIGroupDiscoveryList")
+        && clause.param("g") == Some("apidiscovery.k8s.io")
+        && clause.param("v") == Some("v2")
+}
+
+/// Whether a clause's media range covers one of the produced media types.
+fn covers_produced(clause: &Clause<'_>) -> bool {
+    PRODUCED.iter().any(|produced| {
+        let (type_, subtype) = produced.split_once('/').unwrap_or((produced, ""));
+        match (clause.type_, clause.subtype) {
+            ("*", "*") => true,
+            (t, "*") => t == type_,
+            (t, s) => t == type_ && s == subtype,
+        }
+    })
+}
+
+/// The answer to a discovery request's `Accept` header, as kube-apiserver gives it.
+/// `aggregated_here` is true at `/api` and `/apis`: there, any clause asking for the
+/// aggregated list in a producible media type wins whatever its quality or position (kube-
+/// apiserver looks for one before anything else, even past media types it cannot route).
+/// Otherwise the plain document is negotiated like a resource: clauses asking for any
+/// conversion are passed over, and with none left the answer is `406 Not Acceptable`.
+pub(crate) fn negotiate_discovery(
+    accept: &str,
+    aggregated_here: bool,
+) -> Result<DiscoveryAnswer, ApiError> {
+    if accept.is_empty() {
+        return Ok(DiscoveryAnswer::Plain);
+    }
+    if aggregated_here
+        && clauses(accept)
+            .iter()
+            .any(|clause| covers_produced(clause) && asks_for_aggregated(clause))
+    {
+        return Ok(DiscoveryAnswer::Aggregated);
+    }
+    match negotiate(accept)? {
+        Representation::Object => Ok(DiscoveryAnswer::Plain),
+        // Tables and metadata exist for objects, not for discovery documents.
+        Representation::Table(_) | Representation::Partial(_) | Representation::PartialList(_) => {
+            let plain_left = clauses(accept).iter().any(|clause| {
+                covers_produced(clause)
+                    && representation(clause, "json") == Some(Representation::Object)
+            });
+            if plain_left {
+                Ok(DiscoveryAnswer::Plain)
+            } else {
+                Err(ApiError::not_acceptable(format!(
+                    "only the following media types are accepted: {}",
+                    PRODUCED.join(", ")
+                )))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::MetaVersion::{V1, V1beta1};
@@ -301,5 +370,82 @@ mod tests {
         for accept in ["text/html", "application/*", "APPLICATION/JSON"] {
             assert_eq!(refused(accept), unroutable, "{accept:?}");
         }
+    }
+
+    const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+    // What kube-apiserver 1.37 answered at /api and /apis (aggregated_here) and at the
+    // other discovery paths.
+    #[test]
+    fn an_aggregated_clause_anywhere_wins_at_the_roots() {
+        use DiscoveryAnswer::{Aggregated, Plain};
+        let at_root = |accept: &str| {
+            negotiate_discovery(accept, true)
+                .unwrap_or_else(|e| panic!("{accept:?}: {}", e.message))
+        };
+        for accept in [
+            AGGREGATED.to_string(),
+            format!("{AGGREGATED},application/json"),
+            format!("application/json, {AGGREGATED}"),
+            format!("application/json;q=0.9, {AGGREGATED}"),
+            format!("{AGGREGATED};q=0, application/json"),
+            format!("text/html, {AGGREGATED}"),
+            format!(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList, {AGGREGATED}"
+            ),
+            "*/*;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList".to_string(),
+            "application/yaml;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList".to_string(),
+            "application/json; g=apidiscovery.k8s.io; v=v2; as=APIGroupDiscoveryList".to_string(),
+            format!("{AGGREGATED};foo=bar"),
+        ] {
+            assert_eq!(at_root(&accept), Aggregated, "{accept:?}");
+        }
+        for accept in [
+            "",
+            "application/json",
+            "*/*",
+            "application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList, application/json",
+            "application/json;as=Table;g=meta.k8s.io;v=v1, application/json",
+        ] {
+            assert_eq!(at_root(accept), Plain, "{accept:?}");
+        }
+        // Elsewhere the aggregated clause is passed over like any unknown conversion.
+        assert_eq!(
+            negotiate_discovery(&format!("{AGGREGATED}, application/json"), false).ok(),
+            Some(Plain)
+        );
+    }
+
+    #[test]
+    fn discovery_refuses_what_it_cannot_produce() {
+        let only = "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf";
+        for (accept, aggregated_here) in [
+            (
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
+                true,
+            ),
+            (
+                "application/json;g=APIDISCOVERY.k8s.io;v=v2;as=APIGroupDiscoveryList",
+                true,
+            ),
+            (
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscovery",
+                true,
+            ),
+            ("application/json;as=APIGroupDiscoveryList", true),
+            ("application/json;as=Table;g=meta.k8s.io;v=v1", true),
+            (
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+                false,
+            ),
+            (AGGREGATED, false),
+        ] {
+            match negotiate_discovery(accept, aggregated_here) {
+                Ok(answer) => panic!("{accept:?} was answered with {answer:?}"),
+                Err(e) => assert_eq!((e.code, e.message.as_str()), (406, only), "{accept:?}"),
+            }
+        }
+        let refused = negotiate_discovery("text/html", true).err().map(|e| e.code);
+        assert_eq!(refused, Some(406));
     }
 }

@@ -1,8 +1,9 @@
 //! The table of served resources: the built-in kinds plus those CustomResourceDefinitions
 //! add at runtime. Pure data, no I/O.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Which names a kind accepts (Kubernetes validates names per kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,12 +83,28 @@ impl ResourceInfo {
     pub fn serves(&self, version: &str) -> bool {
         self.versions.iter().any(|v| v == version)
     }
+    /// Whole collections can be deleted at once (`deletecollection`): not namespaces, as
+    /// in kube-apiserver.
+    pub fn deletes_collections(&self) -> bool {
+        !(self.group.is_empty() && self.resource == "namespaces")
+    }
+    /// Has a `scale` subresource (`autoscaling/v1` Scale).
+    pub fn has_scale(&self) -> bool {
+        self.group == "apps"
+            && matches!(
+                self.resource.as_str(),
+                "deployments" | "statefulsets" | "replicasets"
+            )
+    }
 }
 
 /// All served resources.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     resources: Vec<Arc<ResourceInfo>>,
+    /// The aggregated discovery documents, written once per registry (a registry is
+    /// replaced, never changed, when CRDs come and go).
+    aggregated: OnceLock<Arc<crate::discovery::Aggregated>>,
 }
 
 /// Marker of `count entries` columns.
@@ -448,16 +465,19 @@ pub fn builtins() -> Vec<ResourceInfo> {
             false,
             false,
         ),
-        builtin(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "CustomResourceDefinition",
-            &["crd", "crds"],
-            false,
-            true,
-            true,
-        ),
+        ResourceInfo {
+            categories: vec!["api-extensions".into()],
+            ..builtin(
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                "CustomResourceDefinition",
+                &["crd", "crds"],
+                false,
+                true,
+                true,
+            )
+        },
     ]
 }
 
@@ -473,7 +493,18 @@ impl Registry {
                 resources.push(Arc::new(c));
             }
         }
-        Registry { resources }
+        Registry {
+            resources,
+            aggregated: OnceLock::new(),
+        }
+    }
+
+    /// The aggregated discovery documents of this registry, written on first use.
+    pub(crate) fn aggregated(
+        &self,
+        write: impl FnOnce(&Registry) -> crate::discovery::Aggregated,
+    ) -> Arc<crate::discovery::Aggregated> {
+        Arc::clone(self.aggregated.get_or_init(|| Arc::new(write(self))))
     }
 
     /// The resource at `/apis/<group>/<version>/<resource>`.
@@ -503,10 +534,13 @@ impl Registry {
             .any(|r| r.group == group && r.serves(version))
     }
 
-    /// Groups with their versions (preferred first), core group excluded, in a stable order:
-    /// built-in groups first as listed, then custom groups by name.
+    /// Groups with their versions, core group excluded, as kube-apiserver's `/apis` lists
+    /// them: built-in groups in its priority order, then custom groups (which all have the
+    /// same priority) by the name of their first `<version>.<group>` APIService, the order
+    /// kube-apiserver's aggregator sorts them in. Versions are in Kubernetes' version
+    /// priority (GA before beta before alpha, higher first), so the first is the preferred.
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        let mut builtin: Vec<(String, Vec<String>)> = Vec::new();
         let mut custom: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for r in &self.resources {
             if r.group.is_empty() {
@@ -515,12 +549,12 @@ impl Registry {
             let target: &mut Vec<String> = if r.custom {
                 custom.entry(r.group.clone()).or_default()
             } else {
-                match out.iter().position(|(g, _)| *g == r.group) {
-                    Some(i) => &mut out[i].1,
+                match builtin.iter().position(|(g, _)| *g == r.group) {
+                    Some(i) => &mut builtin[i].1,
                     None => {
-                        out.push((r.group.clone(), Vec::new()));
-                        let last = out.len() - 1;
-                        &mut out[last].1
+                        builtin.push((r.group.clone(), Vec::new()));
+                        let last = builtin.len() - 1;
+                        &mut builtin[last].1
                     }
                 }
             };
@@ -530,8 +564,26 @@ impl Registry {
                 }
             }
         }
+        builtin.sort_by_key(|(g, _)| group_priority_rank(g));
+        let mut custom: Vec<(String, Vec<String>)> = custom.into_iter().collect();
+        custom.sort_by_cached_key(|(group, versions)| {
+            versions
+                .iter()
+                .map(|v| format!("{v}.{group}"))
+                .min()
+                .unwrap_or_default()
+        });
+        let mut out = builtin;
         out.extend(custom);
+        for (_, versions) in &mut out {
+            versions.sort_by(|a, b| kube_version_order(a, b));
+        }
         out
+    }
+
+    /// Whether `group` comes from CustomResourceDefinitions.
+    pub fn is_custom_group(&self, group: &str) -> bool {
+        self.resources.iter().any(|r| r.group == group && r.custom)
     }
 
     /// Resources served in `group/version`.
@@ -541,6 +593,74 @@ impl Registry {
             .filter(|r| r.group == group && r.serves(version))
             .cloned()
             .collect()
+    }
+}
+
+/// Where kube-apiserver ranks a built-in group (its APIService group priorities, highest
+/// first); unknown groups after them.
+fn group_priority_rank(group: &str) -> usize {
+    const ORDER: [&str; 21] = [
+        "apiregistration.k8s.io",
+        "apps",
+        "events.k8s.io",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "autoscaling",
+        "batch",
+        "certificates.k8s.io",
+        "networking.k8s.io",
+        "policy",
+        "rbac.authorization.k8s.io",
+        "storage.k8s.io",
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "scheduling.k8s.io",
+        "coordination.k8s.io",
+        "node.k8s.io",
+        "discovery.k8s.io",
+        "resource.k8s.io",
+        "flowcontrol.apiserver.k8s.io",
+        "storagemigration.k8s.io",
+    ];
+    ORDER
+        .iter()
+        .position(|g| *g == group)
+        .unwrap_or(ORDER.len())
+}
+
+/// Kubernetes' version priority as an ordering (the higher priority first): versions like
+/// `v1`, `v2beta1`, `v1alpha2` come first, GA before beta before alpha, higher major then
+/// higher minor first; other names after them, alphabetically.
+pub fn kube_version_order(a: &str, b: &str) -> Ordering {
+    /// (stability: 2 GA, 1 beta, 0 alpha; major; minor) of a Kubernetes-like version.
+    fn parse(v: &str) -> Option<(u8, u64, u64)> {
+        let rest = v.strip_prefix('v')?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (major, tail) = rest.split_at(digits);
+        if major.is_empty() {
+            return None;
+        }
+        let major = major.parse().ok()?;
+        if tail.is_empty() {
+            return Some((2, major, 0));
+        }
+        let (stability, minor) = if let Some(m) = tail.strip_prefix("beta") {
+            (1, m)
+        } else {
+            (0, tail.strip_prefix("alpha")?)
+        };
+        if minor.is_empty() || !minor.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        Some((stability, major, minor.parse().ok()?))
+    }
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => y.cmp(&x).then_with(|| a.cmp(b)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
     }
 }
 
@@ -676,5 +796,102 @@ mod tests {
         assert_eq!(column_value(&o, ".spec.l[0].a"), serde_json::json!("x"));
         assert_eq!(column_value(&o, "#len:.data"), serde_json::json!(2));
         assert_eq!(column_value(&o, ".missing"), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn versions_in_kubernetes_priority() {
+        let mut versions = vec![
+            "v1alpha1",
+            "foo",
+            "v2beta1",
+            "v1",
+            "v10",
+            "v1beta2",
+            "v1beta1",
+            "v2",
+            "bar",
+            "v11alpha2",
+        ];
+        versions.sort_by(|a, b| kube_version_order(a, b));
+        assert_eq!(
+            versions,
+            [
+                "v10",
+                "v2",
+                "v1",
+                "v2beta1",
+                "v1beta2",
+                "v1beta1",
+                "v11alpha2",
+                "v1alpha1",
+                "bar",
+                "foo"
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn version_order_is_a_total_order(a in "v?[0-9]{0,2}((alpha|beta)[0-9]{0,2})?[a-z]?", b in "v?[0-9]{0,2}((alpha|beta)[0-9]{0,2})?", c in "v[0-9]{1,2}(beta[0-9])?") {
+            use std::cmp::Ordering::*;
+            proptest::prop_assert_eq!(kube_version_order(&a, &b), kube_version_order(&b, &a).reverse());
+            proptest::prop_assert_eq!(kube_version_order(&a, &a), Equal);
+            if kube_version_order(&a, &b) != Greater && kube_version_order(&b, &c) != Greater {
+                proptest::prop_assert_ne!(kube_version_order(&a, &c), Greater);
+            }
+        }
+    }
+
+    #[test]
+    fn custom_groups_follow_their_first_apiservice_name_and_versions_their_priority() {
+        let custom = |group: &str, resource: &str, versions: &[&str]| {
+            let mut info = builtins()[1].clone();
+            info.group = group.into();
+            info.resource = resource.into();
+            info.versions = versions.iter().map(|v| v.to_string()).collect();
+            info.custom = true;
+            info
+        };
+        // As kube-apiserver 1.37 listed the same CRDs at /apis: `foo.mmm.example` sorts
+        // before `v1.aaa.example`.
+        let registry = Registry::new(vec![
+            custom("zzz.example", "things", &["v1alpha1"]),
+            custom("aaa.example", "things", &["v1beta1", "v1"]),
+            custom("aaa.example", "bars", &["v2"]),
+            custom("mmm.example", "things", &["v1", "foo", "v10"]),
+        ]);
+        let groups = registry.groups();
+        let tail: Vec<(&str, Vec<&str>)> = groups[groups.len() - 3..]
+            .iter()
+            .map(|(g, vs)| (g.as_str(), vs.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("mmm.example", vec!["v10", "v1", "foo"]),
+                ("aaa.example", vec!["v2", "v1", "v1beta1"]),
+                ("zzz.example", vec!["v1alpha1"]),
+            ]
+        );
+        // Built-in groups in kube-apiserver's priority order.
+        let builtin: Vec<&str> = groups[..groups.len() - 3]
+            .iter()
+            .map(|(g, _)| g.as_str())
+            .collect();
+        assert_eq!(
+            builtin,
+            [
+                "apps",
+                "events.k8s.io",
+                "autoscaling",
+                "batch",
+                "networking.k8s.io",
+                "policy",
+                "rbac.authorization.k8s.io",
+                "storage.k8s.io",
+                "apiextensions.k8s.io",
+                "coordination.k8s.io",
+            ]
+        );
     }
 }

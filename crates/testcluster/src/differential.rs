@@ -22,6 +22,9 @@
 //!   - http: {method: GET, path: /api/v1/namespaces/$NS/configmaps/one,
 //!            accept: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1'}
 //!     compare: [status, body]                                 # what must match (default all)
+//!   - http: {method: GET, path: /apis, response_headers: [Content-Type],
+//!            accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList'}
+//!     select: {/items: {key: /metadata/name, values: [apps]}}  # only the items named
 //! ```
 //!
 //! `$NS` is the case's namespace (the same name on both servers); `$NAME` is any value saved
@@ -83,9 +86,25 @@ pub struct Step {
     /// Extra normalisation for this step: regex → replacement.
     #[serde(default)]
     pub replace: BTreeMap<String, String>,
+    /// Keeps only some items of arrays in the output: JSON pointer of an array (`*`
+    /// matches any key or index) → which items to keep. For documents where the reference
+    /// lists more than the case is about (kube-apiserver's discovery has groups plumb does
+    /// not serve); the case file says what is left out and why.
+    #[serde(default)]
+    pub select: BTreeMap<String, Selection>,
     /// What the reference server must answer (keeps a case from passing vacuously).
     #[serde(default)]
     pub expect: Option<Expect>,
+}
+
+/// Which items of an array a step compares.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    /// A JSON pointer inside an item; an item without it counts as `""`.
+    pub key: String,
+    /// The values of `key` whose items are kept (in their order in the output).
+    pub values: Vec<String>,
 }
 
 /// A raw HTTP request.
@@ -105,6 +124,9 @@ pub struct HttpRequest {
     /// The `Accept` header (default `application/json`), e.g. to ask for metadata only.
     #[serde(default)]
     pub accept: Option<String>,
+    /// Response headers to compare (as the part `headers`, one `name: value` a line).
+    #[serde(default)]
+    pub response_headers: Vec<String>,
 }
 
 /// Expectations on the reference server's answer.
@@ -257,8 +279,9 @@ pub async fn run_case(
         })),
         content_type: None,
         accept: None,
+        response_headers: Vec::new(),
     };
-    let (status, body) = http(client, &create_namespace, &BTreeMap::new())
+    let (status, body, _) = http(client, &create_namespace, &BTreeMap::new())
         .await
         .map_err(|e| run_err(0, e))?;
     if status != 201 {
@@ -293,10 +316,13 @@ pub async fn run_case(
             result.insert("stderr", normalise(&stderr, step));
             raw_output = stdout;
         } else if let Some(request) = &step.http {
-            let (status, body) = http(client, request, &vars)
+            let (status, body, headers) = http(client, request, &vars)
                 .await
                 .map_err(|e| run_err(number, e))?;
             result.insert("status", status.to_string());
+            if !request.response_headers.is_empty() {
+                result.insert("headers", headers);
+            }
             result.insert("body", normalise(&body, step));
             raw_output = body;
         } else {
@@ -469,11 +495,12 @@ async fn kubectl(
     ))
 }
 
+/// Sends a request; answers its status, body and the response headers it names.
 async fn http(
     client: &kube::Client,
     request: &HttpRequest,
     vars: &BTreeMap<String, String>,
-) -> Result<(u16, String), String> {
+) -> Result<(u16, String, String), String> {
     let path = substitute(&request.path, vars);
     let body = match &request.body {
         Some(value) => {
@@ -501,12 +528,35 @@ async fn http(
         .await
         .map_err(|e| format!("{} {path}: {e}", request.method))?;
     let status = response.status().as_u16();
+    let headers = request
+        .response_headers
+        .iter()
+        .map(|name| {
+            let values: Vec<&str> = response
+                .headers()
+                .get_all(name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let value = if values.is_empty() {
+                "<absent>".to_string()
+            } else {
+                values.join(", ")
+            };
+            format!("{}: {value}", name.to_ascii_lowercase())
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     let bytes = response
         .into_body()
         .collect_bytes()
         .await
         .map_err(|e| format!("reading the body of {} {path}: {e}", request.method))?;
-    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    Ok((
+        status,
+        String::from_utf8_lossy(&bytes).into_owned(),
+        headers,
+    ))
 }
 
 /// Normalises one output: JSON documents (and JSON lines, as watch streams send them)
@@ -514,6 +564,14 @@ async fn http(
 pub fn normalise(text: &str, step: &Step) -> String {
     let trimmed = text.trim();
     let prepare = |mut value: Value| {
+        for (pointer, selection) in &step.select {
+            let segments: Vec<&str> = pointer
+                .trim_start_matches('/')
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .collect();
+            retain_selected(&mut value, &segments, selection);
+        }
         for pointer in &step.ignore {
             let segments: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
             remove_matching(&mut value, &segments);
@@ -542,6 +600,52 @@ pub fn normalise(text: &str, step: &Step) -> String {
         }
     }
     out
+}
+
+/// Keeps, in every array the pointer segments match, only the selected items. An array
+/// the selection empties is removed from its object, as a server leaves out a list it has
+/// nothing for (kube-apiserver omits `subresources` of a resource without any).
+fn retain_selected(value: &mut Value, segments: &[&str], selection: &Selection) {
+    /// Whether the selection emptied `value` (an array that had items).
+    fn walk(value: &mut Value, segments: &[&str], selection: &Selection) -> bool {
+        let Some((first, rest)) = segments.split_first() else {
+            let Value::Array(items) = value else {
+                return false;
+            };
+            let had_items = !items.is_empty();
+            items.retain(|item| {
+                let key = match item.pointer(&selection.key) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                };
+                selection.values.contains(&key)
+            });
+            return had_items && items.is_empty();
+        };
+        match value {
+            Value::Object(map) => {
+                let emptied: Vec<String> = map
+                    .iter_mut()
+                    .filter(|(key, _)| *first == "*" || key.as_str() == *first)
+                    .filter_map(|(key, child)| walk(child, rest, selection).then(|| key.clone()))
+                    .collect();
+                for key in emptied {
+                    map.remove(&key);
+                }
+            }
+            Value::Array(items) => {
+                for (index, child) in items.iter_mut().enumerate() {
+                    if *first == "*" || index.to_string() == *first {
+                        walk(child, rest, selection);
+                    }
+                }
+            }
+            _ => {}
+        }
+        false
+    }
+    walk(value, segments, selection);
 }
 
 /// Removes every field matched by the pointer segments (`*` matches any key or index).

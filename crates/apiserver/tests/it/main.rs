@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod crds;
+mod discovery;
 mod kubectl;
 mod metadata;
 mod persistence;
