@@ -6,6 +6,7 @@
 
 use crate::harness::{Outcome, Scenario, percentile};
 use crate::targets::Target;
+use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
@@ -326,6 +327,26 @@ pub fn write_thousand_objects(
     Ok((path, out))
 }
 
+/// Runs `kubectl apply --server-side --field-manager bench -f file` (with `kubectl`'s
+/// connection flags already set) and returns how long it took.
+pub fn timed_kubectl_apply(
+    mut kubectl: std::process::Command,
+    file: &std::path::Path,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let output = kubectl
+        .args(["apply", "--server-side", "--field-manager", "bench", "-f"])
+        .arg(file)
+        .output()?;
+    let took = start.elapsed();
+    anyhow::ensure!(
+        output.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(took)
+}
+
 fn kubectl_apply() -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let mut figures = Vec::new();
@@ -333,19 +354,8 @@ fn kubectl_apply() -> anyhow::Result<Outcome> {
         for target in [Target::embedded().await?, Target::real().await?] {
             let namespace = target.namespace("apply").await?;
             let (file, _) = write_thousand_objects(scratch.path(), &namespace, false)?;
-            let start = Instant::now();
-            let output = target
-                .kubectl()
-                .args(["apply", "--server-side", "--field-manager", "bench", "-f"])
-                .arg(&file)
-                .output()?;
-            let took = start.elapsed();
-            anyhow::ensure!(
-                output.status.success(),
-                "kubectl apply against {} failed: {}",
-                target.label(),
-                String::from_utf8_lossy(&output.stderr)
-            );
+            let took = timed_kubectl_apply(target.kubectl(), &file)
+                .with_context(|| format!("against {}", target.label()))?;
             eprintln!(
                 "{}: kubectl apply --server-side of 1,000 objects in {took:.2?}",
                 target.label()

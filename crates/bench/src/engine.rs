@@ -416,18 +416,7 @@ fn kubectl_sync(
     let namespace = cluster.namespace("kubectl")?;
     let (file, _) = thousand_objects(dir, &namespace)?;
     let cpu = component_cpu();
-    let start = Instant::now();
-    let output = cluster
-        .kubectl()
-        .args(["apply", "--server-side", "--field-manager", "bench", "-f"])
-        .arg(&file)
-        .output()?;
-    let took = start.elapsed();
-    anyhow::ensure!(
-        output.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let took = crate::apiserver::timed_kubectl_apply(cluster.kubectl(), &file)?;
     eprintln!(
         "kubectl apply --server-side: {took:.2?} (server side: {})",
         component_cpu_since(&cpu)
