@@ -1120,7 +1120,9 @@ impl AppState {
             return Err(ApiError::invalid(&t.info.kind, &t.info.group, "", causes));
         }
         self.stamp_new(&t.info, &mut obj);
+        // A create sets no status, except a Node's (a kubelet registers its node with it).
         if t.info.status_subresource
+            && !(t.info.group.is_empty() && t.info.resource == "nodes")
             && let Some(o) = obj.as_object_mut()
         {
             o.remove("status");
@@ -2324,8 +2326,15 @@ fn is_namespace_default(info: &ResourceInfo, name: &str) -> bool {
 fn to_scale(object: &Value) -> Value {
     let meta = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let pick = |f: &str| meta.get(f).cloned().unwrap_or(Value::Null);
-    let selector = object
-        .pointer("/spec/selector/matchLabels")
+    // A ReplicationController's selector is a plain label map, the apps kinds' a
+    // LabelSelector.
+    let selector_labels =
+        if object.get("kind").and_then(Value::as_str) == Some("ReplicationController") {
+            object.pointer("/spec/selector")
+        } else {
+            object.pointer("/spec/selector/matchLabels")
+        };
+    let selector = selector_labels
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
@@ -2334,12 +2343,25 @@ fn to_scale(object: &Value) -> Value {
                 .join(",")
         })
         .unwrap_or_default();
+    // autoscaling/v1 leaves out a zero `spec.replicas` and an empty selector.
+    let mut spec = json!({});
+    if let Some(replicas) = object
+        .pointer("/spec/replicas")
+        .filter(|r| r.as_i64() != Some(0))
+    {
+        spec["replicas"] = replicas.clone();
+    }
+    let mut status =
+        json!({"replicas": object.pointer("/status/replicas").cloned().unwrap_or(json!(0))});
+    if !selector.is_empty() {
+        status["selector"] = json!(selector);
+    }
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": {"name": pick("name"), "namespace": pick("namespace"), "uid": pick("uid"), "resourceVersion": pick("resourceVersion"), "creationTimestamp": pick("creationTimestamp")},
-        "spec": {"replicas": object.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
-        "status": {"replicas": object.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector},
+        "spec": spec,
+        "status": status,
     })
 }
 

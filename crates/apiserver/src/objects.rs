@@ -192,6 +192,88 @@ pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create:
                 default_pod_spec(spec, Some("Always"));
             }
         }
+        ("", "podtemplates") => {
+            if let Some(template) = object.as_object_mut() {
+                default_pod_template(template, Some("Always"));
+            }
+        }
+        ("", "replicationcontrollers") => {
+            // Kubernetes: the selector and the labels default to the template's labels.
+            let template_labels = object
+                .pointer("/spec/template/metadata/labels")
+                .filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+                .cloned();
+            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("replicas").or_insert_with(|| json!(1));
+                if let Some(labels) = &template_labels
+                    && spec
+                        .get("selector")
+                        .and_then(Value::as_object)
+                        .is_none_or(|m| m.is_empty())
+                {
+                    spec.insert("selector".into(), labels.clone());
+                }
+                default_pod_template(spec, Some("Always"));
+            }
+            if let (Some(labels), Some(meta)) = (template_labels, meta_mut(object))
+                && meta
+                    .get("labels")
+                    .and_then(Value::as_object)
+                    .is_none_or(|m| m.is_empty())
+            {
+                meta.insert("labels".into(), labels);
+            }
+            // A new controller has seen no pods yet (its status is a subresource).
+            if is_create && object.get("status").is_none_or(Value::is_null) {
+                object["status"] = json!({"replicas": 0});
+            }
+        }
+        ("", "nodes") => {
+            // The fields of NodeStatus that Kubernetes always writes (Go zero values).
+            if object.get("status").is_none_or(|s| !s.is_object()) {
+                object["status"] = json!({});
+            }
+            if let Some(status) = object.get_mut("status").and_then(Value::as_object_mut) {
+                status
+                    .entry("daemonEndpoints")
+                    .or_insert_with(|| json!({"kubeletEndpoint": {"Port": 0}}));
+                let info = status.entry("nodeInfo").or_insert_with(|| json!({}));
+                if let Some(info) = info.as_object_mut() {
+                    for field in [
+                        "machineID",
+                        "systemUUID",
+                        "bootID",
+                        "kernelVersion",
+                        "osImage",
+                        "containerRuntimeVersion",
+                        "kubeletVersion",
+                        "kubeProxyVersion",
+                        "operatingSystem",
+                        "architecture",
+                    ] {
+                        info.entry(field).or_insert_with(|| json!(""));
+                    }
+                }
+            }
+            // kube-apiserver's node taint admission: a new node is not ready until a
+            // kubelet says so.
+            if is_create && let Some(node) = object.as_object_mut() {
+                let spec = node.entry("spec").or_insert_with(|| json!({}));
+                if let Some(spec) = spec.as_object_mut() {
+                    let taints = spec.entry("taints").or_insert_with(|| json!([]));
+                    if let Some(taints) = taints.as_array_mut()
+                        && !taints.iter().any(|t| {
+                            t.get("key").and_then(Value::as_str)
+                                == Some("node.kubernetes.io/not-ready")
+                        })
+                    {
+                        taints.push(
+                            json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}),
+                        );
+                    }
+                }
+            }
+        }
         ("apiextensions.k8s.io", "customresourcedefinitions") => crate::crd::default_crd(object),
         _ => {}
     }

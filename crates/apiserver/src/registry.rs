@@ -90,11 +90,11 @@ impl ResourceInfo {
     }
     /// Has a `scale` subresource (`autoscaling/v1` Scale).
     pub fn has_scale(&self) -> bool {
-        self.group == "apps"
-            && matches!(
-                self.resource.as_str(),
-                "deployments" | "statefulsets" | "replicasets"
-            )
+        matches!(
+            (self.group.as_str(), self.resource.as_str()),
+            ("apps", "deployments" | "statefulsets" | "replicasets")
+                | ("", "replicationcontrollers")
+        )
     }
 }
 
@@ -137,6 +137,7 @@ fn builtin(
     };
     let all = [
         "pods",
+        "replicationcontrollers",
         "services",
         "deployments",
         "statefulsets",
@@ -184,6 +185,11 @@ fn builtin_columns(group: &str, resource: &str) -> Vec<PrinterColumn> {
         ("", "pods") => vec![
             col("Status", "string", ".status.phase", 0),
             col("Node", "string", ".spec.nodeName", 1),
+        ],
+        ("", "replicationcontrollers") => vec![
+            col("Desired", "integer", ".spec.replicas", 0),
+            col("Current", "integer", ".status.replicas", 0),
+            col("Ready", "integer", ".status.readyReplicas", 0),
         ],
         ("apps", "deployments") | ("apps", "statefulsets") | ("apps", "replicasets") => vec![
             col("Desired", "integer", ".spec.replicas", 0),
@@ -283,6 +289,27 @@ pub fn builtins() -> Vec<ResourceInfo> {
             true,
             true,
             false,
+        ),
+        builtin("", "v1", "nodes", "Node", &["no"], false, true, false),
+        builtin(
+            "",
+            "v1",
+            "podtemplates",
+            "PodTemplate",
+            &[],
+            true,
+            false,
+            true,
+        ),
+        builtin(
+            "",
+            "v1",
+            "replicationcontrollers",
+            "ReplicationController",
+            &["rc"],
+            true,
+            true,
+            true,
         ),
         builtin(
             "apps",
@@ -759,7 +786,7 @@ mod tests {
     #[test]
     fn builtins_are_the_promised_list() {
         let r = Registry::new(vec![]);
-        assert_eq!(r.all().len(), 32);
+        assert_eq!(r.all().len(), 35);
         assert!(r.find("", "v1", "configmaps").is_some_and(|c| c.namespaced));
         assert!(
             r.find("apps", "v1", "deployments")

@@ -23,8 +23,17 @@ pub(crate) fn column_definitions(info: &ResourceInfo) -> Value {
     Value::Array(cols)
 }
 
-fn cell(c: &crate::registry::PrinterColumn, object: &Value, now: time::OffsetDateTime) -> Value {
+fn cell(
+    info: &ResourceInfo,
+    c: &crate::registry::PrinterColumn,
+    object: &Value,
+    now: time::OffsetDateTime,
+) -> Value {
     let v = column_value(object, &c.json_path);
+    // kube-apiserver prints a built-in kind's counts from Go integers: a missing one is 0.
+    if !info.custom && c.type_ == "integer" && v.is_null() {
+        return json!(0);
+    }
     if c.type_ == "date" {
         return match v.as_str().and_then(parse_rfc3339) {
             Some(t) => json!(human_age((now - t).whole_seconds())),
@@ -65,7 +74,7 @@ pub(crate) fn row(
         if c.name == "Age" {
             has_age = true;
         }
-        cells.push(cell(c, object, now));
+        cells.push(cell(info, c, object, now));
     }
     if !has_age {
         let age = object

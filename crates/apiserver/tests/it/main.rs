@@ -2,6 +2,7 @@
 //! ports, driven by the machine's kubectl and by kube-rs.
 
 mod bad_input;
+mod core_kinds;
 mod crds;
 mod discovery;
 mod kubectl;
