@@ -1,9 +1,10 @@
 //! plumb-engine's integration tests: golden data for the pure cores, and (in `cluster`)
-//! end-to-end runs against the real test cluster.
+//! end-to-end runs against the real test cluster and (in `embedded`) plumb's embedded API server.
 
 mod client_apply;
 mod cluster;
 mod diff_golden;
+mod embedded;
 mod health_golden;
 mod lua_checks;
 mod plan_golden;

@@ -1,0 +1,722 @@
+//! End-to-end: sync operations against plumb's embedded API server (crate `plumb-apiserver`,
+//! started in-process on a free port with a fresh data directory per test). kubectl, the
+//! one built with the test cluster, checks the results as an independent client.
+//!
+//! The embedded server runs no workload controllers, so nothing here needs a Deployment, Job
+//! or Pod to become healthy: those scenarios stay on the real test cluster (`cluster`).
+
+use crate::cluster::{compare_request, request, result_status, succeeded, sync, widget_crd};
+use plumb_engine::client_apply::LAST_APPLIED_ANNOTATION;
+use plumb_engine::cluster::Cluster;
+use plumb_engine::settings::Settings;
+use plumb_engine::sync::SyncOptions;
+use plumb_engine::sync::execute::{self, HookPhase, OperationPhase, ResultStatus};
+use plumb_model::SyncStatusCode;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// An embedded API server for one test; dropping it stops the server and removes its data.
+struct Embedded {
+    server: Option<plumb_apiserver::RunningServer>,
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+    _data: tempfile::TempDir,
+}
+
+impl Embedded {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let server = plumb_apiserver::start(plumb_apiserver::Config::new(
+            data.path().join("data"),
+            "127.0.0.1:0".parse().expect("addr"),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("starting the embedded API server: {e}"));
+        let kubeconfig = data.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let kubectl = plumb_testcluster::binary("kubectl").unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            server: Some(server),
+            kubeconfig,
+            kubectl,
+            _data: data,
+        }
+    }
+
+    /// The engine's view of this server, through the same kubeconfig kubectl uses.
+    async fn engine(&self) -> Cluster {
+        Cluster::connect(Some(&self.kubeconfig), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs kubectl against this server: its stdout, or its stderr as the error.
+    fn kubectl(&self, args: &[&str]) -> Result<String, String> {
+        self.kubectl_stdin(args, "")
+    }
+
+    fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<String, String> {
+        use std::io::Write as _;
+        let mut child = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("kubectl stdin");
+        let output = child.wait_with_output().expect("kubectl");
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    /// Creates namespace `name` with kubectl and returns it.
+    fn namespace(&self, name: &str) -> String {
+        self.kubectl(&["create", "namespace", name])
+            .unwrap_or_else(|e| panic!("namespace {name}: {e}"));
+        name.to_string()
+    }
+
+    fn exists(&self, resource: &str, name: &str, ns: &str) -> bool {
+        self.kubectl(&["get", resource, name, "-n", ns]).is_ok()
+    }
+
+    fn field(&self, resource: &str, name: &str, ns: &str, jsonpath: &str) -> String {
+        self.kubectl(&[
+            "get",
+            resource,
+            name,
+            "-n",
+            ns,
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ])
+        .unwrap_or_else(|e| panic!("{resource}/{name}: {e}"))
+    }
+
+    /// The names of the `resource` objects in `ns` (sorted), without the namespace's
+    /// `kube-root-ca.crt` (kube-controller-manager publishes it; the embedded server may not).
+    fn names(&self, resource: &str, ns: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .kubectl(&[
+                "get",
+                resource,
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ])
+            .unwrap_or_else(|e| panic!("{resource}: {e}"))
+            .split_whitespace()
+            .filter(|name| *name != "kube-root-ca.crt")
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+fn config_map(name: &str, wave: i64, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": name, "annotations": {"argocd.argoproj.io/sync-wave": wave.to_string()}},
+           "data": data})
+}
+
+fn hook_config_map(name: &str, hook: &str, policy: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": name, "annotations": {
+               "argocd.argoproj.io/hook": hook,
+               "argocd.argoproj.io/hook-delete-policy": policy}},
+           "data": {"ran": "yes"}})
+}
+
+/// The resources of a compare that are not Synced, with their diffs.
+fn not_synced(compared: &execute::Compared) -> Vec<String> {
+    compared
+        .comparison
+        .resources
+        .iter()
+        .filter(|r| r.status != SyncStatusCode::Synced)
+        .map(|r| format!("{} {:?}\n{}", r.key, r.status, r.diff))
+        .collect()
+}
+
+fn position(events: &[String], wanted: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e == wanted)
+        .unwrap_or_else(|| panic!("no {wanted:?} in {events:#?}"))
+}
+
+fn result_position(events: &[String], name: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e.starts_with("result ") && e.contains(&format!("/{name} ")))
+        .unwrap_or_else(|| panic!("no result for {name} in {events:#?}"))
+}
+
+/// Waves and hooks that need no controller: ConfigMaps in waves -1, 0 and 1 and ConfigMap
+/// hooks, which complete as soon as they exist (as in Argo CD, a hook without a health
+/// assessment is done once created).
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_waves_and_config_map_hooks_then_a_clean_recompare() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("waves");
+    let engine = server.engine().await;
+    let desired = vec![
+        config_map("late", 1, json!({"order": "third"})),
+        config_map("middle", 0, json!({"order": "second"})),
+        config_map("early", -1, json!({"order": "first"})),
+        hook_config_map("before", "PreSync", "HookSucceeded"),
+        hook_config_map("after", "PostSync", "HookSucceeded"),
+    ];
+    let (result, events) = sync(&engine, &request("waves", &ns, desired.clone())).await;
+    succeeded(&result);
+    let steps: Vec<&String> = events.iter().filter(|e| e.starts_with("step")).collect();
+    assert_eq!(
+        steps,
+        [
+            "step PreSync 0",
+            "step Sync -1",
+            "step Sync 0",
+            "step Sync 1",
+            "step PostSync 0"
+        ],
+        "{events:#?}"
+    );
+    let order: Vec<usize> = ["before", "early", "middle", "late", "after"]
+        .iter()
+        .map(|name| result_position(&events, name))
+        .collect();
+    assert!(order.is_sorted(), "{order:?}: {events:#?}");
+    assert!(
+        position(&events, "step Sync -1") < result_position(&events, "early")
+            && result_position(&events, "early") < position(&events, "step Sync 0"),
+        "{events:#?}"
+    );
+    for hook in ["before", "after"] {
+        let hook_result = result
+            .resources
+            .iter()
+            .rev()
+            .find(|r| r.key.name == hook)
+            .unwrap_or_else(|| panic!("no result for {hook}"));
+        assert_eq!(hook_result.hook_phase, Some(HookPhase::Succeeded), "{hook}");
+    }
+    // HookSucceeded: both hooks are deleted once they completed; the app's objects stay.
+    assert_eq!(
+        server.names("configmaps", &ns),
+        ["early", "late", "middle"],
+        "the hooks are deleted, the app's objects stay"
+    );
+    assert_eq!(
+        server.field("configmap", "late", &ns, "{.data.order}"),
+        "third"
+    );
+    assert_eq!(
+        server.field(
+            "configmap",
+            "early",
+            &ns,
+            "{.metadata.annotations.argocd\\.argoproj\\.io/tracking-id}"
+        ),
+        format!("waves:/ConfigMap:{ns}/early")
+    );
+    assert_eq!(
+        server.field(
+            "configmap",
+            "early",
+            &ns,
+            "{.metadata.managedFields[*].manager}"
+        ),
+        "plumb"
+    );
+
+    // Compare: Synced. A second compare of the
+    // same live state is answered from the cache without one request.
+    let settings = Settings::default();
+    let compared = execute::compare(&engine, compare_request("waves", &ns, &desired, &settings))
+        .await
+        .expect("compare");
+    assert!(
+        not_synced(&compared).is_empty(),
+        "{:#?}",
+        not_synced(&compared)
+    );
+    // Hooks are listed as Argo CD lists them: marked as hooks, Synced, without a live object.
+    let hooks: Vec<(&str, bool, bool)> = compared
+        .comparison
+        .resources
+        .iter()
+        .map(|r| (r.key.name.as_str(), r.hook, r.live.is_some()))
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            ("after", true, false),
+            ("before", true, false),
+            ("early", false, true),
+            ("late", false, true),
+            ("middle", false, true)
+        ]
+    );
+    let before = engine.request_count();
+    let ignore = plumb_engine::diff::ignore::IgnoreRules::default();
+    let options = SyncOptions::default();
+    let (again, errors) = execute::compare_live(
+        &engine,
+        execute::LiveCompare {
+            app: "waves",
+            destination_namespace: &ns,
+            desired: &desired,
+            prepared: &compared.prepared,
+            live: &compared.live,
+            ignore: &ignore,
+            settings: &settings,
+            options: &options,
+            concurrency: 8,
+        },
+    )
+    .await
+    .expect("re-compare");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(again.sync_status(), SyncStatusCode::Synced);
+    assert_eq!(
+        engine.request_count(),
+        before,
+        "re-compare of an unchanged app sent requests"
+    );
+    server.stop().await;
+}
+
+/// A CRD and a custom resource of it in one sync: the custom resource cannot be dry-run
+/// before its CRD exists, waits for the CRD to be served, and compares Synced afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_crd_and_custom_resource_in_one_sync() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("crd");
+    let engine = server.engine().await;
+    let group = "crd.plumb.test";
+    let crd = widget_crd(group, json!({"size": {"type": "integer"}}));
+    let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+                        "metadata": {"name": "gadget"}, "spec": {"size": 3}});
+    let desired = vec![widget, crd];
+    let (result, _) = sync(&engine, &request("crd", &ns, desired.clone())).await;
+    succeeded(&result);
+    assert_eq!(
+        server.field(&format!("widgets.{group}"), "gadget", &ns, "{.spec.size}"),
+        "3"
+    );
+    assert_eq!(
+        result_status(
+            &result,
+            "CustomResourceDefinition",
+            &format!("widgets.{group}")
+        ),
+        Some(ResultStatus::Synced)
+    );
+    let compared = execute::compare(
+        &engine,
+        compare_request("crd", &ns, &desired, &Settings::default()),
+    )
+    .await
+    .expect("compare");
+    assert!(
+        compared.dry_run_errors.is_empty(),
+        "{:?}",
+        compared.dry_run_errors
+    );
+    assert!(
+        not_synced(&compared).is_empty(),
+        "{:#?}",
+        not_synced(&compared)
+    );
+    assert_eq!(compared.comparison.resources.len(), 2);
+    server.stop().await;
+}
+
+/// The dry-run of every object comes first: an unknown kind, or a custom resource its CRD's
+/// schema refuses, fails the operation before anything is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_rejections_stop_before_any_write() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("reject");
+    let engine = server.engine().await;
+    let fine = config_map("fine", 0, json!({"key": "value"}));
+
+    let unknown =
+        json!({"apiVersion": "nowhere.plumb.test/v1", "kind": "Gizmo", "metadata": {"name": "g"}});
+    let (result, _) = sync(
+        &engine,
+        &request("reject", &ns, vec![fine.clone(), unknown]),
+    )
+    .await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
+    assert!(
+        result.message.contains("no matches for kind \"Gizmo\""),
+        "{}",
+        result.message
+    );
+    assert!(
+        !server.exists("configmap", "fine", &ns),
+        "nothing may be written"
+    );
+
+    // The CRD is installed beforehand (kubectl), so the custom resource is dry-run against
+    // its schema: `size` must be an integer.
+    let group = "reject.plumb.test";
+    let crd = widget_crd(group, json!({"size": {"type": "integer"}}));
+    server
+        .kubectl_stdin(&["apply", "-f", "-"], &crd.to_string())
+        .expect("crd");
+    server
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            &format!("crd/widgets.{group}"),
+        ])
+        .expect("established");
+    let invalid = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+                         "metadata": {"name": "gadget"}, "spec": {"size": "large"}});
+    let (result, _) = sync(&engine, &request("reject", &ns, vec![fine, invalid])).await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
+    assert!(
+        result.message.contains("dry run") && result.message.contains("spec.size"),
+        "{}",
+        result.message
+    );
+    assert_eq!(
+        result_status(&result, "Widget", "gadget"),
+        Some(ResultStatus::SyncFailed)
+    );
+    let refused = result
+        .resources
+        .iter()
+        .find(|r| r.key.kind == "Widget")
+        .expect("the widget's result");
+    // kube-apiserver's words for a type mismatch in a custom resource.
+    assert!(
+        refused.message.contains("spec.size: Invalid value")
+            && refused.message.contains("must be of type integer"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        !server.exists("configmap", "fine", &ns),
+        "nothing may be written"
+    );
+    assert!(!server.exists(&format!("widgets.{group}"), "gadget", &ns));
+    server.stop().await;
+}
+
+/// Prune deletes what left the desired set, with each propagation policy; `Prune=false`
+/// keeps an object (PruneSkipped). A dependent (ownerReference to the pruned object) shows
+/// the server's garbage collection following the policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_prune_and_prune_false() {
+    let server = Embedded::start().await;
+    let engine = server.engine().await;
+    for (policy, dependent_left) in [
+        ("foreground", false),
+        ("background", false),
+        ("orphan", true),
+    ] {
+        let ns = server.namespace(&format!("prune-{policy}"));
+        let app = format!("prune-{policy}");
+        let mut keep = config_map("keep", 0, json!({"key": "value"}));
+        keep["metadata"]["annotations"] = json!({"argocd.argoproj.io/sync-options": "Prune=false"});
+        let first = vec![
+            config_map("gone", 0, json!({"key": "value"})),
+            keep,
+            config_map("stays", 0, json!({"key": "value"})),
+        ];
+        let (result, _) = sync(&engine, &request(&app, &ns, first)).await;
+        succeeded(&result);
+        // A dependent of "gone", created by someone else (not tracked by the app).
+        let uid = server.field("configmap", "gone", &ns, "{.metadata.uid}");
+        let dependent = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "dependent", "namespace": ns, "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": uid}]}});
+        server
+            .kubectl_stdin(&["create", "-f", "-"], &dependent.to_string())
+            .expect("dependent");
+
+        let mut second = request(
+            &app,
+            &ns,
+            vec![config_map("stays", 0, json!({"key": "value"}))],
+        );
+        second.prune = true;
+        second.options =
+            SyncOptions::parse(&[format!("PrunePropagationPolicy={policy}")]).expect("options");
+        let (result, _) = sync(&engine, &second).await;
+        succeeded(&result);
+        assert_eq!(
+            result_status(&result, "ConfigMap", "gone"),
+            Some(ResultStatus::Pruned),
+            "{policy}"
+        );
+        assert_eq!(
+            result_status(&result, "ConfigMap", "keep"),
+            Some(ResultStatus::PruneSkipped),
+            "{policy}"
+        );
+        assert_eq!(result_status(&result, "ConfigMap", "dependent"), None);
+        // The operation ends only once the pruned object is gone.
+        assert!(!server.exists("configmap", "gone", &ns), "{policy}");
+        assert!(server.exists("configmap", "keep", &ns), "{policy}");
+        assert!(server.exists("configmap", "stays", &ns), "{policy}");
+        if policy == "foreground" {
+            // Foreground deletion removes dependents before the owner.
+            assert!(!server.exists("configmap", "dependent", &ns), "foreground");
+        }
+        // Background deletion lets the garbage collector remove the dependent afterwards.
+        let mut left = !dependent_left;
+        for _ in 0..120 {
+            left = server.exists("configmap", "dependent", &ns);
+            if left == dependent_left {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        assert_eq!(left, dependent_left, "policy {policy}");
+        if dependent_left {
+            let owners = server.field("configmap", "dependent", &ns, "{.metadata.ownerReferences}");
+            assert_eq!(owners, "", "orphan: the owner reference is released");
+        }
+    }
+    server.stop().await;
+}
+
+/// Secret values never appear in a compare's output, in clear or base64.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_secrets_never_show_in_clear() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("secrets");
+    let engine = server.engine().await;
+    let secret = |password: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+               "stringData": {"password": password, "user": "admin"}})
+    };
+    let (result, _) = sync(
+        &engine,
+        &request("secrets", &ns, vec![secret("first-pass-9c1")]),
+    )
+    .await;
+    succeeded(&result);
+    assert_eq!(
+        server.field("secret", "db", &ns, "{.data.password}"),
+        "Zmlyc3QtcGFzcy05YzE="
+    );
+    let compared = execute::compare(
+        &engine,
+        compare_request(
+            "secrets",
+            &ns,
+            &[secret("second-pass-7d2")],
+            &Settings::default(),
+        ),
+    )
+    .await
+    .expect("compare");
+    let resource = &compared.comparison.resources[0];
+    assert_eq!(resource.status, SyncStatusCode::OutOfSync);
+    let everything = serde_json::to_string(&compared.comparison).expect("json");
+    for secret in [
+        "first-pass-9c1",
+        "second-pass-7d2",
+        "Zmlyc3QtcGFzcy05YzE=",
+        "c2Vjb25kLXBhc3MtN2Qy",
+        "YWRtaW4=",
+    ] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+    assert!(resource.diff.contains("password"), "{}", resource.diff);
+    assert!(resource.diff.contains("++++++++"), "{}", resource.diff);
+    // The unchanged value compares equal: same value, same mask, no diff line for it.
+    assert!(
+        !resource
+            .diff
+            .lines()
+            .any(|l| l.starts_with(['+', '-']) && l.contains("user")),
+        "{}",
+        resource.diff
+    );
+    server.stop().await;
+}
+
+/// `ServerSideApply=false`: kubectl-style client-side apply creates with the last-applied
+/// annotation and updates by a three-way patch: a field removed from Git goes, a label
+/// someone else added stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_client_side_apply_create_then_update() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("client-side");
+    let engine = server.engine().await;
+    let options = SyncOptions::parse(&["ServerSideApply=false"]).expect("options");
+    let first = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "settings"},
+                       "data": {"mode": "fast", "obsolete": "yes"}});
+    let mut create = request("client-side", &ns, vec![first]);
+    create.options = options.clone();
+    let (result, _) = sync(&engine, &create).await;
+    succeeded(&result);
+    let applied = server.field(
+        "configmap",
+        "settings",
+        &ns,
+        &format!(
+            "{{.metadata.annotations.{}}}",
+            LAST_APPLIED_ANNOTATION.replace('.', "\\.")
+        ),
+    );
+    let applied: Value = serde_json::from_str(&applied).expect("last-applied is JSON");
+    assert_eq!(applied["data"], json!({"mode": "fast", "obsolete": "yes"}));
+    assert_eq!(
+        server.field(
+            "configmap",
+            "settings",
+            &ns,
+            "{.metadata.managedFields[*].operation}"
+        ),
+        "Update"
+    );
+    server
+        .kubectl(&["label", "configmap", "settings", "-n", &ns, "team=shop"])
+        .expect("label");
+
+    let second = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "settings"},
+                        "data": {"mode": "safe"}});
+    let mut update = request("client-side", &ns, vec![second.clone()]);
+    update.options = options.clone();
+    let (result, _) = sync(&engine, &update).await;
+    succeeded(&result);
+    let live: Value = serde_json::from_str(
+        &server
+            .kubectl(&["get", "configmap", "settings", "-n", &ns, "-o", "json"])
+            .expect("get"),
+    )
+    .expect("json");
+    assert_eq!(live["data"], json!({"mode": "safe"}), "{live}");
+    assert_eq!(live["metadata"]["labels"]["team"], "shop", "{live}");
+    let applied: Value = serde_json::from_str(
+        live["metadata"]["annotations"][LAST_APPLIED_ANNOTATION]
+            .as_str()
+            .expect("last-applied"),
+    )
+    .expect("json");
+    assert_eq!(applied["data"], json!({"mode": "safe"}));
+
+    // kubectl applies exactly what plumb recorded and finds nothing to change.
+    let recorded = live["metadata"]["annotations"][LAST_APPLIED_ANNOTATION]
+        .as_str()
+        .expect("last-applied");
+    let output = server
+        .kubectl_stdin(&["apply", "-f", "-"], recorded)
+        .expect("kubectl apply");
+    assert!(output.trim_end().ends_with("unchanged"), "{output}");
+
+    let settings = Settings::default();
+    let mut compare = compare_request("client-side", &ns, std::slice::from_ref(&second), &settings);
+    compare.options = &options;
+    let compared = execute::compare(&engine, compare).await.expect("compare");
+    assert!(
+        not_synced(&compared).is_empty(),
+        "{:#?}",
+        not_synced(&compared)
+    );
+    server.stop().await;
+}
+
+/// Drift: a change made with kubectl shows as OutOfSync with a diff naming the field, and a
+/// sync heals it (plumb's apply takes the field back from kubectl's field manager).
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_drift_is_seen_and_healed() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("drift");
+    let engine = server.engine().await;
+    let desired = vec![config_map(
+        "settings",
+        0,
+        json!({"mode": "fast", "level": "3"}),
+    )];
+    let (result, _) = sync(&engine, &request("drift", &ns, desired.clone())).await;
+    succeeded(&result);
+    let settings = Settings::default();
+    let compared = execute::compare(&engine, compare_request("drift", &ns, &desired, &settings))
+        .await
+        .expect("compare");
+    assert!(
+        not_synced(&compared).is_empty(),
+        "{:#?}",
+        not_synced(&compared)
+    );
+
+    server
+        .kubectl(&[
+            "patch",
+            "configmap",
+            "settings",
+            "-n",
+            &ns,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"mode":"slow"}}"#,
+        ])
+        .expect("patch");
+    let compared = execute::compare(&engine, compare_request("drift", &ns, &desired, &settings))
+        .await
+        .expect("compare");
+    assert_eq!(compared.comparison.sync_status(), SyncStatusCode::OutOfSync);
+    let diff = &compared.comparison.resources[0].diff;
+    assert!(
+        diff.lines()
+            .any(|l| l.starts_with('-') && l.contains("mode: slow"))
+            && diff
+                .lines()
+                .any(|l| l.starts_with('+') && l.contains("mode: fast")),
+        "{diff}"
+    );
+    assert!(
+        !diff
+            .lines()
+            .any(|l| l.starts_with(['+', '-']) && l.contains("level")),
+        "{diff}"
+    );
+
+    let (result, _) = sync(&engine, &request("drift", &ns, desired.clone())).await;
+    succeeded(&result);
+    assert_eq!(
+        server.field("configmap", "settings", &ns, "{.data.mode}"),
+        "fast"
+    );
+    let compared = execute::compare(&engine, compare_request("drift", &ns, &desired, &settings))
+        .await
+        .expect("compare");
+    assert!(
+        not_synced(&compared).is_empty(),
+        "{:#?}",
+        not_synced(&compared)
+    );
+    server.stop().await;
+}
