@@ -59,4 +59,8 @@ var servedKinds = []servedKind{
 	{"apiextensions.k8s.io/v1", "CustomResourceDefinition", &apiextensionsv1.CustomResourceDefinition{}},
 	{"autoscaling/v1", "Scale", &autoscalingv1.Scale{}},
 	{"*", "DeleteOptions", &metav1.DeleteOptions{}},
+	// Added later, last so that the random golden objects of the kinds above stay as they were.
+	{"v1", "Node", &corev1.Node{}},
+	{"v1", "PodTemplate", &corev1.PodTemplate{}},
+	{"v1", "ReplicationController", &corev1.ReplicationController{}},
 }
