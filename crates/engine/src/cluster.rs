@@ -440,9 +440,8 @@ impl Cluster {
         desired: &BTreeMap<ResourceKey, Value>,
         namespaces: &[String],
     ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
-        let plan = self
-            .plan_live_state(app, tracking_method, desired, namespaces)
-            .await?;
+        let discovery = self.discover_all().await?;
+        let plan = self.plan_live_state(&discovery, app, tracking_method, desired, namespaces);
         let (declared, tracked) = futures::try_join!(
             self.declared_live(&plan, desired),
             self.tracked_live(&plan, desired)
@@ -455,31 +454,51 @@ impl Cluster {
     /// plumb's embedded server). Such a server answers `/api` and `/apis` with their plain
     /// lists, which read as an aggregated list with no groups at all (a real server always
     /// has the core group), so that is the sign to ask group by group.
-    async fn discover_all(&self) -> Result<Discovery, ClusterError> {
+    ///
+    /// What it finds also answers [`Cluster::resolve`] for those kinds' preferred versions,
+    /// so resolving an app's kinds afterwards costs no request (one-shot commands start
+    /// with an empty cache, and against a remote cluster each discovery request is a round
+    /// trip).
+    pub async fn discover_all(&self) -> Result<Discovery, ClusterError> {
         self.count();
         let aggregated = Discovery::new(self.client.clone())
             .run_aggregated()
             .await
             .map_err(ClusterError::from_kube)?;
-        if aggregated.groups().next().is_some() {
-            return Ok(aggregated);
+        let discovery = if aggregated.groups().next().is_some() {
+            aggregated
+        } else {
+            self.count();
+            Discovery::new(self.client.clone())
+                .run()
+                .await
+                .map_err(ClusterError::from_kube)?
+        };
+        let mut kinds = lock(&self.kinds);
+        for group in discovery.groups() {
+            for (resource, capabilities) in group.recommended_resources() {
+                let cache_key = (resource.api_version.clone(), resource.kind.clone());
+                kinds.entry(cache_key).or_insert_with(|| {
+                    Some(ResolvedKind {
+                        namespaced: capabilities.scope == kube::discovery::Scope::Namespaced,
+                        resource,
+                    })
+                });
+            }
         }
-        self.count();
-        Discovery::new(self.client.clone())
-            .run()
-            .await
-            .map_err(ClusterError::from_kube)
+        drop(kinds);
+        Ok(discovery)
     }
 
-    /// Which lists read an app's live state (one aggregated discovery request).
-    pub async fn plan_live_state(
+    /// Which lists read an app's live state, from what [`Cluster::discover_all`] found.
+    pub fn plan_live_state(
         &self,
+        discovery: &Discovery,
         app: &str,
         tracking_method: TrackingMethod,
         desired: &BTreeMap<ResourceKey, Value>,
         namespaces: &[String],
-    ) -> Result<LivePlan, ClusterError> {
-        let discovery = self.discover_all().await?;
+    ) -> LivePlan {
         let mut desired_namespaces: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
         for key in desired.keys() {
             desired_namespaces
@@ -520,7 +539,7 @@ impl Cluster {
         fallback_namespaces.retain(|ns| !ns.is_empty());
         fallback_namespaces.sort();
         fallback_namespaces.dedup();
-        Ok(LivePlan {
+        LivePlan {
             app: app.to_string(),
             tracking_method,
             selector: match tracking_method {
@@ -530,7 +549,7 @@ impl Cluster {
             lists,
             listed,
             fallback_namespaces,
-        })
+        }
     }
 
     /// The whole live objects of the kinds an app declares, in the namespaces it declares

@@ -326,6 +326,11 @@ async fn compare_for(
         options,
         concurrency,
     } = request;
+    // One discovery answers both the kinds' scopes and which kinds to list.
+    let discovery = cluster
+        .discover_all()
+        .await
+        .map_err(CompareFailure::Cluster)?;
     let scopes = cluster
         .scopes(desired)
         .await
@@ -358,15 +363,13 @@ async fn compare_for(
     };
     // The desired keys' live objects first: the dry-runs need them. The app's objects
     // elsewhere (prune candidates, found through metadata lists) are read meanwhile.
-    let plan = cluster
-        .plan_live_state(
-            app,
-            settings.tracking_method,
-            &prepared.objects,
-            &namespaces,
-        )
-        .await
-        .map_err(CompareFailure::Cluster)?;
+    let plan = cluster.plan_live_state(
+        &discovery,
+        app,
+        settings.tracking_method,
+        &prepared.objects,
+        &namespaces,
+    );
     let declared = cluster
         .declared_live(&plan, &prepared.objects)
         .await
@@ -1343,7 +1346,43 @@ impl Runner<'_> {
                 tokio::time::sleep(self.request.poll_interval).await;
             }
         }
-        self.cluster.forget_unknown_kinds();
+        // Established is not yet discoverable: kube-apiserver serves a new group's discovery
+        // a moment later, and a custom resource written before that would be refused as an
+        // unknown kind. Wait until each served version of each kind resolves.
+        for task in batch {
+            let Some(target) = &task.target else { continue };
+            let group = json::str_at(target, &["spec", "group"]);
+            let kind = json::str_at(target, &["spec", "names", "kind"]);
+            for version in json::array_at(target, &["spec", "versions"])
+                .iter()
+                .filter(|v| v.get("served").and_then(Value::as_bool) != Some(false))
+                .map(|v| json::str_at(v, &["name"]))
+            {
+                let api_version = format!("{group}/{version}");
+                loop {
+                    self.cluster.forget_unknown_kinds();
+                    let resolved = self
+                        .cluster
+                        .resolve(&api_version, kind)
+                        .await
+                        .map_err(|e| (error_phase(&e), e.to_string()))?;
+                    if resolved.is_some() {
+                        break;
+                    }
+                    if Instant::now() > deadline || self.cancel.is_cancelled() {
+                        return Err((
+                            OperationPhase::Failed,
+                            format!(
+                                "{kind} ({api_version}) of CustomResourceDefinition {} is not \
+                                 served in time",
+                                task.key.name
+                            ),
+                        ));
+                    }
+                    tokio::time::sleep(self.request.poll_interval).await;
+                }
+            }
+        }
         Ok(())
     }
 
