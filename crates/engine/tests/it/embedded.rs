@@ -720,3 +720,330 @@ async fn embedded_drift_is_seen_and_healed() {
     );
     server.stop().await;
 }
+
+/// Validation as kube-apiserver does it: an invalid value is refused in the dry-run, before
+/// any write; a custom resource whose CRD the same sync creates cannot be dry-run and is
+/// judged (strictly) when it is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_field_validation_and_objects_the_dry_run_could_not_judge() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("validation");
+    let engine = server.engine().await;
+    let fine = config_map("fine", 0, json!({"key": "value"}));
+
+    // (An unknown field in a built-in kind is not here: the embedded server accepts and
+    // stores it under fieldValidation=Strict, where kube-apiserver refuses it; see
+    // COMPATIBILITY.md, "engine on the embedded server".)
+    // A value the built-in validation refuses (a ConfigMap key with a slash).
+    let bad_key = config_map("bad-key", 0, json!({"a/b": "c"}));
+    let (result, _) = sync(
+        &engine,
+        &request("validation", &ns, vec![fine.clone(), bad_key]),
+    )
+    .await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
+    assert_eq!(
+        result_status(&result, "ConfigMap", "bad-key"),
+        Some(ResultStatus::SyncFailed)
+    );
+    assert!(
+        result.message.contains("dry run") && result.message.contains("a/b"),
+        "{}",
+        result.message
+    );
+    assert!(
+        !server.exists("configmap", "fine", &ns),
+        "nothing may be written"
+    );
+
+    // CRD + a custom resource with an undeclared field in one sync: the ConfigMap, judged by
+    // its dry-run, is written; the Widget is refused when written. The server's words differ
+    // from kube-apiserver's (`.spec.colour: field not declared in schema`, a 500): the
+    // embedded server answers an apply patch as a strict create (400, `strict decoding error:
+    // unknown field "spec.colour"`), as COMPATIBILITY.md records; either names the field.
+    let group = "validation.plumb.test";
+    let crd = widget_crd(group, json!({"size": {"type": "integer"}}));
+    let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+                        "metadata": {"name": "gadget"}, "spec": {"size": 3, "colour": "red"}});
+    let (result, _) = sync(
+        &engine,
+        &request("validation", &ns, vec![widget, crd, fine]),
+    )
+    .await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
+    let refused = result
+        .resources
+        .iter()
+        .find(|r| r.key.kind == "Widget")
+        .expect("the widget's result");
+    assert_eq!(refused.status, ResultStatus::SyncFailed);
+    assert!(
+        refused.message.contains("unknown field \"spec.colour\"")
+            || refused
+                .message
+                .contains(".spec.colour: field not declared in schema"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(
+        result_status(&result, "ConfigMap", "fine"),
+        Some(ResultStatus::Synced)
+    );
+    assert!(server.exists("configmap", "fine", &ns));
+    assert!(!server.exists(&format!("widgets.{group}"), "gadget", &ns));
+    server.stop().await;
+}
+
+/// A dry-run operation writes nothing; a destination namespace that does not exist compares
+/// as new objects, while a sync fails in its dry-run until `CreateNamespace=true` creates it
+/// (with its managed metadata).
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_dry_run_missing_namespace_and_create_namespace() {
+    let server = Embedded::start().await;
+    let engine = server.engine().await;
+    let ns = "created-by-sync";
+    let desired = vec![config_map("first", 0, json!({"key": "value"}))];
+    let settings = Settings::default();
+
+    let compared = execute::compare(&engine, compare_request("created", ns, &desired, &settings))
+        .await
+        .expect("compare");
+    assert!(
+        compared.dry_run_errors.is_empty(),
+        "{:?}",
+        compared.dry_run_errors
+    );
+    assert_eq!(compared.comparison.sync_status(), SyncStatusCode::OutOfSync);
+    assert!(
+        compared.comparison.resources[0]
+            .diff
+            .contains("+kind: ConfigMap"),
+        "{}",
+        compared.comparison.resources[0].diff
+    );
+
+    let (result, _) = sync(&engine, &request("created", ns, desired.clone())).await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
+    let not_found = format!("namespaces \"{ns}\" not found");
+    assert!(
+        result.message.contains("(dry run)") && result.message.contains(&not_found),
+        "{}",
+        result.message
+    );
+    assert!(server.kubectl(&["get", "namespace", ns]).is_err());
+
+    let mut dry = request("created", ns, desired.clone());
+    dry.options = SyncOptions::parse(&["CreateNamespace=true"]).expect("options");
+    dry.dry_run = true;
+    let (result, _) = sync(&engine, &dry).await;
+    succeeded(&result);
+    assert!(result.dry_run);
+    assert!(
+        result
+            .resources
+            .iter()
+            .all(|r| r.message.ends_with("(dry run)")),
+        "{:?}",
+        result.resources
+    );
+    assert!(server.kubectl(&["get", "namespace", ns]).is_err());
+
+    let mut create = request("created", ns, desired);
+    create.options = SyncOptions::parse(&["CreateNamespace=true"]).expect("options");
+    create.managed_namespace_metadata = Some(plumb_model::ManagedNamespaceMetadata {
+        labels: [("team".to_string(), "shop".to_string())].into(),
+        annotations: Default::default(),
+    });
+    let (result, _) = sync(&engine, &create).await;
+    succeeded(&result);
+    let label = server
+        .kubectl(&[
+            "get",
+            "namespace",
+            ns,
+            "-o",
+            "jsonpath={.metadata.labels.team}",
+        ])
+        .expect("namespace");
+    assert_eq!(label, "shop");
+    assert_eq!(
+        server.field("configmap", "first", ns, "{.data.key}"),
+        "value"
+    );
+    server.stop().await;
+}
+
+/// `Replace=true` writes with create/update instead of an apply; `Force=true` deletes and
+/// recreates an object whose change the server refuses (an immutable ConfigMap).
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_replace_and_force() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("options");
+    let engine = server.engine().await;
+
+    let mut replaced = config_map("replaced", 0, json!({"key": "first"}));
+    replaced["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] = json!("Replace=true");
+    let (result, _) = sync(&engine, &request("options", &ns, vec![replaced.clone()])).await;
+    succeeded(&result);
+    replaced["data"]["key"] = json!("second");
+    let (result, _) = sync(&engine, &request("options", &ns, vec![replaced])).await;
+    succeeded(&result);
+    assert!(
+        result
+            .resources
+            .iter()
+            .any(|r| r.message.ends_with("replaced")),
+        "{:?}",
+        result.resources
+    );
+    assert_eq!(
+        server.field("configmap", "replaced", &ns, "{.data.key}"),
+        "second"
+    );
+
+    let mut frozen = config_map("frozen", 0, json!({"key": "value"}));
+    frozen["immutable"] = json!(true);
+    let (result, _) = sync(&engine, &request("options", &ns, vec![frozen.clone()])).await;
+    succeeded(&result);
+    let first_uid = server.field("configmap", "frozen", &ns, "{.metadata.uid}");
+    frozen["data"]["key"] = json!("changed");
+    let (result, _) = sync(&engine, &request("options", &ns, vec![frozen.clone()])).await;
+    assert_eq!(
+        result.phase,
+        OperationPhase::Failed,
+        "without Force the change is refused"
+    );
+    assert!(
+        result.message.contains("field is immutable"),
+        "{}",
+        result.message
+    );
+    frozen["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] = json!("Force=true");
+    let (result, _) = sync(&engine, &request("options", &ns, vec![frozen])).await;
+    succeeded(&result);
+    assert_ne!(
+        server.field("configmap", "frozen", &ns, "{.metadata.uid}"),
+        first_uid
+    );
+    assert_eq!(
+        server.field("configmap", "frozen", &ns, "{.data.key}"),
+        "changed"
+    );
+    server.stop().await;
+}
+
+/// A pruned object held by a finalizer is waited for: the operation fails at the wave
+/// timeout while it is held, and succeeds once kubectl releases it.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_pruned_objects_are_waited_for_until_deleted() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("prune-wait");
+    let engine = server.engine().await;
+    let mut held = config_map("held", 0, json!({"key": "value"}));
+    held["metadata"]["finalizers"] = json!(["plumb.test/hold"]);
+    let stays = config_map("stays", 0, json!({"key": "value"}));
+    let (result, _) = sync(
+        &engine,
+        &request("prune-wait", &ns, vec![held, stays.clone()]),
+    )
+    .await;
+    succeeded(&result);
+
+    let mut prune = request("prune-wait", &ns, vec![stays.clone()]);
+    prune.prune = true;
+    prune.wave_timeout = std::time::Duration::from_secs(2);
+    let (result, events) = sync(&engine, &prune).await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{events:#?}");
+    assert!(
+        result
+            .message
+            .starts_with("timed out waiting for deletion of")
+            && result.message.contains("held"),
+        "{}",
+        result.message
+    );
+    let deleting = server.field("configmap", "held", &ns, "{.metadata.deletionTimestamp}");
+    assert!(!deleting.is_empty(), "held is being deleted");
+
+    server
+        .kubectl(&[
+            "patch",
+            "configmap",
+            "held",
+            "-n",
+            &ns,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ])
+        .expect("release the finalizer");
+    let mut prune = request("prune-wait", &ns, vec![stays]);
+    prune.prune = true;
+    let (result, _) = sync(&engine, &prune).await;
+    succeeded(&result);
+    assert!(!server.exists("configmap", "held", &ns));
+    server.stop().await;
+}
+
+/// Objects the app left in another namespace are found through metadata-only lists of the
+/// kinds it no longer declares (the embedded server has no aggregated discovery, so kinds
+/// are discovered group by group), read whole, shown as requiring pruning, and pruned.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_objects_left_elsewhere_are_found_read_whole_and_pruned() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("meta-list");
+    let elsewhere = server.namespace("meta-list-old");
+    let engine = server.engine().await;
+    // A Deployment is only written here (a single-step sync does not wait for health).
+    let old = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "legacy", "namespace": elsewhere},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "legacy"}},
+                 "template": {"metadata": {"labels": {"app": "legacy"}},
+                              "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}}}
+    });
+    let settings_map = config_map("settings", 0, json!({"key": "value"}));
+    let (result, _) = sync(
+        &engine,
+        &request("meta-list", &ns, vec![settings_map.clone(), old]),
+    )
+    .await;
+    succeeded(&result);
+    let desired = [settings_map];
+    let compared = execute::compare(
+        &engine,
+        compare_request("meta-list", &ns, &desired, &Settings::default()),
+    )
+    .await
+    .expect("compare");
+    let legacy = compared
+        .live
+        .iter()
+        .find(|(key, _)| key.kind == "Deployment" && key.name == "legacy")
+        .map(|(_, object)| object)
+        .expect("the tracked Deployment is found");
+    assert_eq!(
+        legacy["spec"]["template"]["spec"]["containers"][0]["name"],
+        "app"
+    );
+    let resource = compared
+        .comparison
+        .resources
+        .iter()
+        .find(|r| r.key.kind == "Deployment")
+        .expect("its resource status");
+    assert!(resource.requires_pruning);
+    assert!(resource.diff.contains("containers"), "{}", resource.diff);
+
+    let mut prune = request("meta-list", &ns, desired.to_vec());
+    prune.prune = true;
+    let (result, _) = sync(&engine, &prune).await;
+    succeeded(&result);
+    assert_eq!(
+        result_status(&result, "Deployment", "legacy"),
+        Some(ResultStatus::Pruned)
+    );
+    assert!(!server.exists("deployment", "legacy", &elsewhere));
+    server.stop().await;
+}
