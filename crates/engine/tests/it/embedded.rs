@@ -1047,3 +1047,94 @@ async fn embedded_objects_left_elsewhere_are_found_read_whole_and_pruned() {
     assert!(!server.exists("deployment", "legacy", &elsewhere));
     server.stop().await;
 }
+
+/// Hooks that are ConfigMaps: the default delete policy (BeforeHookCreation) keeps a hook
+/// until the next sync recreates it; `generateName` hooks get Argo CD's generated names.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_before_hook_creation_and_generated_hook_names() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("hooks");
+    let engine = server.engine().await;
+    let smoke = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "smoke", "annotations": {"argocd.argoproj.io/hook": "PostSync"}},
+        "data": {"ran": "yes"}});
+    let report = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"generateName": "report-", "annotations": {"argocd.argoproj.io/hook": "PostSync"}},
+        "data": {"ran": "yes"}});
+    let desired = vec![
+        config_map("app-config", 0, json!({"key": "value"})),
+        smoke,
+        report,
+    ];
+    let (result, _) = sync(&engine, &request("hooks", &ns, desired.clone())).await;
+    succeeded(&result);
+    let names = server.names("configmaps", &ns);
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().any(|n| n == "smoke"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("report-0123456-postsync-")),
+        "{names:?}"
+    );
+    let first_uid = server.field("configmap", "smoke", &ns, "{.metadata.uid}");
+    let (again, _) = sync(&engine, &request("hooks", &ns, desired)).await;
+    succeeded(&again);
+    assert_ne!(
+        server.field("configmap", "smoke", &ns, "{.metadata.uid}"),
+        first_uid,
+        "BeforeHookCreation recreates the hook"
+    );
+    server.stop().await;
+}
+
+/// A PreSync hook the server refuses (hooks are written without a dry-run, as the hooks of
+/// gitops-engine) fails the operation: the Sync phase never starts and the SyncFail hooks
+/// run, as with a failing PreSync Job on the real cluster.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_refused_presync_hook_fails_the_sync_and_runs_syncfail_hooks() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("syncfail");
+    let engine = server.engine().await;
+    let migrate = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "migrate", "annotations": {"argocd.argoproj.io/hook": "PreSync"}},
+        "data": {"a/b": "invalid key"}});
+    let on_failure = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "failure-report", "annotations": {"argocd.argoproj.io/hook": "SyncFail"}},
+        "data": {"ran": "yes"}});
+    let desired = vec![
+        migrate,
+        config_map("never-applied", 0, json!({"key": "value"})),
+        on_failure,
+    ];
+    let (result, events) = sync(&engine, &request("syncfail", &ns, desired)).await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{events:#?}");
+    assert!(result.message.contains("migrate"), "{}", result.message);
+    assert_eq!(
+        result_status(&result, "ConfigMap", "migrate"),
+        Some(ResultStatus::SyncFailed),
+        "{:#?}",
+        result.resources
+    );
+    let migrate = result
+        .resources
+        .iter()
+        .find(|r| r.key.name == "migrate")
+        .expect("migrate");
+    assert_eq!(migrate.hook_phase, Some(HookPhase::Failed));
+    assert!(migrate.message.contains("a/b"), "{}", migrate.message);
+    assert!(
+        !events.iter().any(|e| e.starts_with("step Sync ")),
+        "{events:#?}"
+    );
+    assert_eq!(
+        result_status(&result, "ConfigMap", "failure-report"),
+        Some(ResultStatus::Synced)
+    );
+    assert_eq!(
+        server.names("configmaps", &ns),
+        ["failure-report"],
+        "{events:#?}"
+    );
+    server.stop().await;
+}
