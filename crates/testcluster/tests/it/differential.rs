@@ -205,6 +205,43 @@ mod normalisation {
         );
     }
 
+    #[test]
+    fn selections_keep_the_named_items_and_drop_lists_they_empty() {
+        use plumb_testcluster::differential::Selection;
+        let step = Step {
+            select: BTreeMap::from([
+                (
+                    "/items".to_string(),
+                    Selection {
+                        key: "/metadata/name".into(),
+                        values: vec!["".into(), "apps".into()],
+                    },
+                ),
+                (
+                    "/items/*/resources/*/subresources".to_string(),
+                    Selection {
+                        key: "/subresource".into(),
+                        values: vec!["status".into()],
+                    },
+                ),
+            ]),
+            ..kubectl_step()
+        };
+        let reference = r#"{"items":[{"metadata":{},"resources":[{"resource":"sa","subresources":[{"subresource":"token"}]}]},
+            {"metadata":{"name":"authentication.k8s.io"}},{"metadata":{"name":"apps"},"resources":[{"resource":"deployments",
+            "subresources":[{"subresource":"scale"},{"subresource":"status"}]}]}]}"#;
+        // The candidate serves no token subresource and no authentication group, and leaves
+        // out the subresources of a resource without any, as kube-apiserver does.
+        let candidate = r#"{"items":[{"metadata":{},"resources":[{"resource":"sa"}]},{"metadata":{"name":"apps"},
+            "resources":[{"resource":"deployments","subresources":[{"subresource":"status"}]}]}]}"#;
+        assert_eq!(normalise(reference, &step), normalise(candidate, &step));
+        assert!(!normalise(reference, &step).contains("authentication"));
+        // Items are kept in their order: a different order still differs.
+        let reordered = r#"{"items":[{"metadata":{"name":"apps"},"resources":[{"resource":"deployments",
+            "subresources":[{"subresource":"status"}]}]},{"metadata":{},"resources":[{"resource":"sa"}]}]}"#;
+        assert_ne!(normalise(reference, &step), normalise(reordered, &step));
+    }
+
     fn result(pairs: &[(&'static str, &str)]) -> StepResult {
         pairs
             .iter()
