@@ -1138,3 +1138,83 @@ async fn embedded_refused_presync_hook_fails_the_sync_and_runs_syncfail_hooks() 
     );
     server.stop().await;
 }
+
+/// Terminating an operation that waits for health: with no deployment controller a
+/// Deployment stays Progressing here, so the wave waits until the operation is cancelled.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_terminate_stops_a_waiting_operation() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("terminate");
+    let engine = server.engine().await;
+    let stuck = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "stuck", "annotations": {"argocd.argoproj.io/sync-wave": "0"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "stuck"}},
+                 "template": {"metadata": {"labels": {"app": "stuck"}},
+                              "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}}}
+    });
+    let request = request(
+        "terminate",
+        &ns,
+        vec![stuck, config_map("after", 1, json!({"key": "value"}))],
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let trigger = cancel.clone();
+    let waited = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = std::sync::Arc::clone(&waited);
+    let callback = move |event: &execute::SyncEvent| {
+        if let execute::SyncEvent::Waiting(message) = event {
+            seen.lock().expect("waiting").push(message.clone());
+            trigger.cancel();
+        }
+    };
+    let assessor =
+        plumb_engine::health::HealthAssessor::new(Settings::default()).expect("assessor");
+    let result = execute::run_sync(&engine, &assessor, &request, &cancel, &callback).await;
+    assert_eq!(result.phase, OperationPhase::Failed);
+    assert_eq!(result.message, "Operation terminated");
+    let waited = waited.lock().expect("waiting").clone();
+    assert_eq!(
+        waited,
+        ["waiting for 1 resource(s) to become healthy"],
+        "the wave waited for the Deployment"
+    );
+    assert!(server.exists("deployment", "stuck", &ns));
+    assert!(!server.exists("configmap", "after", &ns));
+    server.stop().await;
+}
+
+/// PostDelete hooks never run in a sync, and run (then go, with HookSucceeded) when the app
+/// is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_post_delete_hooks_run_only_on_app_deletion() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("postdelete");
+    let engine = server.engine().await;
+    let desired = vec![
+        config_map("app-config", 0, json!({"key": "value"})),
+        hook_config_map("cleanup", "PostDelete", "HookSucceeded"),
+    ];
+    let request = request("postdelete", &ns, desired);
+    let (result, _) = sync(&engine, &request).await;
+    succeeded(&result);
+    assert!(
+        !server.exists("configmap", "cleanup", &ns),
+        "a sync does not run PostDelete hooks"
+    );
+    let assessor =
+        plumb_engine::health::HealthAssessor::new(Settings::default()).expect("assessor");
+    let deleted = execute::run_post_delete(
+        &engine,
+        &assessor,
+        &request,
+        &tokio_util::sync::CancellationToken::new(),
+        &|_: &execute::SyncEvent| {},
+    )
+    .await;
+    succeeded(&deleted);
+    assert_eq!(deleted.resources.len(), 1);
+    assert_eq!(deleted.resources[0].hook_phase, Some(HookPhase::Succeeded));
+    assert!(!server.exists("configmap", "cleanup", &ns));
+    server.stop().await;
+}
