@@ -451,9 +451,10 @@ impl Cluster {
 
     /// Every kind the cluster serves (preferred versions): aggregated discovery (two
     /// requests), or the per-group discovery of servers without it (Kubernetes before 1.26,
-    /// plumb's embedded server). Such a server answers `/api` and `/apis` with their plain
-    /// lists, which read as an aggregated list with no groups at all (a real server always
-    /// has the core group), so that is the sign to ask group by group.
+    /// or with the AggregatedDiscoveryEndpoint gate off). Such a server answers `/api` and
+    /// `/apis` with their plain lists, which read as an aggregated list with no groups at
+    /// all (a real server always has the core group), so that is the sign to ask group by
+    /// group.
     ///
     /// What it finds also answers [`Cluster::resolve`] for those kinds' preferred versions,
     /// so resolving an app's kinds afterwards costs no request (one-shot commands start
