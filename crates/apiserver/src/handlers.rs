@@ -52,6 +52,8 @@ struct Inner {
     /// The CA that signed the serving certificate, published in every namespace as the
     /// `kube-root-ca.crt` ConfigMap.
     ca_pem: String,
+    /// Whether `/api` and `/apis` may answer the aggregated discovery list.
+    aggregated_discovery: bool,
 }
 
 /// A resolved resource path.
@@ -324,6 +326,7 @@ impl AppState {
         store: Arc<Store>,
         watch_limits: watch::WatchLimits,
         ca_pem: String,
+        aggregated_discovery: bool,
     ) -> Result<AppState, Error> {
         let state = AppState(Arc::new(Inner {
             store,
@@ -332,6 +335,7 @@ impl AppState {
             address: Mutex::new(String::new()),
             cleanups: Mutex::new(Default::default()),
             ca_pem,
+            aggregated_discovery,
         }));
         state.refresh_registry();
         state.bootstrap().await?;
@@ -570,7 +574,11 @@ impl AppState {
             if !get && !any_method {
                 return Err(ApiError::method_not_allowed());
             }
-            match negotiation::negotiate_discovery(accept, root.is_some())? {
+            // Without aggregated discovery the roots are negotiated like any other
+            // discovery document, as kube-apiserver before 1.26 did: an aggregated clause
+            // is passed over, and a request asking for nothing else is not acceptable.
+            let aggregated_here = root.is_some() && self.0.aggregated_discovery;
+            match negotiation::negotiate_discovery(accept, aggregated_here)? {
                 negotiation::DiscoveryAnswer::Aggregated => {
                     let documents = discovery::aggregated(&registry);
                     let document = match root {

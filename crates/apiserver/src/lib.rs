@@ -70,6 +70,12 @@ pub struct Config {
     pub bookmark_interval: std::time::Duration,
     /// Bytes of page cache redb may keep (the in-memory index serves reads anyway).
     pub store_cache_bytes: usize,
+    /// Whether `/api` and `/apis` serve the aggregated discovery list
+    /// (`apidiscovery.k8s.io/v2`) to clients that ask for it. `false` behaves as
+    /// kube-apiserver before 1.26 (or with the `AggregatedDiscoveryEndpoint` feature gate
+    /// off): the roots answer only the plain `APIVersions` / `APIGroupList`, so clients
+    /// fall back to per-group discovery. Default `true`.
+    pub aggregated_discovery: bool,
 }
 
 impl Config {
@@ -82,6 +88,7 @@ impl Config {
             watcher_queue: 1_000,
             bookmark_interval: std::time::Duration::from_secs(60),
             store_cache_bytes: 16 * 1024 * 1024,
+            aggregated_discovery: true,
         }
     }
 }
@@ -166,7 +173,13 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         queue: config.watcher_queue,
         bookmark_every: config.bookmark_interval,
     };
-    let state = handlers::AppState::new(store, limits, material.ca_pem.clone()).await?;
+    let state = handlers::AppState::new(
+        store,
+        limits,
+        material.ca_pem.clone(),
+        config.aggregated_discovery,
+    )
+    .await?;
     let (addr, http) = http::serve(config.bind, &material, state).await?;
     Ok(RunningServer {
         addr,

@@ -513,3 +513,50 @@ async fn kubectl_reads_aggregated_discovery_in_two_requests() {
         .await;
     assert!(out.is_empty() || out.contains("No resources"), "{out}");
 }
+
+/// With `aggregated_discovery: false` the server behaves as kube-apiserver before 1.26:
+/// the roots answer the plain documents even to kube-rs's aggregated Accept (which ends
+/// with a plain `application/json` clause), so kube-rs's aggregated discovery finds no
+/// group and its per-group discovery finds them all; a request asking only for the
+/// aggregated list is not acceptable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_aggregated_discovery_roots_answer_plain_documents_and_kube_rs_falls_back() {
+    let s = TestServer::start_with(|c| c.aggregated_discovery = false).await;
+    install_gear_crd(&s).await;
+    let client = s.client().await;
+
+    let aggregated = Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .expect("aggregated discovery answered");
+    assert_eq!(aggregated.groups().count(), 0);
+
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("per-group discovery");
+    for group in ["", "apps", "discovery.example.com"] {
+        assert!(discovery.has_group(group), "no group {group:?}");
+    }
+    let apps = discovery.get("apps").expect("apps");
+    assert!(
+        apps.versioned_resources("v1")
+            .iter()
+            .any(|(r, _)| r.kind == "Deployment")
+    );
+
+    let kube_rs_accept = kube::core::discovery::v2::ACCEPT_AGGREGATED_DISCOVERY_V2;
+    for (path, kind) in [("/api", "APIVersions"), ("/apis", "APIGroupList")] {
+        let (status, headers, body) = get_with(&client, path, &[("Accept", kube_rs_accept)]).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json")
+        );
+        let document: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(document["kind"], kind, "{path}");
+
+        let (status, _, body) = get_with(&client, path, &[("Accept", AGGREGATED)]).await;
+        assert_eq!(status, 406, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+}
