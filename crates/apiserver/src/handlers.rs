@@ -68,6 +68,9 @@ struct Target {
     /// `fieldValidation=Strict`: fields a CRD's schema does not declare are refused
     /// instead of pruned.
     strict: bool,
+    /// `fieldValidation=Ignore`: unknown fields of built-in kinds are dropped without a
+    /// warning (otherwise, below `Strict`, each gets a `Warning` header).
+    ignore_unknown: bool,
     /// The request's field manager: `fieldManager`, else the user agent up to its first
     /// `/` (as kube-apiserver derives it).
     manager: String,
@@ -689,6 +692,7 @@ impl AppState {
                 status: false,
                 scale: false,
                 strict: false,
+                ignore_unknown: false,
                 manager: String::new(),
                 force: false,
             })
@@ -734,6 +738,7 @@ impl AppState {
             status,
             scale,
             strict: false,
+            ignore_unknown: false,
             manager: String::new(),
             force: false,
         })
@@ -760,6 +765,7 @@ impl AppState {
             .to_string();
         let representation = negotiation::negotiate(&accept)?;
         target.strict = query.get("fieldValidation").map(String::as_str) == Some("Strict");
+        target.ignore_unknown = query.get("fieldValidation").map(String::as_str) == Some("Ignore");
         target.force = flag(query, "force");
         target.manager = match query.get("fieldManager").filter(|m| !m.is_empty()) {
             Some(manager) => manager.clone(),
@@ -1159,7 +1165,19 @@ impl AppState {
         body: &Bytes,
         dry_run: bool,
     ) -> Result<Response<Body>, ApiError> {
-        let obj = self.decode(t, content_type, body)?;
+        let mut obj = self.decode(t, content_type, body)?;
+        let warnings = unknown_fields_of_body(t, &mut obj)?;
+        self.create_decoded(t, obj, dry_run)
+            .await
+            .map(|r| with_warnings(r, &warnings))
+    }
+
+    async fn create_decoded(
+        &self,
+        t: &Target,
+        obj: Value,
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
         let (name, obj) = self.prepare_create(t, obj, None)?;
         if dry_run {
             if self.0.store.get(&t.key(&name)).is_some() {
@@ -1504,7 +1522,8 @@ impl AppState {
         body: &Bytes,
         dry_run: bool,
     ) -> Result<Response<Body>, ApiError> {
-        let new = self.decode(t, content_type, body)?;
+        let mut new = self.decode(t, content_type, body)?;
+        let warnings = unknown_fields_of_body(t, &mut new)?;
         // As Kubernetes: a body naming another object is a 400 before any lookup.
         if let Some(n) = meta_str(&new, "name").filter(|n| !n.is_empty() && *n != name) {
             return Err(ApiError::bad_request(format!(
@@ -1532,6 +1551,7 @@ impl AppState {
         }
         self.update_with(t, name, dry_run, unconditional, false, |_| Ok(new.clone()))
             .await
+            .map(|r| with_warnings(r, &warnings))
     }
 
     /// PUT or PATCH of `/scale`: the change is computed on the Scale view and written as
@@ -1651,11 +1671,13 @@ impl AppState {
                     "the applied configuration must be an object",
                 ));
             }
+            undeclared_in_apply_patch(t, name, &patch)?;
             if self.0.store.get(&t.key(name)).is_none() && !t.status {
                 return self.apply_create(t, name, patch, dry_run).await;
             }
         }
         let applied = patch_kind == PatchKind::Apply;
+        let mut warnings = Vec::new();
         self.update_with(t, name, dry_run, true, applied, |old| {
             let live = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
             let mut out = match patch_kind {
@@ -1682,9 +1704,13 @@ impl AppState {
             {
                 meta.remove("resourceVersion");
             }
+            if !applied {
+                warnings = unknown_fields_of_patched(t, patch_kind, &patch, &mut out)?;
+            }
             Ok(out)
         })
         .await
+        .map(|r| with_warnings(r, &warnings))
     }
 
     async fn apply_create(
@@ -1921,6 +1947,7 @@ impl AppState {
                 status: false,
                 scale: false,
                 strict: false,
+                ignore_unknown: false,
                 manager: String::new(),
                 force: false,
             };
@@ -2257,6 +2284,126 @@ fn custom_schema(t: &Target) -> Option<&Value> {
         .get(&t.version)
         .or_else(|| t.info.schemas.get(&t.info.versions[0]))
         .map(|s| &**s)
+}
+
+/// The top-level fields of a create or update body its built-in kind does not declare:
+/// refused under `fieldValidation=Strict` (400, listed in document order, as kube-
+/// apiserver's strict JSON decoder finds them), else dropped; returned as warnings unless
+/// the level is `Ignore`. Custom resources are pruned to their schema instead.
+fn unknown_fields_of_body(t: &Target, object: &mut Value) -> Result<Vec<String>, ApiError> {
+    if t.info.custom || t.scale {
+        return Ok(Vec::new());
+    }
+    let unknown = crate::unknown_fields::unknown_top_level(
+        object,
+        &t.info.api_version(&t.version),
+        &t.info.kind,
+    );
+    drop_unknown(t, object, unknown, |fields| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {}",
+            crate::unknown_fields::strict_decoding_error(fields),
+            kind = t.info.kind,
+            version = t.version
+        ))
+    })
+}
+
+/// The same for the object a merge, strategic merge or JSON patch produced: kube-apiserver
+/// decodes the patched object, so the fields are listed sorted, and a refusal is a 422
+/// quoting the patch (strategic, as Go prints the map) or the patched object (the others).
+fn unknown_fields_of_patched(
+    t: &Target,
+    kind: PatchKind,
+    patch: &Value,
+    patched: &mut Value,
+) -> Result<Vec<String>, ApiError> {
+    if t.info.custom {
+        return Ok(Vec::new());
+    }
+    let mut unknown = crate::unknown_fields::unknown_top_level(
+        patched,
+        &t.info.api_version(&t.version),
+        &t.info.kind,
+    );
+    unknown.sort();
+    let quoted = match kind {
+        PatchKind::Strategic => crate::unknown_fields::go_format(patch),
+        _ => patched.to_string(),
+    };
+    drop_unknown(t, patched, unknown, |fields| {
+        let cause = Cause::invalid(
+            "patch",
+            &quoted,
+            crate::unknown_fields::strict_decoding_error(fields),
+        );
+        let mut e = ApiError::invalid("", "", "", vec![cause]);
+        // kube-apiserver leaves the empty kind out of the details.
+        if let Some(details) = e.details.as_mut().and_then(Value::as_object_mut) {
+            details.remove("kind");
+        }
+        e
+    })
+}
+
+/// Refuses (Strict) or drops `unknown` from `object`; the warnings to send, if any.
+fn drop_unknown(
+    t: &Target,
+    object: &mut Value,
+    unknown: Vec<String>,
+    refusal: impl FnOnce(&[String]) -> ApiError,
+) -> Result<Vec<String>, ApiError> {
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    if t.strict {
+        return Err(refusal(&unknown));
+    }
+    if let Some(map) = object.as_object_mut() {
+        for field in &unknown {
+            map.shift_remove(field);
+        }
+    }
+    if t.ignore_unknown {
+        return Ok(Vec::new());
+    }
+    Ok(unknown
+        .iter()
+        .map(|f| format!("unknown field {}", Value::String(f.clone())))
+        .collect())
+}
+
+/// A server-side apply of a built-in kind naming a top-level field the kind does not
+/// declare fails whatever `fieldValidation` says, as kube-apiserver's typed patch does
+/// (a 500 naming the first such field).
+fn undeclared_in_apply_patch(t: &Target, name: &str, patch: &Value) -> Result<(), ApiError> {
+    if t.info.custom || t.scale {
+        return Ok(());
+    }
+    let api_version = t.info.api_version(&t.version);
+    let unknown = crate::unknown_fields::unknown_top_level(patch, &api_version, &t.info.kind);
+    let Some(first) = unknown.first() else {
+        return Ok(());
+    };
+    let namespace = meta_str(patch, "namespace").unwrap_or("");
+    let name = meta_str(patch, "name").unwrap_or(name);
+    Err(ApiError::unclassified(format!(
+        "failed to create typed patch object ({namespace}/{name}; {group}/{version}, Kind={kind}): .{first}: field not declared in schema",
+        group = t.info.group,
+        version = t.version,
+        kind = t.info.kind
+    )))
+}
+
+/// Adds one `Warning: 299 - "<text>"` header per warning, as kube-apiserver does.
+fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for warning in warnings {
+        let text = format!("299 - {}", Value::String(warning.clone()));
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&text) {
+            response.headers_mut().append(hyper::header::WARNING, value);
+        }
+    }
+    response
 }
 
 /// Drops (or with `fieldValidation=Strict` refuses) what a custom resource's schema does

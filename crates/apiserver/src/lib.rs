@@ -46,6 +46,7 @@ pub mod selector;
 mod store;
 mod table;
 mod tls;
+mod unknown_fields;
 pub mod validation;
 mod watch;
 

@@ -8,7 +8,7 @@
 //! Go's encoding/json renders the decoded Go struct: zero scalars without `omitempty` are
 //! present, nil pointers/slices/maps are null or omitted, non-pointer structs always appear.
 
-mod schema;
+pub(crate) mod schema;
 mod wire;
 
 use std::borrow::Cow;

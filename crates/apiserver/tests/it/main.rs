@@ -11,4 +11,5 @@ mod persistence;
 mod protobuf;
 mod semantics;
 mod support;
+mod unknown_fields;
 mod watch;
