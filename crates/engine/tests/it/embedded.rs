@@ -26,13 +26,20 @@ struct Embedded {
 
 impl Embedded {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server whose configuration `adjust` changes first.
+    async fn start_with(adjust: impl FnOnce(&mut plumb_apiserver::Config)) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
-        let server = plumb_apiserver::start(plumb_apiserver::Config::new(
+        let mut config = plumb_apiserver::Config::new(
             data.path().join("data"),
             "127.0.0.1:0".parse().expect("addr"),
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("starting the embedded API server: {e}"));
+        );
+        adjust(&mut config);
+        let server = plumb_apiserver::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("starting the embedded API server: {e}"));
         let kubeconfig = data.path().join("kubeconfig");
         server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
         let kubectl = plumb_testcluster::binary("kubectl").unwrap_or_else(|e| panic!("{e}"));
@@ -991,7 +998,19 @@ async fn embedded_pruned_objects_are_waited_for_until_deleted() {
 /// are discovered group by group), read whole, shown as requiring pruning, and pruned.
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_objects_left_elsewhere_are_found_read_whole_and_pruned() {
-    let server = Embedded::start().await;
+    objects_left_elsewhere_are_found_read_whole_and_pruned(Embedded::start().await).await;
+}
+
+/// The same on a server without aggregated discovery (as Kubernetes before 1.26): its plain
+/// `/api` and `/apis` read as no groups at all to an aggregated client, and the engine must
+/// fall back to discovery group by group, or it lists nothing and misses what to prune.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_without_aggregated_discovery_still_finds_what_to_prune() {
+    let server = Embedded::start_with(|config| config.aggregated_discovery = false).await;
+    objects_left_elsewhere_are_found_read_whole_and_pruned(server).await;
+}
+
+async fn objects_left_elsewhere_are_found_read_whole_and_pruned(server: Embedded) {
     let ns = server.namespace("meta-list");
     let elsewhere = server.namespace("meta-list-old");
     let engine = server.engine().await;
