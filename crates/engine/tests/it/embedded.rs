@@ -403,7 +403,11 @@ async fn embedded_rejections_stop_before_any_write() {
         .expect("established");
     let invalid = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
                          "metadata": {"name": "gadget"}, "spec": {"size": "large"}});
-    let (result, _) = sync(&engine, &request("reject", &ns, vec![fine, invalid])).await;
+    let (result, _) = sync(
+        &engine,
+        &request("reject", &ns, vec![fine.clone(), invalid]),
+    )
+    .await;
     assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
     assert!(
         result.message.contains("dry run") && result.message.contains("spec.size"),
@@ -431,6 +435,26 @@ async fn embedded_rejections_stop_before_any_write() {
         "nothing may be written"
     );
     assert!(!server.exists(&format!("widgets.{group}"), "gadget", &ns));
+
+    // A typo in a built-in kind: the Strict dry-run refuses it with kube-apiserver's words.
+    let typo = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": "typo"}, "dta": {"key": "value"}});
+    let (result, _) = sync(&engine, &request("reject", &ns, vec![fine, typo])).await;
+    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
+    let refused = result
+        .resources
+        .iter()
+        .find(|r| r.key.name == "typo")
+        .expect("the typo's result");
+    assert!(
+        refused
+            .message
+            .contains("strict decoding error: unknown field \"dta\""),
+        "{}",
+        refused.message
+    );
+    assert!(!server.exists("configmap", "fine", &ns));
+    assert!(!server.exists("configmap", "typo", &ns));
     server.stop().await;
 }
 
