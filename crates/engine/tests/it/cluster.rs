@@ -737,28 +737,43 @@ async fn tracked_objects_found_in_metadata_lists_are_read_whole() {
 async fn secrets_never_show_in_clear() {
     let ns = cluster().namespace("secrets").expect("namespace");
     let engine = engine().await;
-    let secret = |password: &str| {
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-                                        "stringData": {"password": password, "user": "admin"}})
-    };
+    assert_secrets_stay_masked(&engine, &ns, |_| {}).await;
+}
+
+/// The Secret of the masking tests, with its password.
+fn secret_with_password(password: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+           "stringData": {"password": password, "user": "admin"}})
+}
+
+/// Syncs Secret `db` (password `first-pass-9c1`; `after_sync` may check it on the server),
+/// then compares it with a new password: the resource is OutOfSync and its diff shows the
+/// change, but no value, plain or base64, appears anywhere in the comparison. Returns the
+/// Secret's resource comparison.
+pub(crate) async fn assert_secrets_stay_masked(
+    engine: &Cluster,
+    ns: &str,
+    after_sync: impl FnOnce(&str),
+) -> plumb_engine::diff::ResourceComparison {
     let (result, _) = sync(
-        &engine,
-        &request("secrets", &ns, vec![secret("first-pass-9c1")]),
+        engine,
+        &request("secrets", ns, vec![secret_with_password("first-pass-9c1")]),
     )
     .await;
     succeeded(&result);
+    after_sync(ns);
     let compared = execute::compare(
-        &engine,
+        engine,
         compare_request(
             "secrets",
-            &ns,
-            &[secret("second-pass-7d2")],
+            ns,
+            &[secret_with_password("second-pass-7d2")],
             &Settings::default(),
         ),
     )
     .await
     .expect("compare");
-    let resource = &compared.comparison.resources[0];
+    let resource = compared.comparison.resources[0].clone();
     assert_eq!(resource.status, SyncStatusCode::OutOfSync);
     let everything = serde_json::to_string(&compared.comparison).expect("json");
     for secret in [
@@ -772,6 +787,7 @@ async fn secrets_never_show_in_clear() {
     }
     assert!(resource.diff.contains("password"), "{}", resource.diff);
     assert!(resource.diff.contains("++++++++"), "{}", resource.diff);
+    resource
 }
 
 #[tokio::test(flavor = "multi_thread")]

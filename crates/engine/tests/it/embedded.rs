@@ -5,7 +5,10 @@
 //! The embedded server runs no workload controllers, so nothing here needs a Deployment, Job
 //! or Pod to become healthy: those scenarios stay on the real test cluster (`cluster`).
 
-use crate::cluster::{compare_request, request, result_status, succeeded, sync, widget_crd};
+use crate::cluster::{
+    assert_secrets_stay_masked, compare_request, request, result_status, succeeded, sync,
+    widget_crd,
+};
 use plumb_engine::client_apply::LAST_APPLIED_ANNOTATION;
 use plumb_engine::cluster::Cluster;
 use plumb_engine::settings::Settings;
@@ -165,6 +168,13 @@ fn not_synced(compared: &execute::Compared) -> Vec<String> {
         .collect()
 }
 
+/// Asserts every resource of the compare is Synced, naming those that are not.
+#[track_caller]
+fn assert_all_synced(compared: &execute::Compared) {
+    let differing = not_synced(compared);
+    assert!(differing.is_empty(), "{differing:#?}");
+}
+
 fn position(events: &[String], wanted: &str) -> usize {
     events
         .iter()
@@ -262,11 +272,7 @@ async fn embedded_waves_and_config_map_hooks_then_a_clean_recompare() {
     let compared = execute::compare(&engine, compare_request("waves", &ns, &desired, &settings))
         .await
         .expect("compare");
-    assert!(
-        not_synced(&compared).is_empty(),
-        "{:#?}",
-        not_synced(&compared)
-    );
+    assert_all_synced(&compared);
     // Hooks are listed as Argo CD lists them: marked as hooks, Synced, without a live object.
     let hooks: Vec<(&str, bool, bool)> = compared
         .comparison
@@ -350,11 +356,7 @@ async fn embedded_crd_and_custom_resource_in_one_sync() {
         "{:?}",
         compared.dry_run_errors
     );
-    assert!(
-        not_synced(&compared).is_empty(),
-        "{:#?}",
-        not_synced(&compared)
-    );
+    assert_all_synced(&compared);
     assert_eq!(compared.comparison.resources.len(), 2);
     server.stop().await;
 }
@@ -543,45 +545,13 @@ async fn embedded_secrets_never_show_in_clear() {
     let server = Embedded::start().await;
     let ns = server.namespace("secrets");
     let engine = server.engine().await;
-    let secret = |password: &str| {
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-               "stringData": {"password": password, "user": "admin"}})
-    };
-    let (result, _) = sync(
-        &engine,
-        &request("secrets", &ns, vec![secret("first-pass-9c1")]),
-    )
+    let resource = assert_secrets_stay_masked(&engine, &ns, |ns| {
+        assert_eq!(
+            server.field("secret", "db", ns, "{.data.password}"),
+            "Zmlyc3QtcGFzcy05YzE="
+        );
+    })
     .await;
-    succeeded(&result);
-    assert_eq!(
-        server.field("secret", "db", &ns, "{.data.password}"),
-        "Zmlyc3QtcGFzcy05YzE="
-    );
-    let compared = execute::compare(
-        &engine,
-        compare_request(
-            "secrets",
-            &ns,
-            &[secret("second-pass-7d2")],
-            &Settings::default(),
-        ),
-    )
-    .await
-    .expect("compare");
-    let resource = &compared.comparison.resources[0];
-    assert_eq!(resource.status, SyncStatusCode::OutOfSync);
-    let everything = serde_json::to_string(&compared.comparison).expect("json");
-    for secret in [
-        "first-pass-9c1",
-        "second-pass-7d2",
-        "Zmlyc3QtcGFzcy05YzE=",
-        "c2Vjb25kLXBhc3MtN2Qy",
-        "YWRtaW4=",
-    ] {
-        assert!(!everything.contains(secret), "{secret} leaked");
-    }
-    assert!(resource.diff.contains("password"), "{}", resource.diff);
-    assert!(resource.diff.contains("++++++++"), "{}", resource.diff);
     // The unchanged value compares equal: same value, same mask, no diff line for it.
     assert!(
         !resource
@@ -670,11 +640,7 @@ async fn embedded_client_side_apply_create_then_update() {
     let mut compare = compare_request("client-side", &ns, std::slice::from_ref(&second), &settings);
     compare.options = &options;
     let compared = execute::compare(&engine, compare).await.expect("compare");
-    assert!(
-        not_synced(&compared).is_empty(),
-        "{:#?}",
-        not_synced(&compared)
-    );
+    assert_all_synced(&compared);
     server.stop().await;
 }
 
@@ -696,11 +662,7 @@ async fn embedded_drift_is_seen_and_healed() {
     let compared = execute::compare(&engine, compare_request("drift", &ns, &desired, &settings))
         .await
         .expect("compare");
-    assert!(
-        not_synced(&compared).is_empty(),
-        "{:#?}",
-        not_synced(&compared)
-    );
+    assert_all_synced(&compared);
 
     server
         .kubectl(&[
@@ -744,11 +706,7 @@ async fn embedded_drift_is_seen_and_healed() {
     let compared = execute::compare(&engine, compare_request("drift", &ns, &desired, &settings))
         .await
         .expect("compare");
-    assert!(
-        not_synced(&compared).is_empty(),
-        "{:#?}",
-        not_synced(&compared)
-    );
+    assert_all_synced(&compared);
     server.stop().await;
 }
 
@@ -762,9 +720,7 @@ async fn embedded_field_validation_and_objects_the_dry_run_could_not_judge() {
     let engine = server.engine().await;
     let fine = config_map("fine", 0, json!({"key": "value"}));
 
-    // (An unknown field in a built-in kind is not here: the embedded server accepts and
-    // stores it under fieldValidation=Strict, where kube-apiserver refuses it; see
-    // COMPATIBILITY.md, "engine on the embedded server".)
+    // (A top-level typo in a built-in kind is refused in `embedded_rejections_…`.)
     // A value the built-in validation refuses (a ConfigMap key with a slash).
     let bad_key = config_map("bad-key", 0, json!({"a/b": "c"}));
     let (result, _) = sync(
