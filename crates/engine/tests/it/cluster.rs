@@ -276,26 +276,39 @@ async fn waves_wait_for_health_and_resync_is_clean() {
         .map(|r| format!("{}\n{}", r.key, r.diff))
         .collect();
     assert!(out_of_sync.is_empty(), "{out_of_sync:#?}");
+    assert_recompare_sends_nothing(&engine, "waves", &ns, &desired, &compared, &settings).await;
+}
+
+/// Re-compares an unchanged app against the live state `compared` read: Synced, the same
+/// resources, and not one request (the compare cache answers everything).
+pub(crate) async fn assert_recompare_sends_nothing(
+    engine: &Cluster,
+    app: &str,
+    ns: &str,
+    desired: &[Value],
+    compared: &execute::Compared,
+    settings: &Settings,
+) {
     let before = engine.request_count();
     let ignore = plumb_engine::diff::ignore::IgnoreRules::default();
     let options = SyncOptions::default();
     let (again, errors) = execute::compare_live(
-        &engine,
+        engine,
         execute::LiveCompare {
-            app: "waves",
-            destination_namespace: &ns,
-            desired: &desired,
+            app,
+            destination_namespace: ns,
+            desired,
             prepared: &compared.prepared,
             live: &compared.live,
             ignore: &ignore,
-            settings: &settings,
+            settings,
             options: &options,
             concurrency: 8,
         },
     )
     .await
     .expect("re-compare");
-    assert!(errors.is_empty());
+    assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(again.sync_status(), SyncStatusCode::Synced);
     assert_eq!(again.resources.len(), compared.comparison.resources.len());
     assert_eq!(

@@ -6,8 +6,8 @@
 //! or Pod to become healthy: those scenarios stay on the real test cluster (`cluster`).
 
 use crate::cluster::{
-    assert_secrets_stay_masked, compare_request, request, result_status, succeeded, sync,
-    widget_crd,
+    assert_recompare_sends_nothing, assert_secrets_stay_masked, compare_request, request,
+    result_status, succeeded, sync, widget_crd,
 };
 use plumb_engine::client_apply::LAST_APPLIED_ANNOTATION;
 use plumb_engine::cluster::Cluster;
@@ -290,32 +290,7 @@ async fn embedded_waves_and_config_map_hooks_then_a_clean_recompare() {
             ("middle", false, true)
         ]
     );
-    let before = engine.request_count();
-    let ignore = plumb_engine::diff::ignore::IgnoreRules::default();
-    let options = SyncOptions::default();
-    let (again, errors) = execute::compare_live(
-        &engine,
-        execute::LiveCompare {
-            app: "waves",
-            destination_namespace: &ns,
-            desired: &desired,
-            prepared: &compared.prepared,
-            live: &compared.live,
-            ignore: &ignore,
-            settings: &settings,
-            options: &options,
-            concurrency: 8,
-        },
-    )
-    .await
-    .expect("re-compare");
-    assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(again.sync_status(), SyncStatusCode::Synced);
-    assert_eq!(
-        engine.request_count(),
-        before,
-        "re-compare of an unchanged app sent requests"
-    );
+    assert_recompare_sends_nothing(&engine, "waves", &ns, &desired, &compared, &settings).await;
     server.stop().await;
 }
 
