@@ -2286,7 +2286,7 @@ fn custom_schema(t: &Target) -> Option<&Value> {
         .map(|s| &**s)
 }
 
-/// The top-level fields of a create or update body its built-in kind does not declare:
+/// The fields (at any depth) of a create or update body its built-in kind does not declare:
 /// refused under `fieldValidation=Strict` (400, listed in document order, as kube-
 /// apiserver's strict JSON decoder finds them), else dropped; returned as warnings unless
 /// the level is `Ignore`. Custom resources are pruned to their schema instead.
@@ -2294,7 +2294,7 @@ fn unknown_fields_of_body(t: &Target, object: &mut Value) -> Result<Vec<String>,
     if t.info.custom || t.scale {
         return Ok(Vec::new());
     }
-    let unknown = crate::unknown_fields::unknown_top_level(
+    let unknown = crate::unknown_fields::unknown_fields(
         object,
         &t.info.api_version(&t.version),
         &t.info.kind,
@@ -2321,7 +2321,7 @@ fn unknown_fields_of_patched(
     if t.info.custom {
         return Ok(Vec::new());
     }
-    let mut unknown = crate::unknown_fields::unknown_top_level(
+    let mut unknown = crate::unknown_fields::unknown_fields(
         patched,
         &t.info.api_version(&t.version),
         &t.info.kind,
@@ -2350,26 +2350,23 @@ fn unknown_fields_of_patched(
 fn drop_unknown(
     t: &Target,
     object: &mut Value,
-    unknown: Vec<String>,
+    unknown: Vec<crate::unknown_fields::FieldPath>,
     refusal: impl FnOnce(&[String]) -> ApiError,
 ) -> Result<Vec<String>, ApiError> {
     if unknown.is_empty() {
         return Ok(Vec::new());
     }
+    let shown: Vec<String> = unknown.iter().map(ToString::to_string).collect();
     if t.strict {
-        return Err(refusal(&unknown));
+        return Err(refusal(&shown));
     }
-    if let Some(map) = object.as_object_mut() {
-        for field in &unknown {
-            map.shift_remove(field);
-        }
-    }
+    crate::unknown_fields::remove(object, &unknown);
     if t.ignore_unknown {
         return Ok(Vec::new());
     }
-    Ok(unknown
-        .iter()
-        .map(|f| format!("unknown field {}", Value::String(f.clone())))
+    Ok(shown
+        .into_iter()
+        .map(|f| format!("unknown field {}", Value::String(f)))
         .collect())
 }
 
@@ -2381,14 +2378,15 @@ fn undeclared_in_apply_patch(t: &Target, name: &str, patch: &Value) -> Result<()
         return Ok(());
     }
     let api_version = t.info.api_version(&t.version);
-    let unknown = crate::unknown_fields::unknown_top_level(patch, &api_version, &t.info.kind);
+    let unknown = crate::unknown_fields::unknown_fields(patch, &api_version, &t.info.kind);
     let Some(first) = unknown.first() else {
         return Ok(());
     };
+    let first = crate::unknown_fields::apply_path(patch, first);
     let namespace = meta_str(patch, "namespace").unwrap_or("");
     let name = meta_str(patch, "name").unwrap_or(name);
     Err(ApiError::unclassified(format!(
-        "failed to create typed patch object ({namespace}/{name}; {group}/{version}, Kind={kind}): .{first}: field not declared in schema",
+        "failed to create typed patch object ({namespace}/{name}; {group}/{version}, Kind={kind}): {first}: field not declared in schema",
         group = t.info.group,
         version = t.version,
         kind = t.info.kind

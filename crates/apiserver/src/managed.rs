@@ -191,6 +191,19 @@ fn item_element(list: &CustomOr, item: &Value) -> Option<String> {
     Some(format!("k:{}", Value::Object(map)))
 }
 
+/// How server-side apply names an item of a built-in kind's list field in an error path:
+/// `[name="c"]`, `[containerPort=80,protocol="TCP"]` (keys sorted, defaults filled in), or
+/// `[3]` for an atomic list or an item lacking a key.
+pub(crate) fn builtin_item_display(field: &str, item: &Value, index: usize) -> String {
+    let list = CustomOr::Static(builtin_list_type(field, Some(item)));
+    match item_element(&list, item) {
+        Some(element) if !matches!(list, CustomOr::Static(ListType::Atomic)) => {
+            display_path(&[element])
+        }
+        _ => format!("[{index}]"),
+    }
+}
+
 /// The path elements of every item of a keyed list, or `None` when one cannot be named
 /// (the list is then handled as atomic).
 fn item_elements(list: &CustomOr, items: &[Value]) -> Option<Vec<String>> {

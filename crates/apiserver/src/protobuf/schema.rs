@@ -118,6 +118,11 @@ impl Schema {
         self.messages.get(name)
     }
 
+    /// Every message, by schema name.
+    pub fn messages(&self) -> impl Iterator<Item = (&str, &Message)> {
+        self.messages.iter().map(|(name, m)| (name.as_str(), m))
+    }
+
     /// Whether every message a kind can reach is in the table and well-formed (fields
     /// sorted, message/map types complete); run by the tests and on first use.
     fn check(&self) -> Result<(), String> {

@@ -1,4 +1,4 @@
-//! Unknown top-level fields of built-in kinds at each `fieldValidation` level, as
+//! Unknown fields of built-in kinds (top-level and nested) at each `fieldValidation` level, as
 //! kube-apiserver 1.37 treats them (differential `56-unknown-fields-builtin`): refused
 //! under Strict before anything is written (dry-run included), dropped otherwise with a
 //! `Warning` header per field unless Ignore, and refused by server-side apply whatever the
@@ -340,4 +340,189 @@ async fn server_side_apply_refuses_undeclared_fields_at_every_level() {
         .ok(&["get", "configmap", "live", "-o", "jsonpath={.data.x}"])
         .await;
     assert_eq!(live, "y");
+}
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
+
+/// A Deployment with unknown fields in metadata, spec, list items (containers, ports) and
+/// an inlined struct (strategy.rollingUpdate); labels, annotations and resource limits
+/// take any key.
+const NESTED: &str = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","bogus":1,"labels":{"any":"x"}},"spec":{"replicass":2,"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"},"annotations":{"z":"q"}},"spec":{"containers":[{"name":"c","image":"nginx","imagePullPolicyy":"Always","resources":{"limits":{"cpu":"1"}},"ports":[{"containerPort":80,"bad":1}]},{"name":"c2","image":"x","extra":{"y":1}}]}},"strategy":{"rollingUpdate":{"maxSurge":"25%","zz":1}}}}"#;
+
+const NESTED_UNKNOWN: [&str; 6] = [
+    "metadata.bogus",
+    "spec.replicass",
+    "spec.template.spec.containers[0].imagePullPolicyy",
+    "spec.template.spec.containers[0].ports[0].bad",
+    "spec.template.spec.containers[1].extra",
+    "spec.strategy.rollingUpdate.zz",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_unknown_fields_are_refused_under_strict_with_their_paths() {
+    let s = TestServer::start().await;
+    let client = s.client().await;
+    let rv = cluster_rv(&client).await;
+    let listed: Vec<String> = NESTED_UNKNOWN
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    let refused = format!(
+        "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: {}",
+        listed.join(", ")
+    );
+    for query in [
+        "?fieldValidation=Strict",
+        "?fieldValidation=Strict&dryRun=All",
+    ] {
+        let path = format!("{DEPLOYMENTS}{query}");
+        let (status, _, answer) = send(&client, "POST", &path, "application/json", NESTED).await;
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert_eq!(answer["message"], refused.as_str(), "{query}");
+    }
+    assert_eq!(cluster_rv(&client).await, rv, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_unknown_fields_are_dropped_with_a_warning_each_and_never_stored() {
+    let s = TestServer::start().await;
+    let client = s.client().await;
+    let (status, warnings, created) = send(
+        &client,
+        "POST",
+        &format!("{DEPLOYMENTS}?fieldValidation=Warn"),
+        "application/json",
+        NESTED,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let expected: Vec<String> = NESTED_UNKNOWN.iter().map(|f| warning(f)).collect();
+    assert_eq!(warnings, expected);
+    assert!(created["metadata"].get("bogus").is_none());
+    assert_eq!(
+        created["metadata"]["labels"]["any"], "x",
+        "map keys are kept"
+    );
+    let containers = &created["spec"]["template"]["spec"]["containers"];
+    assert!(containers[0].get("imagePullPolicyy").is_none());
+    assert!(containers[0]["ports"][0].get("bad").is_none());
+    assert_eq!(containers[0]["resources"]["limits"]["cpu"], "1");
+    assert!(containers[1].get("extra").is_none());
+    assert_eq!(
+        created["spec"]["strategy"]["rollingUpdate"],
+        json!({"maxSurge": "25%", "maxUnavailable": "25%"})
+    );
+    // Ignore drops them silently; kubectl reads back what was stored.
+    let ignored = NESTED.replace("\"name\":\"d\"", "\"name\":\"e\"");
+    let (status, warnings, _) = send(
+        &client,
+        "POST",
+        &format!("{DEPLOYMENTS}?fieldValidation=Ignore"),
+        "application/json",
+        &ignored,
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let stored = s.ok(&["get", "deployment", "d", "e", "-o", "json"]).await;
+    assert!(!stored.contains("imagePullPolicyy"), "{stored}");
+    assert!(!stored.contains("replicass"), "{stored}");
+    assert!(!stored.contains("bogus"), "{stored}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patches_list_nested_unknown_fields_sorted_as_go_re_encodes_them() {
+    let s = TestServer::start().await;
+    let client = s.client().await;
+    let (status, _, _) = send(
+        &client,
+        "POST",
+        DEPLOYMENTS,
+        "application/json",
+        &NESTED.replace(",\"bogus\":1", ""),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let patch = r#"{"spec":{"zzz":1,"template":{"spec":{"containers":[{"name":"c","image":"nginx","bb":1,"aa":2}]}},"aaa":1},"metadata":{"q":1}}"#;
+    let (status, _, answer) = send(
+        &client,
+        "PATCH",
+        &format!("{DEPLOYMENTS}/d?fieldValidation=Strict"),
+        "application/strategic-merge-patch+json",
+        patch,
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        answer["message"],
+        " \"\" is invalid: patch: Invalid value: \"map[metadata:map[q:1] spec:map[aaa:1 template:map[spec:map[containers:[map[aa:2 bb:1 image:nginx name:c]]]] zzz:1]]\": strict decoding error: unknown field \"metadata.q\", unknown field \"spec.aaa\", unknown field \"spec.template.spec.containers[0].aa\", unknown field \"spec.template.spec.containers[0].bb\", unknown field \"spec.zzz\""
+    );
+    let (status, warnings, patched) = send(
+        &client,
+        "PATCH",
+        &format!("{DEPLOYMENTS}/d"),
+        "application/merge-patch+json",
+        r#"{"spec":{"zzz":1,"strategy":{"rollingUpdate":{"b":1,"a":2}}},"metadata":{"q":1}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    let expected: Vec<String> = [
+        "metadata.q",
+        "spec.strategy.rollingUpdate.a",
+        "spec.strategy.rollingUpdate.b",
+        "spec.zzz",
+    ]
+    .iter()
+    .map(|f| warning(f))
+    .collect();
+    assert_eq!(warnings, expected);
+    assert!(patched["spec"].get("zzz").is_none());
+    assert!(
+        patched["spec"]["strategy"]["rollingUpdate"]
+            .get("a")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_apply_names_nested_undeclared_fields_by_list_keys() {
+    let s = TestServer::start().await;
+    let client = s.client().await;
+    for (body, path) in [
+        (
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"replicass":1}}"#,
+            ".spec.replicass",
+        ),
+        (
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","qq":1}}"#,
+            ".metadata.qq",
+        ),
+        (
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"nginx","ports":[{"containerPort":80,"zz":1}]}]}}}}"#,
+            ".spec.template.spec.containers[name=\"c\"].ports[containerPort=80,protocol=\"TCP\"].zz",
+        ),
+    ] {
+        for query in [
+            "fieldValidation=Ignore",
+            "fieldValidation=Strict&dryRun=All",
+        ] {
+            let (status, _, answer) = send(
+                &client,
+                "PATCH",
+                &format!("{DEPLOYMENTS}/d?fieldManager=probe&{query}"),
+                "application/apply-patch+yaml",
+                body,
+            )
+            .await;
+            assert_eq!(status, 500, "{answer}");
+            assert_eq!(
+                answer["message"],
+                format!(
+                    "failed to create typed patch object (/d; apps/v1, Kind=Deployment): {path}: field not declared in schema"
+                )
+                .as_str()
+            );
+        }
+    }
+    s.fails(&["get", "deployment", "d"]).await;
 }
