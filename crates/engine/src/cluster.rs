@@ -106,6 +106,10 @@ pub const LIST_CONCURRENCY: usize = 8;
 const METADATA_LIST_ONLY: &str =
     "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json";
 
+/// From this many of an app's objects of one kind in one namespace, found by metadata,
+/// one whole list there reads them rather than a request each.
+pub const BATCH_READ: usize = 4;
+
 /// Beyond this many namespaces holding an app's objects of one kind, the kind is listed
 /// whole cluster-wide rather than namespace by namespace.
 pub const WHOLE_LIST_NAMESPACES: usize = 4;
@@ -218,6 +222,12 @@ fn split_api_version(api_version: &str) -> (&str, &str) {
         Some((group, version)) => (group, version),
         None => ("", api_version),
     }
+}
+
+/// A list the server will not give (forbidden, or the verb not allowed there): the caller
+/// reads another way or has nothing to read.
+fn refused_listing(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if (403..=405).contains(&status.code))
 }
 
 fn to_value(object: DynamicObject) -> Result<Value, ClusterError> {
@@ -576,14 +586,58 @@ impl Cluster {
     }
 
     /// The app's objects that [`Cluster::declared_live`] does not read: found in metadata
-    /// lists, then read whole one by one.
+    /// lists, then read whole: one by one, or, where at least [`BATCH_READ`] of them share a
+    /// kind and a namespace (an app that left a whole namespace behind), by one whole list
+    /// there instead of a request per object.
     pub async fn tracked_live(
         &self,
         plan: &LivePlan,
         desired: &BTreeMap<ResourceKey, Value>,
     ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
         let found = self.read_lists(plan, desired, false).await?;
-        self.read_each(found.values().collect()).await
+        let mut groups: BTreeMap<(&str, &str, &str), Vec<&ResourceKey>> = BTreeMap::new();
+        for key in found.keys() {
+            groups
+                .entry((&key.group, &key.kind, &key.namespace))
+                .or_default()
+                .push(key);
+        }
+        let mut live = BTreeMap::new();
+        let mut one_by_one: Vec<&Value> = Vec::new();
+        for ((group, kind, namespace), keys) in groups {
+            let listable = plan
+                .lists
+                .iter()
+                .find(|list| list.kind.resource.group == group && list.kind.resource.kind == kind);
+            let batch = match listable {
+                Some(list) if keys.len() >= BATCH_READ => Some(&list.kind),
+                _ => None,
+            };
+            let Some(resolved) = batch else {
+                one_by_one.extend(keys.iter().filter_map(|key| found.get(*key)));
+                continue;
+            };
+            match self
+                .list_items(resolved, Some(namespace), plan.selector.as_deref(), true)
+                .await
+            {
+                Ok(items) => {
+                    for object in items {
+                        let key = diff::object_key(&object);
+                        if keys.contains(&&key) {
+                            live.insert(key, object);
+                        }
+                    }
+                }
+                // Listed by metadata but not readable as a whole list here: read each.
+                Err(error) if refused_listing(&error) => {
+                    one_by_one.extend(keys.iter().filter_map(|key| found.get(*key)));
+                }
+                Err(error) => return Err(ClusterError::from_kube(error)),
+            }
+        }
+        live.extend(self.read_each(one_by_one).await?);
+        Ok(live)
     }
 
     /// Runs the plan's whole lists (`whole`) or its metadata lists, keeping the items at a
@@ -645,15 +699,11 @@ impl Cluster {
         selector: Option<&str>,
         fallback_namespaces: &[String],
     ) -> Result<Vec<Value>, ClusterError> {
-        let forbidden = |error: &kube::Error| match error {
-            kube::Error::Api(status) => (403..=405).contains(&status.code),
-            _ => false,
-        };
         let kind = &list.kind;
         let namespace = list.namespace.as_deref();
         match self.list_items(kind, namespace, selector, list.whole).await {
             Ok(items) => Ok(items),
-            Err(error) if forbidden(&error) && kind.namespaced && namespace.is_none() => {
+            Err(error) if refused_listing(&error) && kind.namespaced && namespace.is_none() => {
                 let mut items = Vec::new();
                 for namespace in fallback_namespaces {
                     match self
@@ -661,13 +711,13 @@ impl Cluster {
                         .await
                     {
                         Ok(found) => items.extend(found),
-                        Err(error) if forbidden(&error) => {}
+                        Err(error) if refused_listing(&error) => {}
                         Err(error) => return Err(ClusterError::from_kube(error)),
                     }
                 }
                 Ok(items)
             }
-            Err(error) if forbidden(&error) => Ok(Vec::new()),
+            Err(error) if refused_listing(&error) => Ok(Vec::new()),
             Err(error) => Err(ClusterError::from_kube(error)),
         }
     }

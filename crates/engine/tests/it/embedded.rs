@@ -956,6 +956,69 @@ async fn embedded_objects_left_elsewhere_are_found_read_whole_and_pruned() {
     objects_left_elsewhere_are_found_read_whole_and_pruned(Embedded::start().await).await;
 }
 
+/// Objects an app left behind in bulk (here six ConfigMaps in an old namespace) are read
+/// by one whole list there, not a request each: the compare costs what it costs with a
+/// single object left behind, give or take one request. Every one is read whole and
+/// pruned.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_objects_left_in_bulk_are_read_by_one_list() {
+    let server = Embedded::start().await;
+    let engine = server.engine().await;
+    // Requests of the first compare after leaving `left` ConfigMaps in an old namespace.
+    let compare_after_leaving = |app: &'static str, left: usize| {
+        let ns = server.namespace(app);
+        let old = server.namespace(&format!("{app}-old"));
+        let engine = &engine;
+        let server = &server;
+        async move {
+            let home = config_map("home", 0, json!({"key": "value"}));
+            let mut desired = vec![home.clone()];
+            for index in 0..left {
+                let mut object = config_map(
+                    &format!("left-{index}"),
+                    0,
+                    json!({"index": index.to_string()}),
+                );
+                object["metadata"]["namespace"] = json!(old);
+                desired.push(object);
+            }
+            succeeded(&sync(engine, &request(app, &ns, desired)).await.0);
+            let kept = [home];
+            let before = engine.request_count();
+            let compared = execute::compare(
+                engine,
+                compare_request(app, &ns, &kept, &Settings::default()),
+            )
+            .await
+            .expect("compare");
+            let requests = engine.request_count() - before;
+            let pruned: Vec<_> = compared
+                .comparison
+                .resources
+                .iter()
+                .filter(|r| r.requires_pruning)
+                .collect();
+            assert_eq!(pruned.len(), left, "{:#?}", compared.comparison.resources);
+            for resource in pruned {
+                let live = compared.live.get(&resource.key).expect("read");
+                assert!(live["data"]["index"].is_string(), "not whole: {live}");
+            }
+            let mut prune = request(app, &ns, kept.to_vec());
+            prune.prune = true;
+            succeeded(&sync(engine, &prune).await.0);
+            assert!(server.names("configmap", &old).is_empty());
+            requests
+        }
+    };
+    let one = compare_after_leaving("bulk-one", 1).await;
+    let six = compare_after_leaving("bulk-six", 6).await;
+    assert!(
+        six <= one + 1,
+        "six left behind cost {six} requests, one cost {one}"
+    );
+    server.stop().await;
+}
+
 /// The same on a server without aggregated discovery (as Kubernetes before 1.26): its plain
 /// `/api` and `/apis` read as no groups at all to an aggregated client, and the engine must
 /// fall back to discovery group by group, or it lists nothing and misses what to prune.
