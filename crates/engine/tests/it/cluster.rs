@@ -7,7 +7,8 @@ use plumb_engine::health::HealthAssessor;
 use plumb_engine::settings::Settings;
 use plumb_engine::sync::SyncOptions;
 use plumb_engine::sync::execute::{
-    self, HookPhase, OperationPhase, OperationResult, ResultStatus, SyncEvent, SyncRequest,
+    self, HookPhase, OperationPhase, OperationResult, ResourceResult, ResultStatus, SyncEvent,
+    SyncRequest,
 };
 use plumb_model::SyncStatusCode;
 use plumb_testcluster::{FAILURE_LABEL, Failure, TestCluster};
@@ -187,6 +188,45 @@ pub(crate) fn succeeded(result: &OperationResult) {
         result.message,
         result.resources
     );
+}
+
+/// Asserts the operation failed and `name` (an object's name, or its kind) failed with it;
+/// returns that object's result, whose message the caller checks.
+#[track_caller]
+pub(crate) fn refused_result<'a>(result: &'a OperationResult, name: &str) -> &'a ResourceResult {
+    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
+    let refused = result
+        .resources
+        .iter()
+        .find(|r| r.key.kind == name || r.key.name == name)
+        .unwrap_or_else(|| panic!("no result for {name}: {:#?}", result.resources));
+    assert_eq!(refused.status, ResultStatus::SyncFailed, "{refused:#?}");
+    refused
+}
+
+/// Asserts the compare found the app's Deployment `legacy`, left in another namespace, read
+/// whole (its containers), and marked it as requiring pruning with a diff that shows it.
+#[track_caller]
+pub(crate) fn assert_left_behind_deployment_read_whole(compared: &execute::Compared) {
+    let legacy = compared
+        .live
+        .iter()
+        .find(|(key, _)| key.kind == "Deployment" && key.name == "legacy")
+        .map(|(_, object)| object)
+        .expect("the tracked Deployment is found");
+    assert_eq!(legacy["kind"], "Deployment");
+    assert_eq!(
+        legacy["spec"]["template"]["spec"]["containers"][0]["name"],
+        "app"
+    );
+    let resource = compared
+        .comparison
+        .resources
+        .iter()
+        .find(|r| r.key.kind == "Deployment")
+        .expect("its resource status");
+    assert!(resource.requires_pruning);
+    assert!(resource.diff.contains("containers"), "{}", resource.diff);
 }
 
 pub(crate) fn kubectl(args: &[&str]) -> Result<String, String> {
@@ -677,13 +717,7 @@ async fn objects_the_dry_run_could_not_judge_are_written_strictly() {
         &request("crd-strict", &ns, vec![widget, crd, config]),
     )
     .await;
-    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
-    let refused = result
-        .resources
-        .iter()
-        .find(|r| r.key.kind == "Widget")
-        .expect("the widget's result");
-    assert_eq!(refused.status, ResultStatus::SyncFailed);
+    let refused = refused_result(&result, "Widget");
     // kube-apiserver's words for an undeclared field under server-side apply.
     assert!(
         refused
@@ -725,25 +759,7 @@ async fn tracked_objects_found_in_metadata_lists_are_read_whole() {
     )
     .await
     .expect("compare");
-    let legacy = compared
-        .live
-        .iter()
-        .find(|(key, _)| key.kind == "Deployment" && key.name == "legacy")
-        .map(|(_, object)| object)
-        .expect("the tracked Deployment is found");
-    assert_eq!(legacy["kind"], "Deployment");
-    assert_eq!(
-        legacy["spec"]["template"]["spec"]["containers"][0]["name"],
-        "app"
-    );
-    let resource = compared
-        .comparison
-        .resources
-        .iter()
-        .find(|r| r.key.kind == "Deployment")
-        .expect("its resource status");
-    assert!(resource.requires_pruning);
-    assert!(resource.diff.contains("containers"), "{}", resource.diff);
+    assert_left_behind_deployment_read_whole(&compared);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,8 +6,9 @@
 //! or Pod to become healthy: those scenarios stay on the real test cluster (`cluster`).
 
 use crate::cluster::{
-    assert_recompare_sends_nothing, assert_secrets_stay_masked, compare_request, request,
-    result_status, succeeded, sync, widget_crd,
+    assert_left_behind_deployment_read_whole, assert_recompare_sends_nothing,
+    assert_secrets_stay_masked, compare_request, refused_result, request, result_status, succeeded,
+    sync, widget_crd,
 };
 use plumb_engine::client_apply::LAST_APPLIED_ANNOTATION;
 use plumb_engine::cluster::Cluster;
@@ -395,11 +396,7 @@ async fn embedded_rejections_stop_before_any_write() {
         result_status(&result, "Widget", "gadget"),
         Some(ResultStatus::SyncFailed)
     );
-    let refused = result
-        .resources
-        .iter()
-        .find(|r| r.key.kind == "Widget")
-        .expect("the widget's result");
+    let refused = refused_result(&result, "Widget");
     // kube-apiserver's words for a type mismatch in a custom resource.
     assert!(
         refused.message.contains("spec.size: Invalid value")
@@ -417,12 +414,7 @@ async fn embedded_rejections_stop_before_any_write() {
     let typo = json!({"apiVersion": "v1", "kind": "ConfigMap",
                       "metadata": {"name": "typo"}, "dta": {"key": "value"}});
     let (result, _) = sync(&engine, &request("reject", &ns, vec![fine, typo])).await;
-    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
-    let refused = result
-        .resources
-        .iter()
-        .find(|r| r.key.name == "typo")
-        .expect("the typo's result");
+    let refused = refused_result(&result, "typo");
     assert!(
         refused
             .message
@@ -732,13 +724,7 @@ async fn embedded_field_validation_and_objects_the_dry_run_could_not_judge() {
         &request("validation", &ns, vec![widget, crd, fine]),
     )
     .await;
-    assert_eq!(result.phase, OperationPhase::Failed, "{}", result.message);
-    let refused = result
-        .resources
-        .iter()
-        .find(|r| r.key.kind == "Widget")
-        .expect("the widget's result");
-    assert_eq!(refused.status, ResultStatus::SyncFailed);
+    let refused = refused_result(&result, "Widget");
     assert!(
         refused.message.contains("unknown field \"spec.colour\"")
             || refused
@@ -1054,24 +1040,7 @@ async fn objects_left_elsewhere_are_found_read_whole_and_pruned(server: Embedded
     )
     .await
     .expect("compare");
-    let legacy = compared
-        .live
-        .iter()
-        .find(|(key, _)| key.kind == "Deployment" && key.name == "legacy")
-        .map(|(_, object)| object)
-        .expect("the tracked Deployment is found");
-    assert_eq!(
-        legacy["spec"]["template"]["spec"]["containers"][0]["name"],
-        "app"
-    );
-    let resource = compared
-        .comparison
-        .resources
-        .iter()
-        .find(|r| r.key.kind == "Deployment")
-        .expect("its resource status");
-    assert!(resource.requires_pruning);
-    assert!(resource.diff.contains("containers"), "{}", resource.diff);
+    assert_left_behind_deployment_read_whole(&compared);
 
     let mut prune = request("meta-list", &ns, desired.to_vec());
     prune.prune = true;
