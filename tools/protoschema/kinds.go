@@ -7,6 +7,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -63,4 +64,5 @@ var servedKinds = []servedKind{
 	{"v1", "Node", &corev1.Node{}},
 	{"v1", "PodTemplate", &corev1.PodTemplate{}},
 	{"v1", "ReplicationController", &corev1.ReplicationController{}},
+	{"discovery.k8s.io/v1", "EndpointSlice", &discoveryv1.EndpointSlice{}},
 }

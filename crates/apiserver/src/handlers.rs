@@ -54,6 +54,12 @@ struct Inner {
     ca_pem: String,
     /// Whether `/api` and `/apis` may answer the aggregated discovery list.
     aggregated_discovery: bool,
+    /// Set once the server shuts down: background controllers stop.
+    closing: std::sync::atomic::AtomicBool,
+    /// The range Service cluster IPs come from.
+    service_cidr: crate::services::ServiceCidr,
+    /// Cluster IPs and node ports allocated by writes not yet stored.
+    service_allocator: crate::services::Allocator,
 }
 
 /// A resolved resource path.
@@ -330,6 +336,7 @@ impl AppState {
         watch_limits: watch::WatchLimits,
         ca_pem: String,
         aggregated_discovery: bool,
+        service_cidr: crate::services::ServiceCidr,
     ) -> Result<AppState, Error> {
         let state = AppState(Arc::new(Inner {
             store,
@@ -339,6 +346,9 @@ impl AppState {
             cleanups: Mutex::new(Default::default()),
             ca_pem,
             aggregated_discovery,
+            closing: std::sync::atomic::AtomicBool::new(false),
+            service_cidr,
+            service_allocator: Default::default(),
         }));
         state.refresh_registry();
         state.bootstrap().await?;
@@ -352,7 +362,20 @@ impl AppState {
     }
 
     pub(crate) fn end_watches(&self) {
+        self.0
+            .closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.0.store.end_watches();
+    }
+
+    /// Whether the server is shutting down.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.0.closing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The store, for in-process readers (the workload controllers).
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.0.store
     }
 
     pub(crate) async fn close(&self) {
@@ -1089,6 +1112,17 @@ impl AppState {
                 causes.extend(crate::validation::secret_type_causes(obj));
             }
         }
+        if t.info.store_key() == "/services" {
+            causes.extend(crate::services::cluster_ip_causes(obj));
+        }
+        if !t.status {
+            causes.extend(crate::workload_validation::workload_causes(
+                &t.info.group,
+                &t.info.resource,
+                obj,
+                old,
+            ));
+        }
         if causes.is_empty() {
             return Ok(());
         }
@@ -1103,6 +1137,42 @@ impl AppState {
                 .replacen(kind, &format!("{kind}.{}", t.info.group), 1);
         }
         Err(e)
+    }
+
+    /// A Service's cluster IP and node ports, as kube-apiserver's Service registry
+    /// allocates them (nothing for other kinds). A malformed IP is left to validation.
+    fn allocate_service(
+        &self,
+        t: &Target,
+        name: &str,
+        old: Option<&Value>,
+        obj: &mut Value,
+    ) -> Result<(), ApiError> {
+        if t.info.store_key() != "/services" || !crate::services::cluster_ip_causes(obj).is_empty()
+        {
+            return Ok(());
+        }
+        let namespace = t.namespace.as_deref().unwrap_or("");
+        let mut in_use = crate::services::InUse::default();
+        let (services, _) = self.0.store.list("/services", None, None);
+        for service in services {
+            if service.namespace == namespace && service.name == name {
+                continue;
+            }
+            if let Ok(value) = service.value() {
+                in_use.add_service(&value);
+            }
+        }
+        self.0
+            .service_allocator
+            .assign(
+                self.0.service_cidr,
+                in_use,
+                old,
+                &format!("{namespace}/{name}"),
+                obj,
+            )
+            .map_err(|causes| ApiError::invalid(&t.info.kind, &t.info.group, name, causes))
     }
 
     /// Builds the object a create stores (everything but the resourceVersion).
@@ -1143,6 +1213,7 @@ impl AppState {
         }
         apply_defaults(&t.info, &mut obj, true);
         prune_custom(t, &mut obj)?;
+        self.allocate_service(t, &name, None, &mut obj)?;
         match applied {
             Some(managers) => managers.store(&mut obj),
             None => {
@@ -1180,6 +1251,12 @@ impl AppState {
     ) -> Result<Response<Body>, ApiError> {
         let (name, obj) = self.prepare_create(t, obj, None)?;
         if dry_run {
+            if t.info.store_key() == "/services" {
+                let namespace = t.namespace.as_deref().unwrap_or("");
+                self.0
+                    .service_allocator
+                    .release(&format!("{namespace}/{name}"));
+            }
             if self.0.store.get(&t.key(&name)).is_some() {
                 return Err(ApiError::already_exists(
                     &t.info.group,
@@ -1216,11 +1293,24 @@ impl AppState {
     }
 
     async fn write(&self, op: Op) -> Result<Outcome, ApiError> {
-        self.0
+        // A Service's allocations are held only until its write is stored or refused: from
+        // then on the store says what is in use.
+        let service = match &op {
+            Op::Put { key, .. } if key.resource == "/services" => {
+                Some(format!("{}/{}", key.namespace, key.name))
+            }
+            _ => None,
+        };
+        let result = self
+            .0
             .store
             .write_one(op)
             .await
-            .map_err(|e| ApiError::internal(e.0))
+            .map_err(|e| ApiError::internal(e.0));
+        if let Some(service) = service {
+            self.0.service_allocator.release(&service);
+        }
+        result
     }
 
     fn after_write(&self, t: &Target) {
@@ -1354,6 +1444,9 @@ impl AppState {
         }
         apply_defaults(&t.info, &mut result, false);
         prune_custom(t, &mut result)?;
+        if !t.status {
+            self.allocate_service(t, name, Some(&old_v), &mut result)?;
+        }
         self.validate(t, &result, Some(&old_v))?;
         if t.info.generation && spec_changed(&t.info, &old_v, &result) {
             let g = old_v

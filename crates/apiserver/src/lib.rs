@@ -43,17 +43,22 @@ pub mod protobuf;
 pub mod prune;
 pub mod registry;
 pub mod selector;
+mod services;
 mod store;
 mod table;
 mod tls;
 mod unknown_fields;
 pub mod validation;
 mod watch;
+mod workload_validation;
+mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use error::Error;
+pub use services::ServiceCidr;
+pub use workloads::{FAILURE_LABEL, NODE_NAME, Workloads};
 
 /// How to start a server.
 #[derive(Debug, Clone)]
@@ -77,6 +82,11 @@ pub struct Config {
     /// off): the roots answer only the plain `APIVersions` / `APIGroupList`, so clients
     /// fall back to per-group discovery. Default `true`.
     pub aggregated_discovery: bool,
+    /// The workload simulation (Deployments, ReplicaSets, Pods on a simulated node, Jobs,
+    /// …); on by default, off with [`Workloads::enabled`] `false`.
+    pub workloads: Workloads,
+    /// The range Service cluster IPs are allocated from (default 10.96.0.0/12).
+    pub service_cidr: ServiceCidr,
 }
 
 impl Config {
@@ -90,6 +100,8 @@ impl Config {
             bookmark_interval: std::time::Duration::from_secs(60),
             store_cache_bytes: 16 * 1024 * 1024,
             aggregated_discovery: true,
+            workloads: Workloads::default(),
+            service_cidr: ServiceCidr::DEFAULT,
         }
     }
 }
@@ -179,8 +191,10 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         limits,
         material.ca_pem.clone(),
         config.aggregated_discovery,
+        config.service_cidr,
     )
     .await?;
+    workloads::spawn(state.clone(), config.workloads.clone());
     let (addr, http) = http::serve(config.bind, &material, state).await?;
     Ok(RunningServer {
         addr,

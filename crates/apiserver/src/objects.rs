@@ -121,6 +121,19 @@ pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create:
                     .or_insert_with(|| json!("None"));
                 spec.entry("internalTrafficPolicy")
                     .or_insert_with(|| json!("Cluster"));
+                let service_type = spec
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if matches!(service_type.as_str(), "NodePort" | "LoadBalancer") {
+                    spec.entry("externalTrafficPolicy")
+                        .or_insert_with(|| json!("Cluster"));
+                }
+                if service_type == "LoadBalancer" {
+                    spec.entry("allocateLoadBalancerNodePorts")
+                        .or_insert_with(|| json!(true));
+                }
                 // A given clusterIP (no allocation here) also fills the dual-stack fields.
                 if let Some(ip) = spec
                     .get("clusterIP")
@@ -185,6 +198,49 @@ pub(crate) fn apply_defaults(info: &ResourceInfo, object: &mut Value, is_create:
                     Some("Always")
                 };
                 default_pod_template(spec, restart);
+                match info.resource.as_str() {
+                    "statefulsets" => {
+                        spec.entry("podManagementPolicy")
+                            .or_insert_with(|| json!("OrderedReady"));
+                        let strategy = spec
+                            .entry("updateStrategy")
+                            .or_insert_with(|| json!({"type": "RollingUpdate"}));
+                        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+                            && let Some(st) = strategy.as_object_mut()
+                        {
+                            let ru = st.entry("rollingUpdate").or_insert_with(|| json!({}));
+                            if let Some(ru) = ru.as_object_mut() {
+                                ru.entry("partition").or_insert_with(|| json!(0));
+                            }
+                        }
+                        let retention = spec
+                            .entry("persistentVolumeClaimRetentionPolicy")
+                            .or_insert_with(|| json!({}));
+                        if let Some(r) = retention.as_object_mut() {
+                            r.entry("whenDeleted").or_insert_with(|| json!("Retain"));
+                            r.entry("whenScaled").or_insert_with(|| json!("Retain"));
+                        }
+                    }
+                    "daemonsets" => {
+                        let strategy = spec
+                            .entry("updateStrategy")
+                            .or_insert_with(|| json!({"type": "RollingUpdate"}));
+                        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+                            && let Some(st) = strategy.as_object_mut()
+                        {
+                            let ru = st.entry("rollingUpdate").or_insert_with(|| json!({}));
+                            if let Some(ru) = ru.as_object_mut() {
+                                ru.entry("maxUnavailable").or_insert_with(|| json!(1));
+                                ru.entry("maxSurge").or_insert_with(|| json!(0));
+                            }
+                        }
+                    }
+                    "jobs" => default_job_spec(spec),
+                    _ => {}
+                }
+            }
+            if info.resource == "jobs" && is_create {
+                job_selector_and_labels(object);
             }
         }
         ("", "pods") => {
@@ -342,7 +398,72 @@ fn generation_view(info: &ResourceInfo, object: &Value) -> Value {
     v
 }
 
-/// Whether an update changes what `metadata.generation` counts.
+/// A Job's spec defaults (Kubernetes' `SetDefaults_Job`).
+fn default_job_spec(spec: &mut Map<String, Value>) {
+    let completions = spec.get("completions").filter(|v| !v.is_null()).cloned();
+    let parallelism = spec.get("parallelism").filter(|v| !v.is_null()).cloned();
+    if completions.is_none() && parallelism.is_none() {
+        spec.insert("completions".into(), json!(1));
+        spec.insert("parallelism".into(), json!(1));
+    } else if parallelism.is_none() {
+        spec.insert("parallelism".into(), json!(1));
+    }
+    spec.entry("backoffLimit").or_insert_with(|| json!(6));
+    spec.entry("completionMode")
+        .or_insert_with(|| json!("NonIndexed"));
+    spec.entry("suspend").or_insert_with(|| json!(false));
+    spec.entry("podReplacementPolicy")
+        .or_insert_with(|| json!("TerminatingOrFailed"));
+}
+
+/// What kube-apiserver generates for a new Job without `manualSelector`: a selector on its
+/// uid and the matching template labels; the Job's own labels default to them.
+fn job_selector_and_labels(object: &mut Value) {
+    if object
+        .pointer("/spec/manualSelector")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return;
+    }
+    let uid = meta_str(object, "uid").unwrap_or("").to_string();
+    let name = meta_str(object, "name").unwrap_or("").to_string();
+    let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if spec.get("selector").is_none_or(Value::is_null) {
+        spec.insert(
+            "selector".into(),
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+        );
+    }
+    let template = spec.entry("template").or_insert_with(|| json!({}));
+    if !template.get("metadata").is_some_and(Value::is_object) {
+        template["metadata"] = json!({});
+    }
+    let labels = &mut template["metadata"]["labels"];
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    for (k, v) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels[k] = json!(v);
+    }
+    let template_labels = labels.clone();
+    if let Some(meta) = meta_mut(object)
+        && meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .is_none_or(|m| m.is_empty())
+    {
+        meta.insert("labels".into(), template_labels);
+    }
+}
+
 /// A Service update, as kube-apiserver treats its cluster IPs: an update that leaves them
 /// out keeps the stored ones (with their IP families), a changed `clusterIP` carries
 /// `clusterIPs[0]` along, and the primary IP may not change once set (422 on
@@ -398,6 +519,7 @@ pub(crate) fn service_cluster_ip_update(old: &Value, new: &mut Value) -> Option<
     })
 }
 
+/// Whether an update changes what `metadata.generation` counts.
 pub(crate) fn spec_changed(info: &ResourceInfo, old: &Value, new: &Value) -> bool {
     generation_view(info, old) != generation_view(info, new)
 }

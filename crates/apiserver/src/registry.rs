@@ -109,6 +109,8 @@ pub struct Registry {
 
 /// Marker of `count entries` columns.
 const LEN_PREFIX: &str = "#len:";
+/// Marker of `kind/name` columns (an object reference as kubectl prints it).
+const REF_PREFIX: &str = "#ref:";
 
 fn col(name: &str, type_: &str, path: &str, priority: u8) -> PrinterColumn {
     PrinterColumn {
@@ -196,6 +198,18 @@ fn builtin_columns(group: &str, resource: &str) -> Vec<PrinterColumn> {
             col("Ready", "integer", ".status.readyReplicas", 0),
         ],
         ("batch", "cronjobs") => vec![col("Schedule", "string", ".spec.schedule", 0)],
+        ("", "events") => vec![
+            col("Last Seen", "date", ".lastTimestamp", 0),
+            col("Type", "string", ".type", 0),
+            col("Reason", "string", ".reason", 0),
+            col("Object", "string", "#ref:.involvedObject", 0),
+            col("Message", "string", ".message", 0),
+        ],
+        ("discovery.k8s.io", "endpointslices") => vec![
+            col("AddressType", "string", ".addressType", 0),
+            col("Ports", "integer", "#len:.ports", 0),
+            col("Endpoints", "integer", "#len:.endpoints", 0),
+        ],
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             vec![col("Created At", "date", ".metadata.creationTimestamp", 0)]
         }
@@ -270,6 +284,16 @@ pub fn builtins() -> Vec<ResourceInfo> {
             false,
         ),
         builtin("", "v1", "events", "Event", &["ev"], true, false, false),
+        builtin(
+            "discovery.k8s.io",
+            "v1",
+            "endpointslices",
+            "EndpointSlice",
+            &[],
+            true,
+            false,
+            false,
+        ),
         builtin(
             "",
             "v1",
@@ -749,6 +773,16 @@ pub fn column_value(object: &serde_json::Value, path: &str) -> serde_json::Value
             _ => 0.into(),
         };
     }
+    if let Some(inner) = path.strip_prefix(REF_PREFIX) {
+        let reference = lookup_path(object, inner);
+        let field = |f: &str| {
+            reference
+                .and_then(|r| r.get(f))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+        };
+        return format!("{}/{}", field("kind").to_lowercase(), field("name")).into();
+    }
     lookup_path(object, path)
         .cloned()
         .unwrap_or(serde_json::Value::Null)
@@ -786,7 +820,7 @@ mod tests {
     #[test]
     fn builtins_are_the_promised_list() {
         let r = Registry::new(vec![]);
-        assert_eq!(r.all().len(), 35);
+        assert_eq!(r.all().len(), 36);
         assert!(r.find("", "v1", "configmaps").is_some_and(|c| c.namespaced));
         assert!(
             r.find("apps", "v1", "deployments")
@@ -822,6 +856,11 @@ mod tests {
         assert_eq!(column_value(&o, ".spec.r"), serde_json::json!(3));
         assert_eq!(column_value(&o, ".spec.l[0].a"), serde_json::json!("x"));
         assert_eq!(column_value(&o, "#len:.data"), serde_json::json!(2));
+        let event = serde_json::json!({"involvedObject": {"kind": "Pod", "name": "web-1"}});
+        assert_eq!(
+            column_value(&event, "#ref:.involvedObject"),
+            serde_json::json!("pod/web-1")
+        );
         assert_eq!(column_value(&o, ".missing"), serde_json::Value::Null);
     }
 
@@ -918,6 +957,7 @@ mod tests {
                 "storage.k8s.io",
                 "apiextensions.k8s.io",
                 "coordination.k8s.io",
+                "discovery.k8s.io",
             ]
         );
     }

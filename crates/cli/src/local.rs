@@ -18,6 +18,14 @@ pub struct LocalArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
+    /// Run workloads: controllers for Deployments, ReplicaSets, StatefulSets, DaemonSets,
+    /// Jobs and CronJobs, and a simulated node whose Pods start without containers
+    /// (`--workloads=false`: objects are only stored).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub workloads: bool,
+    /// How long a Pod takes to start on the simulated node, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub pod_start_delay_ms: u64,
 }
 
 pub fn run(args: LocalArgs) -> anyhow::Result<()> {
@@ -26,8 +34,12 @@ pub fn run(args: LocalArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let config =
+        let mut config =
             plumb_apiserver::Config::new(&args.data_dir, SocketAddr::new(args.bind, args.port));
+        config.workloads.enabled = args.workloads;
+        config.workloads.pod_start_delay =
+            std::time::Duration::from_millis(args.pod_start_delay_ms);
+        config.workloads.job_run_time = std::time::Duration::from_millis(args.pod_start_delay_ms);
         let server = plumb_apiserver::start(config).await.with_context(|| {
             format!(
                 "starting the API server with data directory {}",

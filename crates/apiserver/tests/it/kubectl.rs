@@ -251,8 +251,8 @@ async fn api_resources_and_explain() {
     }
     assert_eq!(
         out.lines().count(),
-        36,
-        "35 built-in kinds plus the header:\n{out}"
+        37,
+        "36 built-in kinds plus the header:\n{out}"
     );
     let namespaced = s
         .ok(&["api-resources", "--namespaced=false", "-o", "name"])

@@ -13,3 +13,4 @@ mod semantics;
 mod support;
 mod unknown_fields;
 mod watch;
+mod workloads;

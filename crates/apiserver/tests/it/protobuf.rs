@@ -89,6 +89,9 @@ async fn kubectl_generators_send_protobuf_and_the_objects_keep_what_was_sent() {
         };
         let ns = format!("gen{i}");
         let ns = ns.as_str();
+        // Node ports are cluster-wide: each kubectl's Service gets its own.
+        let node_port = 30081 + i;
+        let node_port_flag = format!("--node-port={node_port}");
         k.ok(&["create", "namespace", ns]).await;
 
         // The body really travels as protobuf (-v=8 logs the request headers).
@@ -180,7 +183,7 @@ async fn kubectl_generators_send_protobuf_and_the_objects_keep_what_was_sent() {
             "nodeport",
             "np",
             "--tcp=81:8081",
-            "--node-port=30081",
+            &node_port_flag,
             "-n",
             ns,
         ])
@@ -191,7 +194,7 @@ async fn kubectl_generators_send_protobuf_and_the_objects_keep_what_was_sent() {
         assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
         let np = k.get(&["service", "np", "-n", ns]).await;
         assert_eq!(np["spec"]["type"], "NodePort");
-        assert_eq!(np["spec"]["ports"][0]["nodePort"], 30081);
+        assert_eq!(np["spec"]["ports"][0]["nodePort"], node_port);
 
         k.ok(&[
             "create",

@@ -88,6 +88,14 @@ impl TestServer {
             dir.path().join("data"),
             "127.0.0.1:0".parse().expect("addr"),
         );
+        // API semantics are tested on a quiet server: the workload controllers write in
+        // the background (they register the node and make it Ready), which tests that check
+        // that a refused request wrote nothing (the resourceVersion did not move) cannot
+        // tell apart.
+        // The workload tests turn them on.
+        config.workloads.enabled = false;
+        // The real test cluster's service range, so that cases compare like for like.
+        config.service_cidr = plumb_apiserver::ServiceCidr::parse("10.0.0.0/24").expect("CIDR");
         tune(&mut config);
         let server = plumb_apiserver::start(config).await.expect("server starts");
         let kubeconfig = dir.path().join("kubeconfig");
@@ -99,6 +107,10 @@ impl TestServer {
             server: Some(server),
             kubeconfig,
         }
+    }
+
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
     }
 
     pub fn data_dir(&self) -> PathBuf {
