@@ -1,4 +1,11 @@
-//! Sandboxed Lua 5.1 for Argo CD-style health checks and resource actions.
+//! Sandboxed Lua for Argo CD-style health checks and resource actions.
+//!
+//! The interpreter is LuaJIT (vendored, through mlua): Lua 5.1 plus `goto`, which Argo CD's
+//! gopher-lua accepts and several of its shipped scripts use. The JIT compiler is switched
+//! off when the state is made, so every instruction runs in the interpreter, where the count
+//! hook sees it: compiled traces would not call the hook and could outrun the budget.
+//! LuaJIT's own `jit` and `ffi` modules are never reachable from a script (`ffi` is not
+//! loaded at all, `jit` only long enough to turn the compiler off), nor is `bit`.
 //!
 //! One Lua state holds the compiled scripts; every call runs in a fresh environment table whose
 //! reads fall through to a table of safe globals, so a script's globals (`hs = {}` is the
@@ -15,7 +22,7 @@ use mlua::{
 use plumb_model::{HealthStatus, HealthStatusCode};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How much one script call may consume.
@@ -38,6 +45,14 @@ impl Default for LuaLimits {
 
 /// The count hook fires every this many instructions.
 const HOOK_INTERVAL: u32 = 1_000;
+
+/// How deeply library functions that call back into Lua (`pcall`, `xpcall`, `string.gsub`
+/// with a function, `table.sort`, `string.format` with `__tostring`) may nest. Each level
+/// re-enters the interpreter from native code and costs native stack, which LuaJIT (unlike
+/// PUC Lua 5.1 with its 200 C calls) does not bound; unbounded, `local function f() pcall(f)
+/// end f()` overflows the thread's stack and kills the process before the instruction budget
+/// ends it. 100 levels fit a 2 MiB thread stack (tokio's default) in a debug build.
+pub const MAX_NATIVE_DEPTH: u32 = 100;
 
 /// Why a script produced no usable result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +101,8 @@ pub struct ImpactedResource {
 
 struct State {
     lua: Lua,
+    /// LuaJIT's `jit.status`, kept outside every script's reach to check the compiler is off.
+    jit_status: Function,
     /// Metatable `{__index = safe globals}` shared by every call's environment.
     env_meta: Table,
     compiled: HashMap<String, Function>,
@@ -97,6 +114,7 @@ pub struct LuaRuntime {
     limits: LuaLimits,
     instructions_used: Arc<AtomicU64>,
     budget_exceeded: Arc<AtomicBool>,
+    pcall_depth: Arc<AtomicU32>,
 }
 
 fn setup_error(error: mlua::Error) -> ScriptError {
@@ -105,8 +123,10 @@ fn setup_error(error: mlua::Error) -> ScriptError {
 
 impl LuaRuntime {
     pub fn new(limits: LuaLimits) -> Result<Self, ScriptError> {
-        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::OS;
+        // `jit` is loaded only to switch the compiler off; `ffi` and `bit` are never loaded.
+        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::OS | StdLib::JIT;
         let lua = Lua::new_with(libs, LuaOptions::new()).map_err(setup_error)?;
+        let jit_status = turn_jit_off(&lua).map_err(setup_error)?;
         let instructions_used = Arc::new(AtomicU64::new(0));
         let budget_exceeded = Arc::new(AtomicBool::new(false));
         {
@@ -127,19 +147,31 @@ impl LuaRuntime {
             )
             .map_err(setup_error)?;
         }
-        let safe = build_safe_globals(&lua, &budget_exceeded).map_err(setup_error)?;
+        let pcall_depth = Arc::new(AtomicU32::new(0));
+        let safe = build_safe_globals(&lua, &budget_exceeded, &pcall_depth).map_err(setup_error)?;
         let env_meta = lua.create_table().map_err(setup_error)?;
         env_meta.set("__index", safe).map_err(setup_error)?;
         Ok(Self {
             state: Mutex::new(State {
                 lua,
+                jit_status,
                 env_meta,
                 compiled: HashMap::new(),
             }),
             limits,
             instructions_used,
             budget_exceeded,
+            pcall_depth,
         })
+    }
+
+    /// Whether LuaJIT's trace compiler is on (it never is: see the module docs).
+    pub fn jit_compiler_on(&self) -> Result<bool, ScriptError> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        jit_on(&state.jit_status).map_err(setup_error)
     }
 
     /// Runs `script` with the given globals and returns what it returned, as JSON.
@@ -179,6 +211,7 @@ impl LuaRuntime {
         function.set_environment(env).map_err(setup_error)?;
         self.instructions_used.store(0, Ordering::Relaxed);
         self.budget_exceeded.store(false, Ordering::Relaxed);
+        self.pcall_depth.store(0, Ordering::Relaxed);
         let baseline = lua.used_memory();
         lua.set_memory_limit(baseline.saturating_add(self.limits.memory_bytes))
             .map_err(setup_error)?;
@@ -359,10 +392,84 @@ fn is_memory_error(error: &mlua::Error) -> bool {
     }
 }
 
+/// Switches LuaJIT's trace compiler off for the whole state, checks that it is off, and takes
+/// `jit` out of the globals (and out of `package.loaded`'s registry twin) so no script can
+/// switch it on again. Returns `jit.status` for later checks.
+fn turn_jit_off(lua: &Lua) -> mlua::Result<Function> {
+    let globals = lua.globals();
+    let jit: Table = globals.get("jit")?;
+    jit.get::<Function>("off")?.call::<()>(())?;
+    jit.get::<Function>("flush")?.call::<()>(())?;
+    let status: Function = jit.get("status")?;
+    if jit_on(&status)? {
+        return Err(mlua::Error::runtime(
+            "LuaJIT's compiler is still on after jit.off()",
+        ));
+    }
+    globals.set("jit", mlua::Nil)?;
+    if let Some(loaded) = lua.named_registry_value::<Option<Table>>("_LOADED")? {
+        loaded.set("jit", mlua::Nil)?;
+    }
+    Ok(status)
+}
+
+fn jit_on(status: &Function) -> mlua::Result<bool> {
+    let values: MultiValue = status.call(())?;
+    Ok(matches!(values.front(), Some(mlua::Value::Boolean(true))))
+}
+
 /// The table every script's environment reads through: safe base functions, `string`,
 /// `table`, `math`, and `os.time`/`os.date`/`os.clock`. No io, os.execute, require, load,
 /// dofile, getfenv/setfenv, debug or collectgarbage.
-fn build_safe_globals(lua: &Lua, budget_exceeded: &Arc<AtomicBool>) -> mlua::Result<Table> {
+/// One level of native re-entry into the interpreter, given back when dropped.
+struct NativeLevel<'a>(&'a AtomicU32);
+
+impl<'a> NativeLevel<'a> {
+    fn enter(depth: &'a AtomicU32) -> mlua::Result<Self> {
+        if depth.fetch_add(1, Ordering::Relaxed) >= MAX_NATIVE_DEPTH {
+            depth.fetch_sub(1, Ordering::Relaxed);
+            return Err(mlua::Error::runtime(format!(
+                "stack overflow (library calls that call back into Lua nested more than \
+                 {MAX_NATIVE_DEPTH} deep)"
+            )));
+        }
+        Ok(Self(depth))
+    }
+}
+
+/// Replaces `table[name]` by a function that counts a [`NativeLevel`] around the original.
+fn bound_reentry(lua: &Lua, table: &Table, name: &str, depth: &Arc<AtomicU32>) -> mlua::Result<()> {
+    let original: Function = table.get(name)?;
+    let depth = Arc::clone(depth);
+    let bounded = lua.create_function(move |_, args: MultiValue| {
+        let _level = NativeLevel::enter(&depth)?;
+        original.call::<MultiValue>(args)
+    })?;
+    table.set(name, bounded)
+}
+
+/// The message a caught error gives a script, as Lua's own `pcall` would: the error's text
+/// without mlua's "runtime error: " wrapping.
+fn caught_message(error: &mlua::Error) -> String {
+    match error {
+        mlua::Error::RuntimeError(message) => first_line(message),
+        mlua::Error::CallbackError { cause, .. } => caught_message(cause),
+        mlua::Error::WithContext { cause, .. } => caught_message(cause),
+        other => first_line(&other.to_string()),
+    }
+}
+
+impl Drop for NativeLevel<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn build_safe_globals(
+    lua: &Lua,
+    budget_exceeded: &Arc<AtomicBool>,
+    pcall_depth: &Arc<AtomicU32>,
+) -> mlua::Result<Table> {
     let globals = lua.globals();
     let safe = lua.create_table()?;
     for name in [
@@ -387,8 +494,14 @@ fn build_safe_globals(lua: &Lua, budget_exceeded: &Arc<AtomicBool>) -> mlua::Res
     let string: Table = globals.get("string")?;
     // string.dump exposes bytecode, which a sandbox must never load back.
     string.set("dump", mlua::Nil)?;
+    // The string table is also strings' metatable `__index`, so `s:gsub(...)` is bounded too.
+    for name in ["gsub", "format"] {
+        bound_reentry(lua, &string, name, pcall_depth)?;
+    }
     safe.set("string", string)?;
-    safe.set("table", globals.get::<Table>("table")?)?;
+    let table: Table = globals.get("table")?;
+    bound_reentry(lua, &table, "sort", pcall_depth)?;
+    safe.set("table", table)?;
     safe.set("math", globals.get::<Table>("math")?)?;
     let os: Table = globals.get("os")?;
     let safe_os = lua.create_table()?;
@@ -399,7 +512,9 @@ fn build_safe_globals(lua: &Lua, budget_exceeded: &Arc<AtomicBool>) -> mlua::Res
 
     // pcall/xpcall that let budget and memory errors through, so they end the call.
     let exceeded = Arc::clone(budget_exceeded);
+    let depth = Arc::clone(pcall_depth);
     let pcall = lua.create_function(move |lua, (function, args): (Function, MultiValue)| {
+        let _level = NativeLevel::enter(&depth)?;
         match function.call::<MultiValue>(args) {
             Ok(values) => {
                 let mut out = MultiValue::new();
@@ -412,7 +527,7 @@ fn build_safe_globals(lua: &Lua, budget_exceeded: &Arc<AtomicBool>) -> mlua::Res
                 let mut out = MultiValue::new();
                 out.push_back(mlua::Value::Boolean(false));
                 out.push_back(mlua::Value::String(
-                    lua.create_string(first_line(&error.to_string()))?,
+                    lua.create_string(caught_message(&error))?,
                 ));
                 Ok(out)
             }
@@ -420,29 +535,26 @@ fn build_safe_globals(lua: &Lua, budget_exceeded: &Arc<AtomicBool>) -> mlua::Res
     })?;
     safe.set("pcall", pcall)?;
     let exceeded = Arc::clone(budget_exceeded);
-    let xpcall =
-        lua.create_function(
-            move |_, (function, handler): (Function, Function)| match function
-                .call::<MultiValue>(())
-            {
-                Ok(values) => {
-                    let mut out = MultiValue::new();
-                    out.push_back(mlua::Value::Boolean(true));
-                    out.extend(values);
-                    Ok(out)
-                }
-                Err(error) if exceeded.load(Ordering::Relaxed) || is_memory_error(&error) => {
-                    Err(error)
-                }
-                Err(error) => {
-                    let handled: MultiValue = handler.call(first_line(&error.to_string()))?;
-                    let mut out = MultiValue::new();
-                    out.push_back(mlua::Value::Boolean(false));
-                    out.extend(handled);
-                    Ok(out)
-                }
-            },
-        )?;
+    let depth = Arc::clone(pcall_depth);
+    let xpcall = lua.create_function(move |_, (function, handler): (Function, Function)| {
+        let _level = NativeLevel::enter(&depth)?;
+        match function.call::<MultiValue>(()) {
+            Ok(values) => {
+                let mut out = MultiValue::new();
+                out.push_back(mlua::Value::Boolean(true));
+                out.extend(values);
+                Ok(out)
+            }
+            Err(error) if exceeded.load(Ordering::Relaxed) || is_memory_error(&error) => Err(error),
+            Err(error) => {
+                let handled: MultiValue = handler.call(caught_message(&error))?;
+                let mut out = MultiValue::new();
+                out.push_back(mlua::Value::Boolean(false));
+                out.extend(handled);
+                Ok(out)
+            }
+        }
+    })?;
     safe.set("xpcall", xpcall)?;
     Ok(safe)
 }

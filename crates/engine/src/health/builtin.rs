@@ -37,7 +37,7 @@ fn builtin_fn(group: &str, kind: &str) -> Option<AssessFn> {
         ("", "PersistentVolumeClaim") => persistent_volume_claim,
         ("", "Service") => service,
         ("networking.k8s.io", "Ingress") | ("extensions", "Ingress") => ingress,
-        ("autoscaling", "HorizontalPodAutoscaler") => horizontal_pod_autoscaler,
+        ("autoscaling", "HorizontalPodAutoscaler") => super::hpa::horizontal_pod_autoscaler,
         ("apiregistration.k8s.io", "APIService") => api_service,
         ("argoproj.io", "Application") => application,
         _ => return None,
@@ -413,43 +413,6 @@ fn ingress(object: &Value) -> HealthStatus {
     } else {
         status(HealthStatusCode::Progressing, "")
     }
-}
-
-fn horizontal_pod_autoscaler(object: &Value) -> HealthStatus {
-    // autoscaling/v1 keeps its conditions in an annotation as a JSON list.
-    let from_annotation: Vec<Value>;
-    let conditions: &[Value] = if crate::json::api_version(object) == "autoscaling/v1" {
-        from_annotation =
-            crate::json::annotation(object, "autoscaling.alpha.kubernetes.io/conditions")
-                .and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or_default();
-        &from_annotation
-    } else {
-        array_at(object, &["status", "conditions"])
-    };
-    const DEGRADED: [(&str, &str); 4] = [
-        ("AbleToScale", "FailedGetScale"),
-        ("AbleToScale", "FailedUpdateScale"),
-        ("ScalingActive", "FailedGetResourceMetric"),
-        ("ScalingActive", "InvalidSelector"),
-    ];
-    const HEALTHY: [(&str, &str); 4] = [
-        ("AbleToScale", "SucceededRescale"),
-        ("ScalingLimited", "DesiredWithinRange"),
-        ("ScalingLimited", "TooFewReplicas"),
-        ("ScalingLimited", "TooManyReplicas"),
-    ];
-    for condition in conditions {
-        let pair = (str_at(condition, &["type"]), str_at(condition, &["reason"]));
-        let message = str_at(condition, &["message"]);
-        if DEGRADED.contains(&pair) {
-            return status(HealthStatusCode::Degraded, message);
-        }
-        if HEALTHY.contains(&pair) {
-            return status(HealthStatusCode::Healthy, message);
-        }
-    }
-    status(HealthStatusCode::Progressing, "Waiting to Autoscale")
 }
 
 fn api_service(object: &Value) -> HealthStatus {

@@ -1,6 +1,8 @@
 //! Health: built-in assessments, Lua overrides, and the application's aggregate.
 
 pub mod builtin;
+mod go_json;
+mod hpa;
 
 use crate::json::{annotation, at};
 use crate::lua::{LuaLimits, LuaRuntime, ScriptError};

@@ -40,6 +40,11 @@ fn network_storage_and_apps_golden() {
     check_file("health/network_storage.yaml");
 }
 
+#[test]
+fn hpa_golden() {
+    check_file("health/hpa.yaml");
+}
+
 fn input<'a>(
     kind: &'a str,
     live: Option<&'a Value>,

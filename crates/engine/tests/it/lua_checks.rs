@@ -64,6 +64,7 @@ fn endless_loops_end_as_unknown() {
         // Catching the budget error must not buy more time.
         "while true do pcall(function() while true do end end) end",
         "while true do xpcall(function() while true do end end, function(e) return e end) end",
+        "local function f(n) return 1 + f(n + 1) end return f(1)",
     ] {
         let health = lua.health(script, &json!({}));
         assert_eq!(health.status, HealthStatusCode::Unknown, "{script}");
@@ -80,6 +81,65 @@ fn endless_loops_end_as_unknown() {
 }
 
 #[test]
+fn deep_recursion_through_library_calls_is_an_error_not_a_crash() {
+    // Each of these re-enters the interpreter from native code at every level; LuaJIT does
+    // not bound that, so without plumb's own bound they overflow the thread's stack and abort
+    // the process. Run them on a thread with tokio's default worker stack (2 MiB).
+    let outcome = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let lua = runtime();
+            let mut seen = Vec::new();
+            for script in [
+                // LuaJIT bounds pattern recursion itself.
+                "local p = string.rep('a?', 200000) .. string.rep('a', 200000) return {status = 'Healthy', message = tostring(string.find(string.rep('a', 200000), p))}",
+                "local function f() local ok, e = pcall(f) if not ok then error(e, 0) end end f()",
+                "local function f() local ok, e = xpcall(f, function(m) return m end) if not ok then error(e, 0) end end f()",
+                "local function f() string.gsub('a', 'a', f) end f()",
+                "local function f() table.sort({3, 2, 1}, function(a, b) f() return a < b end) end f()",
+                "local t = setmetatable({}, {__tostring = function(t) return string.format('%s', t) end}) return string.format('%s', t)",
+                "local mt = {} mt.__lt = function(a, b) table.sort({setmetatable({}, mt), setmetatable({}, mt)}) return false end table.sort({setmetatable({}, mt), setmetatable({}, mt)})",
+                // Metamethods the VM calls itself end on Lua's own limits.
+                "local t = setmetatable({}, {__index = function(t, k) return t[k .. 'x'] end}) return t.a",
+                "local t = setmetatable({}, {__tostring = function(t) return tostring(t) end}) return tostring(t)",
+            ] {
+                let health = lua.health(script, &json!({}));
+                seen.push((script, health.status, health.message));
+            }
+            // Caught at every level, the bound ends the recursion and the script goes on.
+            let health = lua.health(
+                "local depth = 0 local function f() depth = depth + 1 pcall(f) end f() return {status = 'Healthy', message = tostring(depth)}",
+                &json!({}),
+            );
+            (seen, health)
+        })
+        .expect("spawn")
+        .join()
+        .expect("no stack overflow");
+    let (seen, caught) = outcome;
+    assert_eq!(seen.len(), 9);
+    for (script, status, message) in seen {
+        assert_eq!(status, HealthStatusCode::Unknown, "{script}");
+        assert!(
+            message.contains("stack overflow")
+                || message.contains("pattern too complex")
+                || message.contains("instruction budget")
+                || message.contains("memory limit"),
+            "{script}: {message}"
+        );
+    }
+    assert_eq!(
+        (caught.status, caught.message.as_str()),
+        (
+            HealthStatusCode::Healthy,
+            (plumb_engine::lua::MAX_NATIVE_DEPTH + 1)
+                .to_string()
+                .as_str()
+        )
+    );
+}
+
+#[test]
 fn memory_bombs_end_as_unknown() {
     let lua = runtime();
     let health = lua.health("local s = 'x' while true do s = s .. s end", &json!({}));
@@ -87,6 +147,35 @@ fn memory_bombs_end_as_unknown() {
     assert!(health.message.contains("memory"), "{}", health.message);
     let health = lua.health("return {status = 'Suspended', message = 'ok'}", &json!({}));
     assert_eq!(health.status, HealthStatusCode::Suspended);
+}
+
+#[test]
+fn bounded_library_functions_behave_as_before() {
+    let lua = runtime();
+    let health = lua.health(
+        r#"
+local words = {"pear", "apple", "fig"}
+table.sort(words)
+local byLength = {"pear", "apple", "fig"}
+table.sort(byLength, function(a, b) return #a < #b end)
+local replaced = string.gsub("a-b-c", "-", function(s) return "+" end)
+local counted = select(2, ("x.y.z"):gsub("%.", "/"))
+local ok, e = pcall(error, "boom")
+local ok2, e2 = pcall(function() error({code = 7}) end)
+local ok3, e3 = xpcall(function() error("deep", 0) end, function(m) return "handled " .. m end)
+return {status = "Healthy", message = table.concat(words, ",") .. " " .. table.concat(byLength, ",")
+  .. " " .. replaced .. " " .. counted .. " " .. string.format("%s/%d/%5.1f", "s", 3, 2.25)
+  .. " " .. tostring(ok) .. ":" .. e .. " " .. tostring(ok2) .. " " .. tostring(ok3) .. ":" .. e3}
+"#,
+        &json!({}),
+    );
+    assert_eq!(
+        (health.status, health.message.as_str()),
+        (
+            HealthStatusCode::Healthy,
+            "apple,fig,pear fig,pear,apple a+b+c 2 s/3/  2.2 false:boom false false:handled deep"
+        )
+    );
 }
 
 #[test]
@@ -113,6 +202,20 @@ fn unsafe_libraries_are_absent() {
             health.message
         );
     }
+    // Not even there to be called: os is a table of the four time functions only.
+    let health = lua.health(
+        "local names = {} for name in pairs(os) do names[#names + 1] = name end table.sort(names) \
+         return {status = 'Healthy', message = type(io) .. type(require) .. type(dofile) .. type(loadstring) \
+         .. type(load) .. type(module) .. type(package) .. ':' .. table.concat(names, ',')}",
+        &json!({}),
+    );
+    assert_eq!(
+        (health.status, health.message.as_str()),
+        (
+            HealthStatusCode::Healthy,
+            "nilnilnilnilnilnilnil:clock,date,difftime,time"
+        )
+    );
     let health = lua.health(
         "local t = os.time() local d = os.date('!%Y') return {status = 'Healthy', message = d .. ':' .. tostring(t > 0) .. ':' .. string.upper('ok') .. math.floor(2.5) .. table.concat({'a','b'}, ',')}",
         &json!({}),
@@ -128,6 +231,158 @@ fn unsafe_libraries_are_absent() {
         "{}",
         health.message
     );
+}
+
+/// Skips conditions it does not care about with `goto continue`, as several of Argo CD's
+/// shipped checks do (gopher-lua accepts `goto`; plain Lua 5.1 does not compile it).
+const GOTO_CONTINUE_CHECK: &str = r#"
+local hs = {status = "Progressing", message = "Waiting for conditions"}
+if obj.status == nil or obj.status.conditions == nil then
+  return hs
+end
+local seen = 0
+for _, condition in ipairs(obj.status.conditions) do
+  if condition.type ~= "Ready" and condition.type ~= "Synced" then
+    goto continue
+  end
+  seen = seen + 1
+  if condition.status == "False" then
+    hs.status = "Degraded"
+    hs.message = condition.type .. ": " .. (condition.message or "")
+    return hs
+  end
+  ::continue::
+end
+if seen == 2 then
+  hs.status = "Healthy"
+  hs.message = "Ready and synced"
+end
+return hs
+"#;
+
+#[test]
+fn goto_continue_inside_a_loop_assesses() {
+    let lua = runtime();
+    let with = |conditions: serde_json::Value| {
+        lua.health(
+            GOTO_CONTINUE_CHECK,
+            &json!({"kind": "Widget", "status": {"conditions": conditions}}),
+        )
+    };
+    let health = with(json!([
+        {"type": "Other", "status": "False", "message": "ignored"},
+        {"type": "Ready", "status": "True"},
+        {"type": "Unrelated", "status": "False"},
+        {"type": "Synced", "status": "True"},
+    ]));
+    assert_eq!(
+        (health.status, health.message.as_str()),
+        (HealthStatusCode::Healthy, "Ready and synced")
+    );
+    let health = with(json!([
+        {"type": "Other", "status": "False", "message": "ignored"},
+        {"type": "Synced", "status": "False", "message": "bad spec"},
+    ]));
+    assert_eq!(
+        (health.status, health.message.as_str()),
+        (HealthStatusCode::Degraded, "Synced: bad spec")
+    );
+    // Only skipped conditions: the loop ends and the default stands.
+    let health = with(json!([{"type": "Other", "status": "False"}]));
+    assert_eq!(
+        (health.status, health.message.as_str()),
+        (HealthStatusCode::Progressing, "Waiting for conditions")
+    );
+}
+
+#[test]
+fn hot_loops_are_counted_because_the_jit_compiler_is_off() {
+    let lua = runtime();
+    assert!(!lua.jit_compiler_on().expect("jit status"));
+    // Hot loops are what LuaJIT would compile into traces, which never call the count hook:
+    // each of these needs far more than the 2M-instruction budget and ends on it.
+    for script in [
+        "local x = 0 for i = 1, 50000000 do x = x + i end return {status = 'Healthy'}",
+        "local x = 0 while x < 50000000 do x = x + 1 end return {status = 'Healthy'}",
+        "local t = {1, 2, 3} local n = 0 for _ = 1, 10000000 do for _, v in ipairs(t) do n = n + v end end return {status = 'Healthy'}",
+        "local x = 0 ::top:: x = x + 1 if x < 50000000 then goto top end return {status = 'Healthy'}",
+    ] {
+        let health = lua.health(script, &json!({}));
+        assert_eq!(health.status, HealthStatusCode::Unknown, "{script}");
+        assert!(
+            health.message.contains("instruction budget"),
+            "{script}: {}",
+            health.message
+        );
+    }
+    // Just under the budget is fine: the count is per call, not cumulative.
+    for _ in 0..3 {
+        let health = lua.health(
+            "local x = 0 for i = 1, 200000 do x = x + i end return {status = 'Healthy', message = tostring(x)}",
+            &json!({}),
+        );
+        assert_eq!(
+            (health.status, health.message.as_str()),
+            (HealthStatusCode::Healthy, "20000100000")
+        );
+    }
+}
+
+#[test]
+fn memory_bombs_of_every_shape_are_stopped() {
+    let lua = runtime();
+    for script in [
+        "return {status = 'Healthy', message = string.rep('x', 1000000000)}",
+        "local t = {} for i = 1, 100000000 do t[i] = 'item' .. i end",
+        "local t = {} local i = 0 while true do i = i + 1 t[i] = {i, i, i, i} end",
+        "local parts = {} for i = 1, 40 do parts[i] = string.rep('y', 1000000) end return {status = 'Healthy', message = table.concat(parts)}",
+    ] {
+        let health = lua.health(script, &json!({}));
+        assert_eq!(health.status, HealthStatusCode::Unknown, "{script}");
+        assert!(
+            health.message.contains("memory limit"),
+            "{script}: {}",
+            health.message
+        );
+    }
+    let health = lua.health("return {status = 'Healthy', message = 'after'}", &json!({}));
+    assert_eq!(
+        (health.status, health.message.as_str()),
+        (HealthStatusCode::Healthy, "after")
+    );
+}
+
+#[test]
+fn luajit_extensions_and_bytecode_are_unreachable() {
+    let lua = runtime();
+    for script in [
+        "return ffi.C",
+        "ffi.cdef('int getpid(void);')",
+        "jit.on()",
+        "bit.band(1, 1)",
+        "require('ffi')",
+        "require('jit')",
+        "return package.loaded.ffi.C",
+        "load(string.char(27, 76, 74, 2, 2))",
+        "loadstring(string.char(27) .. 'LJ' .. string.char(2))",
+        "string.dump(function() end)",
+        "newproxy(true)",
+        "getmetatable('').__index.dump(print)",
+    ] {
+        let health = lua.health(script, &json!({}));
+        assert_eq!(health.status, HealthStatusCode::Unknown, "{script}");
+        assert!(
+            health.message.contains("failed"),
+            "{script}: {}",
+            health.message
+        );
+    }
+    let health = lua.health(
+        "return {status = 'Healthy', message = type(ffi) .. type(jit) .. type(bit) .. type(require) .. type(load) .. type(package)}",
+        &json!({}),
+    );
+    assert_eq!(health.message, "nilnilnilnilnilnil");
+    assert!(!lua.jit_compiler_on().expect("jit status"));
 }
 
 #[test]
