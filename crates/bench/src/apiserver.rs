@@ -119,6 +119,7 @@ fn creates() -> anyhow::Result<Outcome> {
             baseline_label: rates[1].0.clone(),
             baseline: rates[1].1,
             higher_is_better: true,
+            fixed_budget: false,
         })
     })
 }
@@ -158,6 +159,7 @@ fn list() -> anyhow::Result<Outcome> {
             baseline_label: figures[1].0.clone(),
             baseline: figures[1].1,
             higher_is_better: false,
+            fixed_budget: false,
         })
     })
 }
@@ -257,6 +259,7 @@ fn watch_fanout() -> anyhow::Result<Outcome> {
             baseline_label: figures[1].0.clone(),
             baseline: figures[1].1,
             higher_is_better: false,
+            fixed_budget: false,
         })
     })
 }
@@ -285,6 +288,7 @@ fn memory() -> anyhow::Result<Outcome> {
             baseline_label: figures[1].0.clone(),
             baseline: figures[1].1,
             higher_is_better: false,
+            fixed_budget: false,
         })
     })
 }
@@ -369,6 +373,7 @@ fn kubectl_apply() -> anyhow::Result<Outcome> {
             baseline_label: figures[1].0.clone(),
             baseline: figures[1].1,
             higher_is_better: false,
+            fixed_budget: false,
         })
     })
 }
