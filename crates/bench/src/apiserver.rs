@@ -355,10 +355,12 @@ fn kubectl_apply() -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let mut figures = Vec::new();
         let scratch = tempfile::tempdir()?;
+        // The same kubectl binary against both servers.
+        eprintln!("kubectl: {}", crate::targets::kubectl_client_version()?);
         for target in [Target::embedded().await?, Target::real().await?] {
             let namespace = target.namespace("apply").await?;
             let (file, _) = write_thousand_objects(scratch.path(), &namespace, false)?;
-            let took = timed_kubectl_apply(target.kubectl(), &file)
+            let took = timed_kubectl_apply(target.kubectl()?, &file)
                 .with_context(|| format!("against {}", target.label()))?;
             eprintln!(
                 "{}: kubectl apply --server-side of 1,000 objects in {took:.2?}",

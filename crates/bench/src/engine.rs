@@ -383,8 +383,7 @@ fn sync_thousand() -> anyhow::Result<Outcome> {
                 }
                 let profiler = match (&profile, round) {
                     (Some(path), 0) => Some(
-                        cluster
-                            .kubectl()
+                        crate::targets::kubectl(cluster.kubeconfig_path())?
                             .args(["get", "--raw", "/debug/pprof/profile?seconds=2"])
                             .stdout(std::fs::File::create(path)?)
                             .spawn()?,
@@ -421,7 +420,10 @@ fn kubectl_sync(
     let namespace = cluster.namespace("kubectl")?;
     let (file, _) = thousand_objects(dir, &namespace)?;
     let cpu = component_cpu();
-    let took = crate::apiserver::timed_kubectl_apply(cluster.kubectl(), &file)?;
+    let took = crate::apiserver::timed_kubectl_apply(
+        crate::targets::kubectl(cluster.kubeconfig_path())?,
+        &file,
+    )?;
     eprintln!(
         "kubectl apply --server-side: {took:.2?} (server side: {})",
         component_cpu_since(&cpu)

@@ -34,6 +34,34 @@ fn plumb_binary() -> anyhow::Result<PathBuf> {
     Ok(dir.join("plumb"))
 }
 
+/// The test cluster's `kubectl` (built by `scripts/build-testcluster` with the same version
+/// as its kube-apiserver) with `--kubeconfig`: every kubectl the harness runs is this one,
+/// never the one on PATH, so both sides of a comparison run the same client binary.
+pub fn kubectl(kubeconfig: &Path) -> anyhow::Result<Command> {
+    let binary = plumb_testcluster::binary("kubectl")
+        .context("the test cluster's kubectl (scripts/build-testcluster builds it)")?;
+    let mut command = Command::new(binary);
+    // No KUBECONFIG from the environment: only the flag decides the server.
+    command.env_remove("KUBECONFIG");
+    command.arg("--kubeconfig").arg(kubeconfig);
+    Ok(command)
+}
+
+/// `kubectl version --client` of that kubectl, for the scenario's log.
+pub fn kubectl_client_version() -> anyhow::Result<String> {
+    let binary = plumb_testcluster::binary("kubectl")?;
+    let output = Command::new(&binary)
+        .args(["version", "--client"])
+        .output()
+        .with_context(|| format!("running {binary:?} version --client"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Client Version: "))
+        .unwrap_or("unknown version");
+    Ok(format!("{} ({})", binary.display(), version.trim()))
+}
+
 fn wait_for_file(path: &Path, child: &mut Child, limit: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     while !path.exists() {
@@ -105,14 +133,10 @@ impl Target {
         Ok(kube::Client::try_from(config)?)
     }
 
-    /// `kubectl` with this target's kubeconfig.
-    pub fn kubectl(&self) -> Command {
-        let mut command = match self {
-            Target::Real { cluster } => cluster.kubectl(),
-            Target::Embedded { .. } => Command::new("kubectl"),
-        };
-        command.arg("--kubeconfig").arg(self.kubeconfig());
-        command
+    /// `kubectl` with this target's kubeconfig: the test cluster's kubectl for both targets,
+    /// so a comparison never depends on which kubectl is on PATH.
+    pub fn kubectl(&self) -> anyhow::Result<Command> {
+        kubectl(&self.kubeconfig())
     }
 
     /// Creates a fresh namespace named after the scenario.
