@@ -202,7 +202,7 @@ fn thousand_objects(
 
 fn start_cluster() -> anyhow::Result<plumb_testcluster::TestCluster> {
     Ok(plumb_testcluster::TestCluster::start(
-        plumb_testcluster::Options::default(),
+        crate::targets::durable_cluster_options(),
     )?)
 }
 
@@ -355,7 +355,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 fn sync_thousand() -> anyhow::Result<Outcome> {
     let profile = std::env::var_os(APISERVER_PROFILE_ENV);
-    let mut options = plumb_testcluster::Options::default();
+    let mut options = crate::targets::durable_cluster_options();
     if profile.is_some() {
         // The last flag wins over the cluster's own `--profiling=false`.
         options.extra_args.push((

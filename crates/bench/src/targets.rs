@@ -20,7 +20,7 @@ pub enum Target {
 }
 
 /// The `plumb` binary next to this harness, built first so it is never stale.
-fn plumb_binary() -> anyhow::Result<PathBuf> {
+pub fn plumb_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("harness binary has no directory")?;
     let profile_is_release = dir.ends_with("release");
@@ -77,6 +77,17 @@ fn wait_for_file(path: &Path, child: &mut Child, limit: Duration) -> anyhow::Res
     Ok(())
 }
 
+/// Options of every real cluster the harness starts: etcd fsyncs every write, as in
+/// production and as plumb's store fsyncs every batch, so both sides pay for durability.
+/// (The test cluster's default is `--unsafe-no-fsync`, which tests want and benchmarks
+/// must not have.)
+pub fn durable_cluster_options() -> plumb_testcluster::Options {
+    plumb_testcluster::Options {
+        etcd_fsync: true,
+        ..Default::default()
+    }
+}
+
 impl Target {
     /// Starts `plumb local` on a fresh data directory and a free port.
     pub async fn embedded() -> anyhow::Result<Target> {
@@ -101,11 +112,7 @@ impl Target {
     /// Starts the real test cluster (kube-apiserver + etcd, no workloads).
     pub async fn real() -> anyhow::Result<Target> {
         let cluster = tokio::task::spawn_blocking(|| {
-            // etcd fsyncs as in production: the embedded server's writes are durable too.
-            plumb_testcluster::TestCluster::start(plumb_testcluster::Options {
-                etcd_fsync: true,
-                ..Default::default()
-            })
+            plumb_testcluster::TestCluster::start(durable_cluster_options())
         })
         .await?
         .context("starting the real test cluster (scripts/build-testcluster builds it)")?;
