@@ -119,6 +119,7 @@ fn creates() -> anyhow::Result<Outcome> {
             baseline_label: rates[1].0.clone(),
             baseline: rates[1].1,
             higher_is_better: true,
+            fixed_budget: false,
         })
     })
 }
@@ -158,6 +159,7 @@ fn list() -> anyhow::Result<Outcome> {
             baseline_label: figures[1].0.clone(),
             baseline: figures[1].1,
             higher_is_better: false,
+            fixed_budget: false,
         })
     })
 }
@@ -257,6 +259,7 @@ fn watch_fanout() -> anyhow::Result<Outcome> {
             baseline_label: figures[1].0.clone(),
             baseline: figures[1].1,
             higher_is_better: false,
+            fixed_budget: false,
         })
     })
 }
@@ -285,6 +288,7 @@ fn memory() -> anyhow::Result<Outcome> {
             baseline_label: figures[1].0.clone(),
             baseline: figures[1].1,
             higher_is_better: false,
+            fixed_budget: false,
         })
     })
 }
@@ -351,10 +355,12 @@ fn kubectl_apply() -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let mut figures = Vec::new();
         let scratch = tempfile::tempdir()?;
+        // The same kubectl binary against both servers.
+        eprintln!("kubectl: {}", crate::targets::kubectl_client_version()?);
         for target in [Target::embedded().await?, Target::real().await?] {
             let namespace = target.namespace("apply").await?;
             let (file, _) = write_thousand_objects(scratch.path(), &namespace, false)?;
-            let took = timed_kubectl_apply(target.kubectl(), &file)
+            let took = timed_kubectl_apply(target.kubectl()?, &file)
                 .with_context(|| format!("against {}", target.label()))?;
             eprintln!(
                 "{}: kubectl apply --server-side of 1,000 objects in {took:.2?}",
@@ -369,6 +375,7 @@ fn kubectl_apply() -> anyhow::Result<Outcome> {
             baseline_label: figures[1].0.clone(),
             baseline: figures[1].1,
             higher_is_better: false,
+            fixed_budget: false,
         })
     })
 }

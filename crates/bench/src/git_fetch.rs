@@ -225,6 +225,7 @@ fn partial_vs_full() -> anyhow::Result<Outcome> {
         baseline_label: "full mirror".into(),
         baseline: full,
         higher_is_better: false,
+        fixed_budget: false,
     })
 }
 
@@ -251,5 +252,6 @@ fn shallow_vs_history() -> anyhow::Result<Outcome> {
         baseline_label: "full-history partial mirror".into(),
         baseline: history,
         higher_is_better: false,
+        fixed_budget: false,
     })
 }

@@ -9,7 +9,8 @@ pub struct Scenario {
     pub run: fn() -> anyhow::Result<Outcome>,
 }
 
-/// A measured figure beside its baseline measured in the same run.
+/// A measured figure beside what it is compared with: a baseline measured in the same run
+/// or, for the few scenarios nothing else can race, a fixed budget.
 pub struct Outcome {
     pub figure: f64,
     pub unit: &'static str,
@@ -17,6 +18,9 @@ pub struct Outcome {
     pub baseline: f64,
     /// Whether a larger figure is better (throughput) or worse (latency, memory).
     pub higher_is_better: bool,
+    /// `baseline` is a fixed number (a budget from an issue), not measured in this run; the
+    /// result line says `budget` instead of `baseline`.
+    pub fixed_budget: bool,
 }
 
 impl Outcome {
@@ -30,16 +34,26 @@ impl Outcome {
     }
 
     pub fn result_line(&self, name: &str) -> String {
+        let against = if self.fixed_budget {
+            "budget"
+        } else {
+            "baseline"
+        };
+        let measured = if self.fixed_budget {
+            " (fixed, not measured)"
+        } else {
+            ""
+        };
         format!(
-            "RESULT {name}: {:.3} {unit} | baseline {}: {:.3} {unit} | ratio {:.2}x ({})",
+            "RESULT {name}: {:.3} {unit} | {against} {}: {:.3} {unit}{measured} | ratio {:.2}x ({})",
             self.figure,
             self.baseline_label,
             self.baseline,
             self.ratio(),
             if self.higher_is_better {
-                "plumb/baseline"
+                format!("plumb/{against}")
             } else {
-                "baseline/plumb"
+                format!("{against}/plumb")
             },
             unit = self.unit,
         )
@@ -76,6 +90,7 @@ mod tests {
             baseline_label: "x".into(),
             baseline: 100.0,
             higher_is_better: true,
+            fixed_budget: false,
         };
         assert_eq!(throughput.ratio(), 2.0);
         let latency = Outcome {
@@ -83,5 +98,30 @@ mod tests {
             ..throughput
         };
         assert_eq!(latency.ratio(), 0.5);
+    }
+
+    #[test]
+    fn result_line_names_a_fixed_budget() {
+        let measured = Outcome {
+            figure: 2.0,
+            unit: "ms",
+            baseline_label: "tool".into(),
+            baseline: 4.0,
+            higher_is_better: false,
+            fixed_budget: false,
+        };
+        assert_eq!(
+            measured.result_line("x"),
+            "RESULT x: 2.000 ms | baseline tool: 4.000 ms | ratio 2.00x (baseline/plumb)"
+        );
+        let budget = Outcome {
+            baseline_label: "issue 11".into(),
+            fixed_budget: true,
+            ..measured
+        };
+        assert_eq!(
+            budget.result_line("x"),
+            "RESULT x: 2.000 ms | budget issue 11: 4.000 ms (fixed, not measured) | ratio 2.00x (budget/plumb)"
+        );
     }
 }

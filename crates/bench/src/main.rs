@@ -1,10 +1,16 @@
 //! The benchmark harness: `cargo run --release -p plumb-bench -- <scenario>`.
 //!
 //! A scenario measures plumb and, in the same invocation, a baseline (another tool, or the
-//! real Kubernetes API server), so the ratio means something on a noisy machine. Every
-//! scenario ends by printing exactly one line:
+//! real Kubernetes API server), so the ratio means something on a noisy machine. Four
+//! scenarios that nothing else can race (source-render-cached, engine-health-10k,
+//! engine-lua-check, engine-recompare) compare with a fixed budget instead, and say so.
+//! Every scenario ends by printing exactly one line:
 //!
 //! `RESULT <scenario>: <figure> <unit> | baseline <what>: <figure> <unit> | ratio <x>`
+//!
+//! or, for the fixed-budget ones,
+//!
+//! `RESULT <scenario>: <figure> <unit> | budget <what>: <figure> <unit> (fixed, not measured) | ratio <x>`
 //!
 //! Scenarios live in one module per area; each module lists its scenarios in `SCENARIOS`
 //! and this file only dispatches.

@@ -20,7 +20,7 @@ pub enum Target {
 }
 
 /// The `plumb` binary next to this harness, built first so it is never stale.
-fn plumb_binary() -> anyhow::Result<PathBuf> {
+pub fn plumb_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("harness binary has no directory")?;
     let profile_is_release = dir.ends_with("release");
@@ -32,6 +32,34 @@ fn plumb_binary() -> anyhow::Result<PathBuf> {
     let status = build.status().context("running cargo build -p plumb")?;
     anyhow::ensure!(status.success(), "cargo build -p plumb failed");
     Ok(dir.join("plumb"))
+}
+
+/// The test cluster's `kubectl` (built by `scripts/build-testcluster` with the same version
+/// as its kube-apiserver) with `--kubeconfig`: every kubectl the harness runs is this one,
+/// never the one on PATH, so both sides of a comparison run the same client binary.
+pub fn kubectl(kubeconfig: &Path) -> anyhow::Result<Command> {
+    let binary = plumb_testcluster::binary("kubectl")
+        .context("the test cluster's kubectl (scripts/build-testcluster builds it)")?;
+    let mut command = Command::new(binary);
+    // No KUBECONFIG from the environment: only the flag decides the server.
+    command.env_remove("KUBECONFIG");
+    command.arg("--kubeconfig").arg(kubeconfig);
+    Ok(command)
+}
+
+/// `kubectl version --client` of that kubectl, for the scenario's log.
+pub fn kubectl_client_version() -> anyhow::Result<String> {
+    let binary = plumb_testcluster::binary("kubectl")?;
+    let output = Command::new(&binary)
+        .args(["version", "--client"])
+        .output()
+        .with_context(|| format!("running {binary:?} version --client"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Client Version: "))
+        .unwrap_or("unknown version");
+    Ok(format!("{} ({})", binary.display(), version.trim()))
 }
 
 fn wait_for_file(path: &Path, child: &mut Child, limit: Duration) -> anyhow::Result<()> {
@@ -47,6 +75,17 @@ fn wait_for_file(path: &Path, child: &mut Child, limit: Duration) -> anyhow::Res
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+/// Options of every real cluster the harness starts: etcd fsyncs every write, as in
+/// production and as plumb's store fsyncs every batch, so both sides pay for durability.
+/// (The test cluster's default is `--unsafe-no-fsync`, which tests want and benchmarks
+/// must not have.)
+pub fn durable_cluster_options() -> plumb_testcluster::Options {
+    plumb_testcluster::Options {
+        etcd_fsync: true,
+        ..Default::default()
+    }
 }
 
 impl Target {
@@ -73,11 +112,7 @@ impl Target {
     /// Starts the real test cluster (kube-apiserver + etcd, no workloads).
     pub async fn real() -> anyhow::Result<Target> {
         let cluster = tokio::task::spawn_blocking(|| {
-            // etcd fsyncs as in production: the embedded server's writes are durable too.
-            plumb_testcluster::TestCluster::start(plumb_testcluster::Options {
-                etcd_fsync: true,
-                ..Default::default()
-            })
+            plumb_testcluster::TestCluster::start(durable_cluster_options())
         })
         .await?
         .context("starting the real test cluster (scripts/build-testcluster builds it)")?;
@@ -105,14 +140,10 @@ impl Target {
         Ok(kube::Client::try_from(config)?)
     }
 
-    /// `kubectl` with this target's kubeconfig.
-    pub fn kubectl(&self) -> Command {
-        let mut command = match self {
-            Target::Real { cluster } => cluster.kubectl(),
-            Target::Embedded { .. } => Command::new("kubectl"),
-        };
-        command.arg("--kubeconfig").arg(self.kubeconfig());
-        command
+    /// `kubectl` with this target's kubeconfig: the test cluster's kubectl for both targets,
+    /// so a comparison never depends on which kubectl is on PATH.
+    pub fn kubectl(&self) -> anyhow::Result<Command> {
+        kubectl(&self.kubeconfig())
     }
 
     /// Creates a fresh namespace named after the scenario.
