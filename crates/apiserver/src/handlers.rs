@@ -1085,6 +1085,10 @@ impl AppState {
                 )));
             }
             causes.extend(crate::validation::data_key_causes(obj));
+            causes.extend(crate::validation::data_size_cause(
+                obj,
+                t.info.resource == "secrets",
+            ));
             if t.info.resource == "secrets" {
                 causes.extend(crate::validation::secret_type_causes(obj));
             }
@@ -1216,6 +1220,13 @@ impl AppState {
     }
 
     async fn write(&self, op: Op) -> Result<Outcome, ApiError> {
+        // What etcd refuses under kube-apiserver (a dry-run never reaches it).
+        if let Op::Put { object, .. } = &op
+            && crate::validation::stored_size_lower_bound(object)
+                > crate::validation::ETCD_MAX_REQUEST_BYTES
+        {
+            return Err(ApiError::unclassified("etcdserver: request is too large"));
+        }
         self.0
             .store
             .write_one(op)
