@@ -1600,7 +1600,7 @@ impl AppState {
                         crate::patch::merge_patch(&current, &body_value)
                     }
                     "application/strategic-merge-patch+json" => {
-                        crate::patch::strategic_merge_patch(&current, &body_value)
+                        crate::patch::strategic_merge_patch("Scale", &current, &body_value)
                     }
                     "application/json-patch+json" => {
                         crate::patch::json_patch(&current, &body_value)
@@ -1693,7 +1693,9 @@ impl AppState {
             let live = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
             let mut out = match patch_kind {
                 PatchKind::Merge => crate::patch::merge_patch(&live, &patch),
-                PatchKind::Strategic => crate::patch::strategic_merge_patch(&live, &patch),
+                PatchKind::Strategic => {
+                    crate::patch::strategic_merge_patch(&t.info.kind, &live, &patch)
+                }
                 PatchKind::Apply => t.server_side_apply(Some(&live), &patch)?,
                 PatchKind::Json => crate::patch::json_patch(&live, &patch).map_err(|e| {
                     let mut err = ApiError::invalid(&t.info.kind, &t.info.group, name, vec![]);
