@@ -1108,6 +1108,10 @@ impl AppState {
                 )));
             }
             causes.extend(crate::validation::data_key_causes(obj));
+            causes.extend(crate::validation::data_size_cause(
+                obj,
+                t.info.resource == "secrets",
+            ));
             if t.info.resource == "secrets" {
                 causes.extend(crate::validation::secret_type_causes(obj));
             }
@@ -1301,12 +1305,19 @@ impl AppState {
             }
             _ => None,
         };
-        let result = self
-            .0
-            .store
-            .write_one(op)
-            .await
-            .map_err(|e| ApiError::internal(e.0));
+        // What etcd refuses under kube-apiserver (a dry-run never reaches it).
+        let too_large = matches!(&op, Op::Put { object, .. }
+            if crate::validation::stored_size_lower_bound(object)
+                > crate::validation::ETCD_MAX_REQUEST_BYTES);
+        let result = if too_large {
+            Err(ApiError::unclassified("etcdserver: request is too large"))
+        } else {
+            self.0
+                .store
+                .write_one(op)
+                .await
+                .map_err(|e| ApiError::internal(e.0))
+        };
         if let Some(service) = service {
             self.0.service_allocator.release(&service);
         }
@@ -1682,7 +1693,7 @@ impl AppState {
                         crate::patch::merge_patch(&current, &body_value)
                     }
                     "application/strategic-merge-patch+json" => {
-                        crate::patch::strategic_merge_patch(&current, &body_value)
+                        crate::patch::strategic_merge_patch("Scale", &current, &body_value)
                     }
                     "application/json-patch+json" => {
                         crate::patch::json_patch(&current, &body_value)
@@ -1775,7 +1786,9 @@ impl AppState {
             let live = old.value().map_err(|e| ApiError::internal(e.to_string()))?;
             let mut out = match patch_kind {
                 PatchKind::Merge => crate::patch::merge_patch(&live, &patch),
-                PatchKind::Strategic => crate::patch::strategic_merge_patch(&live, &patch),
+                PatchKind::Strategic => {
+                    crate::patch::strategic_merge_patch(&t.info.kind, &live, &patch)
+                }
                 PatchKind::Apply => t.server_side_apply(Some(&live), &patch)?,
                 PatchKind::Json => crate::patch::json_patch(&live, &patch).map_err(|e| {
                     let mut err = ApiError::invalid(&t.info.kind, &t.info.group, name, vec![]);

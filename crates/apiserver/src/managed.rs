@@ -29,8 +29,9 @@ pub enum ListType {
 /// `containerPort`, Service ports by `port`, both with `protocol`). Lists not named here
 /// are atomic, as in Kubernetes' OpenAPI (`x-kubernetes-list-type`).
 ///
-/// Strategic merge patch uses the merge keys of [`crate::patch::merge_key`], which name a
-/// single field; this table has the full `x-kubernetes-list-map-keys`.
+/// Strategic merge patch uses the `patchMergeKey`s of [`plumb_model::patch_meta`], found by
+/// the path from the root and naming a single field; this table, by field name, has the
+/// full `x-kubernetes-list-map-keys`.
 pub fn builtin_list_type(field: &str, sample: Option<&Value>) -> ListType {
     match field {
         "containers"

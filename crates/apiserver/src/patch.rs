@@ -1,8 +1,9 @@
 //! PATCH semantics: JSON merge patch (RFC 7386), JSON patch (RFC 6902), strategic merge
-//! patch (the subset kubectl sends: merge keys of the common built-in lists and the
-//! `$patch`, `$setElementOrder`, `$retainKeys`, `$deleteFromPrimitiveList` directives).
+//! patch (the built-in kinds' patch strategies and merge keys, and the `$patch`,
+//! `$setElementOrder`, `$retainKeys`, `$deleteFromPrimitiveList` directives).
 //! Server-side apply lives in [`crate::managed`]. Pure.
 
+use plumb_model::patch_meta::{Cursor, ListStrategy};
 use serde_json::{Map, Value};
 
 /// Why a patch could not be applied (answered as 422 or 400).
@@ -201,43 +202,16 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
     Ok(doc)
 }
 
-/// The strategic-merge-patch merge key (`patchMergeKey`) of a list field in the built-in
-/// kinds, by field name (the lists kubectl edits most); `sample` is an item of the list
-/// (container ports merge by `containerPort`, Service ports by `port`). `None` for lists
-/// that are replaced whole. Not shared with server-side apply's list types
-/// ([`crate::managed::builtin_list_type`]) on purpose: those have several keys per item
-/// (`containerPort` and `protocol`) and more lists, a strategic merge patch merges by the
-/// one `patchMergeKey`.
-pub fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
-    match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "volumes"
-        | "env"
-        | "imagePullSecrets" => Some("name"),
-        "volumeMounts" | "volumeDevices" => Some("mountPath"),
-        "ports" => match sample {
-            Some(v) if v.get("containerPort").is_some() => Some("containerPort"),
-            _ => Some("port"),
-        },
-        "conditions" => Some("type"),
-        "ownerReferences" => Some("uid"),
-        _ => None,
-    }
+/// Strategic merge patch of an object of the built-in `kind`, with Kubernetes' patch
+/// strategies and merge keys per field ([`plumb_model::patch_meta`], the table the engine
+/// builds its patches with): lists with a merge key are merged element by element, sets of
+/// scalars as sets, other lists replaced; `replace` maps are replaced whole; `$retainKeys`
+/// clears the keys it does not list.
+pub fn strategic_merge_patch(kind: &str, target: &Value, patch: &Value) -> Value {
+    smp_value(Cursor::root(kind), target, patch)
 }
 
-/// Lists of scalars that merge as sets (`patchStrategy: merge` on a primitive list).
-fn is_primitive_merge_list(field: &str) -> bool {
-    field == "finalizers"
-}
-
-/// Strategic merge patch over the built-in kinds' common merge keys.
-pub fn strategic_merge_patch(target: &Value, patch: &Value) -> Value {
-    smp_value(target, patch)
-}
-
-fn smp_value(target: &Value, patch: &Value) -> Value {
+fn smp_value(at: Cursor, target: &Value, patch: &Value) -> Value {
     let Value::Object(p) = patch else {
         return strip_directives(patch);
     };
@@ -252,6 +226,12 @@ fn smp_value(target: &Value, patch: &Value) -> Value {
         return strip_directives(&Value::Object(replaced));
     }
     let mut out = t.clone();
+    // `$retainKeys: [names]` first, as Kubernetes does: what it does not name is cleared,
+    // whether or not the patch sets it (a Deployment's strategy changed to Recreate loses
+    // its rollingUpdate).
+    if let Some(keep) = p.get("$retainKeys").and_then(Value::as_array) {
+        out.retain(|k, _| keep.iter().any(|name| name.as_str() == Some(k)));
+    }
     for (k, v) in p {
         if k.starts_with('$') {
             continue;
@@ -264,15 +244,17 @@ fn smp_value(target: &Value, patch: &Value) -> Value {
             out.remove(k);
             continue;
         }
+        let field = at.field(k);
         let merged = match (out.get(k), v) {
             (Some(Value::Array(live)), Value::Array(items)) => {
                 let order = p
                     .get(&format!("$setElementOrder/{k}"))
                     .and_then(Value::as_array)
                     .map(Vec::as_slice);
-                Value::Array(smp_list(k, live, items, order))
+                Value::Array(smp_list(field, live, items, order))
             }
-            (existing, Value::Object(_)) => smp_value(existing.unwrap_or(&Value::Null), v),
+            (_, Value::Object(_)) if field.tags().replaces() => strip_directives(v),
+            (existing, Value::Object(_)) => smp_value(field, existing.unwrap_or(&Value::Null), v),
             _ => strip_directives(v),
         };
         out.insert(k.clone(), merged);
@@ -289,18 +271,12 @@ fn smp_value(target: &Value, patch: &Value) -> Value {
     Value::Object(out)
 }
 
-fn smp_list(field: &str, live: &[Value], items: &[Value], order: Option<&[Value]>) -> Vec<Value> {
-    if is_primitive_merge_list(field) {
-        let mut out = live.to_vec();
-        for i in items {
-            if !out.contains(i) {
-                out.push(i.clone());
-            }
-        }
-        return out;
-    }
-    let Some(key) = merge_key(field, items.first().or(live.first())) else {
-        return items.iter().map(strip_directives).collect();
+/// `at`: the list field. Its items are walked below it (list indices are not path elements).
+fn smp_list(at: Cursor, live: &[Value], items: &[Value], order: Option<&[Value]>) -> Vec<Value> {
+    let identity = match at.tags().list_strategy() {
+        ListStrategy::MergePrimitives => Identity::Itself,
+        ListStrategy::MergeByKey(key) => Identity::Key(key),
+        ListStrategy::Atomic => return items.iter().map(strip_directives).collect(),
     };
     if items
         .iter()
@@ -312,46 +288,106 @@ fn smp_list(field: &str, live: &[Value], items: &[Value], order: Option<&[Value]
             .map(strip_directives)
             .collect();
     }
-    strategic_list_order(key, live, items, order)
+    strategic_list_order(at, identity, live, items, order)
 }
 
-/// Kubernetes' strategic merge of a list with a merge key, including its element order:
-/// the patch's entries (merged with their live counterparts, ordered by
-/// `$setElementOrder` or the patch itself) are interleaved with the live-only entries
-/// (in live order), taking a patch entry first unless both are known to the live list
-/// and the live-only one comes earlier there.
+/// What identifies an element of a merged list.
+#[derive(Debug, Clone, Copy)]
+enum Identity<'a> {
+    /// The value of its merge key (a list of maps).
+    Key(&'a str),
+    /// The element itself (a set of scalars).
+    Itself,
+}
+
+impl Identity<'_> {
+    fn of(self, v: &Value) -> Option<Value> {
+        match self {
+            Identity::Key(key) => v.get(key).cloned(),
+            Identity::Itself => Some(v.clone()),
+        }
+    }
+}
+
+/// Kubernetes' strategic merge of a list, including its element order: the patch's entries
+/// (merged with their live counterparts, ordered by `$setElementOrder` or the patch itself)
+/// are interleaved with the live-only entries (in live order), taking a patch entry first
+/// unless both are known to the "server order" and the live-only one comes earlier there.
+///
+/// The server order is the live list, except for a list of maps with `$setElementOrder`:
+/// there kube-apiserver reads the live list after it deleted entries from it in place and
+/// appended the new ones (its Go slices share storage), so the order it compares by is the
+/// surviving live entries, then the new ones, cut to the live list's length. That is why
+/// kubectl apply puts a live-only entry before a new one there, while a plain strategic
+/// patch puts the new one first.
 fn strategic_list_order(
-    key: &str,
+    at: Cursor,
+    identity: Identity<'_>,
     live: &[Value],
     items: &[Value],
     order: Option<&[Value]>,
 ) -> Vec<Value> {
-    let id_of = |v: &Value| v.get(key).cloned();
-    let is_delete = |v: &Value| v.get("$patch").and_then(Value::as_str) == Some("delete");
+    let id_of = |v: &Value| identity.of(v);
+    let is_delete = |v: &Value| {
+        matches!(identity, Identity::Key(_))
+            && v.get("$patch").and_then(Value::as_str) == Some("delete")
+    };
     let mentioned: Vec<Value> = items.iter().filter_map(id_of).collect();
     let deleted: Vec<Value> = items
         .iter()
         .filter(|i| is_delete(i))
         .filter_map(id_of)
         .collect();
-    let mut patched: Vec<Value> = items
-        .iter()
-        .filter(|i| !is_delete(i))
-        .map(|item| {
-            match live
-                .iter()
-                .find(|l| id_of(l).is_some() && id_of(l) == id_of(item))
-            {
-                Some(l) => smp_value(l, item),
-                None => strip_directives(item),
+    let mut patched: Vec<Value> = Vec::new();
+    let mut added: Vec<Value> = Vec::new();
+    for item in items.iter().filter(|i| !is_delete(i)) {
+        let id = id_of(item);
+        if id.is_some() && patched.iter().any(|p| id_of(p) == id) {
+            // A scalar given twice is one element of the set.
+            continue;
+        }
+        let counterpart = live.iter().find(|l| id.is_some() && id_of(l) == id);
+        patched.push(match (identity, counterpart) {
+            (Identity::Key(_), Some(l)) => smp_value(at, l, item),
+            (_, Some(l)) => l.clone(),
+            (_, None) => {
+                added.push(item.clone());
+                strip_directives(item)
             }
-        })
-        .collect();
-    let live_only: Vec<Value> = live
-        .iter()
-        .filter(|l| id_of(l).is_none_or(|id| !mentioned.contains(&id) && !deleted.contains(&id)))
-        .cloned()
-        .collect();
+        });
+    }
+    let mut live_only: Vec<Value> = Vec::new();
+    for l in live {
+        let id = id_of(l);
+        let keep = id
+            .as_ref()
+            .is_none_or(|id| !mentioned.contains(id) && !deleted.contains(id));
+        // Kubernetes merges a set of scalars without duplicates.
+        let repeated = matches!(identity, Identity::Itself) && live_only.contains(l);
+        if keep && !repeated {
+            live_only.push(l.clone());
+        }
+    }
+    // With `$setElementOrder`, kube-apiserver splits the merged list by that directive, not
+    // by the patch: a live entry it names is ordered as it says.
+    if let Some(order) = order {
+        let named = |v: &Value| {
+            id_of(v).is_some_and(|id| order.iter().any(|o| id_of(o) == Some(id.clone())))
+        };
+        let (moved, kept): (Vec<Value>, Vec<Value>) = live_only.into_iter().partition(named);
+        patched.extend(moved);
+        live_only = kept;
+    }
+    let server_order: Vec<Value> = match (identity, order) {
+        (Identity::Key(_), Some(_)) => live
+            .iter()
+            .filter(|l| id_of(l).is_none_or(|id| !deleted.contains(&id)))
+            .chain(added.iter())
+            .take(live.len())
+            .cloned()
+            .collect(),
+        _ => live.to_vec(),
+    };
     let position = |list: &[Value], v: &Value| -> Option<usize> {
         let id = id_of(v)?;
         list.iter().position(|x| id_of(x).as_ref() == Some(&id))
@@ -373,7 +409,13 @@ fn strategic_list_order(
         } else if j >= patched.len() {
             true
         } else {
-            matches!((position(live, &live_only[i]), position(live, &patched[j])), (Some(x), Some(y)) if x < y)
+            matches!(
+                (
+                    position(&server_order, &live_only[i]),
+                    position(&server_order, &patched[j])
+                ),
+                (Some(x), Some(y)) if x < y
+            )
         };
         if take_live {
             out.push(live_only[i].clone());
@@ -483,6 +525,7 @@ mod tests {
             {"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]},
             {"name": "b", "image": "b:1"}
         ]}}}, "metadata": {"finalizers": ["f1"]}});
+        // A new finalizer goes first too, as kube-apiserver puts it.
         let patch = json!({"spec": {"template": {"spec": {
             "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
             "containers": [
@@ -490,48 +533,152 @@ mod tests {
                 {"name": "b", "$patch": "delete"},
                 {"name": "c", "image": "c:1"}
             ]}}}, "metadata": {"finalizers": ["f2"]}});
-        let out = strategic_merge_patch(&live, &patch);
+        let out = strategic_merge_patch("Deployment", &live, &patch);
         assert_eq!(
             out,
             json!({"spec": {"template": {"spec": {"containers": [
                 // A new entry goes before the live-only ones, as in Kubernetes.
                 {"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]},
                 {"name": "c", "image": "c:1"}
-            ]}}}, "metadata": {"finalizers": ["f1", "f2"]}})
+            ]}}}, "metadata": {"finalizers": ["f2", "f1"]}})
         );
         let replaced = strategic_merge_patch(
+            "ConfigMap",
             &json!({"data": {"a": "1"}}),
             &json!({"data": {"$patch": "replace", "b": "2"}}),
         );
         assert_eq!(replaced, json!({"data": {"b": "2"}}));
         let removed = strategic_merge_patch(
-            &json!({"m": {"finalizers": ["a", "b"]}}),
-            &json!({"m": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
+            "ConfigMap",
+            &json!({"metadata": {"finalizers": ["a", "b"]}}),
+            &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
         );
-        assert_eq!(removed, json!({"m": {"finalizers": ["b"]}}));
+        assert_eq!(removed, json!({"metadata": {"finalizers": ["b"]}}));
     }
 
     #[test]
     fn strategic_list_order_follows_kubernetes() {
-        // Delete B and add C to [A, B]: Kubernetes answers [C, A].
-        let live = json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]});
+        // Delete B and add C to [A, B]: Kubernetes answers [C, A]. (A ServiceAccount's
+        // `secrets` merge by name.)
+        let live = json!({"secrets": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]});
         let patch =
-            json!({"env": [{"name": "B", "$patch": "delete"}, {"name": "C", "value": "3"}]});
+            json!({"secrets": [{"name": "B", "$patch": "delete"}, {"name": "C", "value": "3"}]});
         assert_eq!(
-            strategic_merge_patch(&live, &patch),
-            json!({"env": [{"name": "C", "value": "3"}, {"name": "A", "value": "1"}]})
+            strategic_merge_patch("ServiceAccount", &live, &patch),
+            json!({"secrets": [{"name": "C", "value": "3"}, {"name": "A", "value": "1"}]})
         );
         // With kubectl's $setElementOrder the order is the one asked for.
-        let patch = json!({"$setElementOrder/env": [{"name": "A"}, {"name": "C"}], "env": [{"name": "B", "$patch": "delete"}, {"name": "C", "value": "3"}]});
-        let out = strategic_merge_patch(&live, &patch);
-        assert_eq!(out["env"].as_array().unwrap().len(), 2);
+        let patch = json!({"$setElementOrder/secrets": [{"name": "A"}, {"name": "C"}], "secrets": [{"name": "B", "$patch": "delete"}, {"name": "C", "value": "3"}]});
+        let out = strategic_merge_patch("ServiceAccount", &live, &patch);
+        assert_eq!(out["secrets"].as_array().unwrap().len(), 2);
         // Changing an existing entry keeps everything in live order.
-        let live3 = json!({"env": [{"name": "A"}, {"name": "B"}, {"name": "C"}]});
-        let out = strategic_merge_patch(&live3, &json!({"env": [{"name": "B", "value": "x"}]}));
+        let live3 = json!({"secrets": [{"name": "A"}, {"name": "B"}, {"name": "C"}]});
+        let out = strategic_merge_patch(
+            "ServiceAccount",
+            &live3,
+            &json!({"secrets": [{"name": "B", "value": "x"}]}),
+        );
         assert_eq!(
             out,
-            json!({"env": [{"name": "A"}, {"name": "B", "value": "x"}, {"name": "C"}]})
+            json!({"secrets": [{"name": "A"}, {"name": "B", "value": "x"}, {"name": "C"}]})
         );
+    }
+
+    #[test]
+    fn kubectl_apply_order_puts_live_only_entries_before_new_ones() {
+        // What kubectl apply sends when the manifest dropped B, added C and changed A while
+        // another writer had added X: kube-apiserver answers [X, C, A] (and [C, X, A]
+        // without `$setElementOrder`).
+        let live = json!({"secrets": [{"name": "X"}, {"name": "A"}, {"name": "B"}]});
+        let patch = json!({"$setElementOrder/secrets": [{"name": "C"}, {"name": "A"}],
+            "secrets": [{"name": "C", "v": 3}, {"name": "A", "v": 10},
+                {"name": "B", "$patch": "delete"}]});
+        let ids = |v: &Value| -> Vec<String> {
+            v["secrets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let out = strategic_merge_patch("ServiceAccount", &live, &patch);
+        assert_eq!(ids(&out), ["X", "C", "A"]);
+        assert_eq!(out["secrets"][2], json!({"name": "A", "v": 10}));
+        let mut plain = patch.clone();
+        plain
+            .as_object_mut()
+            .unwrap()
+            .remove("$setElementOrder/secrets");
+        let out = strategic_merge_patch("ServiceAccount", &live, &plain);
+        assert_eq!(ids(&out), ["C", "X", "A"]);
+        // Sets of scalars: the live list is the order, with or without the directive.
+        let live = json!({"metadata": {"finalizers": ["c", "a", "b"]}});
+        let patch = json!({"metadata": {"$setElementOrder/finalizers": ["b", "a"],
+            "finalizers": ["b"]}});
+        assert_eq!(
+            strategic_merge_patch("ConfigMap", &live, &patch),
+            json!({"metadata": {"finalizers": ["c", "b", "a"]}})
+        );
+    }
+
+    #[test]
+    fn each_field_merges_by_its_own_key() {
+        // Container ports merge by containerPort; a NetworkPolicy rule's ports carry no
+        // strategy and are replaced, though their items look alike.
+        let pod = json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}],
+            "volumeDevices": [{"devicePath": "/d", "name": "v"}]}]}});
+        let out = strategic_merge_patch(
+            "Pod",
+            &pod,
+            &json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 81}],
+                "volumeDevices": [{"devicePath": "/e", "name": "v"}]}]}}),
+        );
+        assert_eq!(
+            out["spec"]["containers"][0]["ports"],
+            json!([{"containerPort": 81}, {"containerPort": 80}])
+        );
+        assert_eq!(
+            out["spec"]["containers"][0]["volumeDevices"],
+            json!([{"devicePath": "/e", "name": "v"}, {"devicePath": "/d", "name": "v"}])
+        );
+        let policy = json!({"spec": {"ingress": [{"ports": [{"port": 80}]}]}});
+        let out = strategic_merge_patch(
+            "NetworkPolicy",
+            &policy,
+            &json!({"spec": {"ingress": [{"ports": [{"port": 81}]}]}}),
+        );
+        assert_eq!(
+            out,
+            json!({"spec": {"ingress": [{"ports": [{"port": 81}]}]}})
+        );
+        // Conditions merge by type only where they are tagged so.
+        let crd = json!({"status": {"conditions": [{"type": "A"}]}});
+        let out = strategic_merge_patch(
+            "CustomResourceDefinition",
+            &crd,
+            &json!({"status": {"conditions": [{"type": "B"}]}}),
+        );
+        assert_eq!(out["status"]["conditions"], json!([{"type": "B"}]));
+    }
+
+    #[test]
+    fn retain_keys_and_replaced_maps() {
+        let deployment = json!({"spec": {"strategy": {"type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": "25%"}}}});
+        let out = strategic_merge_patch(
+            "Deployment",
+            &deployment,
+            &json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}),
+        );
+        assert_eq!(out, json!({"spec": {"strategy": {"type": "Recreate"}}}));
+        // A PodDisruptionBudget's selector is replaced, not merged.
+        let pdb = json!({"spec": {"selector": {"matchLabels": {"a": "1"}}}});
+        let out = strategic_merge_patch(
+            "PodDisruptionBudget",
+            &pdb,
+            &json!({"spec": {"selector": {"matchExpressions": []}}}),
+        );
+        assert_eq!(out, json!({"spec": {"selector": {"matchExpressions": []}}}));
     }
 
     fn json_tree() -> impl Strategy<Value = Value> {
@@ -556,13 +703,13 @@ mod tests {
         fn merging_with_empty_patch_changes_nothing(target in json_tree()) {
             if target.is_object() {
                 prop_assert_eq!(merge_patch(&target, &json!({})), target.clone());
-                prop_assert_eq!(strategic_merge_patch(&target, &json!({})), target);
+                prop_assert_eq!(strategic_merge_patch("ConfigMap", &target, &json!({})), target);
             }
         }
         #[test]
         fn strategic_equals_merge_patch_without_lists(target in json_tree(), patch in json_tree()) {
             if target.is_object() && patch.is_object() {
-                prop_assert_eq!(strategic_merge_patch(&target, &patch), merge_patch(&target, &patch));
+                prop_assert_eq!(strategic_merge_patch("ConfigMap", &target, &patch), merge_patch(&target, &patch));
             }
         }
     }

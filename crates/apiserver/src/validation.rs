@@ -206,9 +206,13 @@ pub fn metadata_causes(object: &Value, rule: NameRule) -> Vec<Cause> {
     causes
 }
 
-/// Errors of ConfigMap / Secret data keys (`[-._a-zA-Z0-9]+`, at most 253 characters).
+/// Errors of ConfigMap / Secret data keys (`[-._a-zA-Z0-9]+`, at most 253 characters), and
+/// a ConfigMap key in both `data` and `binaryData` (only ConfigMaps have `binaryData`).
+/// kube-apiserver checks each `data` key for both before it looks at `binaryData`, so its
+/// causes come in that order.
 pub fn data_key_causes(object: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
+    let binary = object.get("binaryData").and_then(Value::as_object);
     for field in ["data", "binaryData", "stringData"] {
         let Some(map) = object.get(field).and_then(Value::as_object) else {
             continue;
@@ -226,9 +230,97 @@ pub fn data_key_causes(object: &Value) -> Vec<Cause> {
                     "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
                 ));
             }
+            if field == "data" && binary.is_some_and(|b| b.contains_key(key)) {
+                causes.push(Cause::invalid(
+                    format!("data[{key}]"),
+                    key,
+                    "duplicate of key present in binaryData",
+                ));
+            }
         }
     }
     causes
+}
+
+/// The most data a ConfigMap (`data` + `binaryData`) or a Secret (`data`) may hold, in
+/// bytes (decoded for the base64 fields): Kubernetes' `MaxSecretSize`, 1 MiB.
+pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// The largest write request etcd takes by default (`--max-request-bytes`, 1.5 MiB);
+/// kube-apiserver answers a bigger one with etcd's 500 `etcdserver: request is too large`.
+pub const ETCD_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+/// How many bytes a base64 value stands for (line breaks skipped, as Go's decoder does);
+/// only for values [`go_base64_error`] accepts.
+fn decoded_len(s: &str) -> usize {
+    let symbols = s.bytes().filter(|c| *c != b'\n' && *c != b'\r').count();
+    let padding = s
+        .bytes()
+        .rev()
+        .filter(|c| *c != b'\n' && *c != b'\r')
+        .take_while(|c| *c == b'=')
+        .count();
+    (symbols / 4 * 3).saturating_sub(padding)
+}
+
+/// The size limit of a ConfigMap's `data` + `binaryData` or a Secret's `data` (422 `Too
+/// long: may not be more than 1048576 bytes`; kube-apiserver names the ConfigMap's field
+/// `[]`, the whole object, and the Secret's `data`). Runs after the base64 check.
+pub fn data_size_cause(object: &Value, secret: bool) -> Option<Cause> {
+    let data = object.get("data").and_then(Value::as_object);
+    let binary = object.get("binaryData").and_then(Value::as_object);
+    let mut total = 0usize;
+    for value in data.into_iter().flat_map(|d| d.values()) {
+        let s = value.as_str().unwrap_or("");
+        total += if secret { decoded_len(s) } else { s.len() };
+    }
+    if !secret {
+        for value in binary.into_iter().flat_map(|b| b.values()) {
+            total += decoded_len(value.as_str().unwrap_or(""));
+        }
+    }
+    (total > MAX_DATA_BYTES).then(|| {
+        Cause::too_long(
+            if secret { "data" } else { "[]" },
+            format!("may not be more than {MAX_DATA_BYTES} bytes"),
+        )
+    })
+}
+
+/// At least how many bytes kube-apiserver would send etcd for `object`: the bytes of every
+/// string and map key (Secret `data` and ConfigMap `binaryData` decoded, as its protobuf
+/// stores them). Any encoding of the object holds at least these, so an object above
+/// [`ETCD_MAX_REQUEST_BYTES`] by this count is one etcd refuses; field names, numbers and
+/// JSON punctuation are left out, so an object just below may still be one it refuses.
+pub fn stored_size_lower_bound(object: &Value) -> usize {
+    fn walk(v: &Value) -> usize {
+        match v {
+            Value::String(s) => s.len(),
+            Value::Array(a) => a.iter().map(walk).sum(),
+            Value::Object(m) => m.iter().map(|(k, v)| k.len() + walk(v)).sum(),
+            _ => 0,
+        }
+    }
+    let Value::Object(m) = object else {
+        return walk(object);
+    };
+    let base64_field = match (
+        m.get("apiVersion").and_then(Value::as_str),
+        m.get("kind").and_then(Value::as_str),
+    ) {
+        (Some("v1"), Some("Secret")) => Some("data"),
+        (Some("v1"), Some("ConfigMap")) => Some("binaryData"),
+        _ => None,
+    };
+    m.iter()
+        .map(|(field, value)| match (value, base64_field) {
+            (Value::Object(data), Some(f)) if f == field => data
+                .iter()
+                .map(|(k, v)| k.len() + decoded_len(v.as_str().unwrap_or("")))
+                .sum::<usize>(),
+            _ => walk(value),
+        })
+        .sum()
 }
 
 /// The keys a typed Secret must have (kube-apiserver's `ValidateSecret`): `tls.crt` and

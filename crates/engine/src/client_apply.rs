@@ -17,7 +17,7 @@
 
 use crate::json;
 use plumb_model::go_json::write_go_json;
-use plumb_model::patch_meta::{self, ListStrategy};
+use plumb_model::patch_meta::{self, ListStrategy, PatchTags};
 use serde_json::{Map, Value};
 
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -143,13 +143,18 @@ fn diff_maps(
             }
             (Value::Object(wanted), Value::Object(live)) => {
                 path.push(key.clone());
-                let sub = diff_maps(
+                let mut sub = diff_maps(
                     context,
                     path,
                     before.and_then(Value::as_object),
                     wanted,
                     live,
                 );
+                if context.patch_type == PatchType::Strategic
+                    && tags_at(context, path).retains_keys()
+                {
+                    add_retain_keys(&mut sub, wanted, live);
+                }
                 path.pop();
                 if !sub.is_empty() {
                     patch.insert(key.clone(), Value::Object(sub));
@@ -159,17 +164,19 @@ fn diff_maps(
                 if context.patch_type == PatchType::Strategic =>
             {
                 path.push(key.clone());
-                let names: Vec<&str> = path.iter().map(String::as_str).collect();
-                let strategy = patch_meta::list_strategy(context.kind, &names);
+                let tags = tags_at(context, path);
                 let before = before.and_then(Value::as_array).map(Vec::as_slice);
-                match strategy {
+                match tags.list_strategy() {
                     ListStrategy::MergeByKey(merge_key)
                         if wanted.iter().all(|e| e.get(merge_key).is_some())
                             && live.iter().all(|e| e.get(merge_key).is_some()) =>
                     {
-                        diff_keyed_list(
-                            context, path, key, merge_key, before, wanted, live, &mut patch,
-                        );
+                        let list = KeyedList {
+                            field: key,
+                            merge_key,
+                            retain_keys: tags.retains_keys(),
+                        };
+                        diff_keyed_list(context, path, &list, before, wanted, live, &mut patch);
                     }
                     ListStrategy::MergePrimitives => {
                         diff_primitive_list(key, before, wanted, live, &mut patch);
@@ -192,21 +199,62 @@ fn diff_maps(
     patch
 }
 
+/// The patch tags of the field at `path` in the object being patched.
+fn tags_at(context: &Context<'_>, path: &[String]) -> PatchTags {
+    let names: Vec<&str> = path.iter().map(String::as_str).collect();
+    patch_meta::field_tags(context.kind, &names)
+}
+
+/// kubectl's `$retainKeys` for a map tagged `retainKeys` (a Deployment's `strategy`, each
+/// of a pod's `volumes`): the keys `modified` sets, sorted, so that the server clears the
+/// others (a defaulted `rollingUpdate` once the strategy is `Recreate`, the old source of a
+/// volume). kubectl sends it when the map's patch is not empty or when the live map has a
+/// key the manifest does not set, which is on every apply of a Deployment whose strategy
+/// is given while its `rollingUpdate` is defaulted.
+fn add_retain_keys(
+    patch: &mut Map<String, Value>,
+    modified: &Map<String, Value>,
+    current: &Map<String, Value>,
+) {
+    let mut keep: Vec<&String> = modified
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, _)| k)
+        .collect();
+    let unset_live = current
+        .iter()
+        .any(|(k, v)| !v.is_null() && !modified.contains_key(k));
+    if keep.is_empty() || (patch.is_empty() && !unset_live) {
+        return;
+    }
+    keep.sort();
+    patch.insert(
+        "$retainKeys".to_string(),
+        Value::Array(keep.into_iter().map(|k| Value::String(k.clone())).collect()),
+    );
+}
+
+/// A list merged by a key, as its tags say.
+struct KeyedList<'a> {
+    field: &'a str,
+    merge_key: &'a str,
+    retain_keys: bool,
+}
+
 fn find_by<'a>(list: &'a [Value], merge_key: &str, value: &Value) -> Option<&'a Value> {
     list.iter().find(|e| e.get(merge_key) == Some(value))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn diff_keyed_list(
     context: &Context<'_>,
     path: &mut Vec<String>,
-    field: &str,
-    merge_key: &str,
+    list: &KeyedList<'_>,
     original: Option<&[Value]>,
     modified: &[Value],
     current: &[Value],
     patch: &mut Map<String, Value>,
 ) {
+    let (field, merge_key) = (list.field, list.merge_key);
     let empty = Map::new();
     let mut elements = Vec::new();
     for wanted in modified {
@@ -220,13 +268,11 @@ fn diff_keyed_list(
                 let before = original
                     .and_then(|o| find_by(o, merge_key, key_value))
                     .and_then(Value::as_object);
-                let mut sub = diff_maps(
-                    context,
-                    path,
-                    before,
-                    wanted_map,
-                    live.as_object().unwrap_or(&empty),
-                );
+                let live_map = live.as_object().unwrap_or(&empty);
+                let mut sub = diff_maps(context, path, before, wanted_map, live_map);
+                if list.retain_keys {
+                    add_retain_keys(&mut sub, wanted_map, live_map);
+                }
                 if !sub.is_empty() {
                     sub.insert(merge_key.to_string(), key_value.clone());
                     elements.push(Value::Object(sub));
@@ -368,6 +414,55 @@ mod tests {
                 PatchType::Strategic
             ),
             json!({})
+        );
+    }
+
+    /// kubectl 1.37's patches for these two applies, as it sent them to kube-apiserver
+    /// (captured with -v=9; the last-applied annotation left out).
+    #[test]
+    fn retain_keys_as_kubectl_sends_them() {
+        let deployment = |image: &str, volume: Value| {
+            json!({"kind": "Deployment", "spec": {"replicas": 0,
+                "strategy": {"type": "RollingUpdate"},
+                "template": {"spec": {
+                    "containers": [{"name": "main", "image": image,
+                        "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}],
+                    "volumes": [volume]}}}})
+        };
+        let defaulted = |mut object: Value| {
+            object["spec"]["strategy"]["rollingUpdate"] =
+                json!({"maxSurge": "25%", "maxUnavailable": "25%"});
+            object
+        };
+        let empty_dir = json!({"name": "cache", "emptyDir": {}});
+        let one = deployment("registry.example/web:1", empty_dir.clone());
+        let two = deployment("registry.example/web:2", empty_dir);
+        assert_eq!(
+            three_way_patch(
+                Some(&one),
+                &two,
+                &defaulted(one.clone()),
+                PatchType::Strategic
+            ),
+            json!({"spec": {"strategy": {"$retainKeys": ["type"]}, "template": {"spec": {
+                "$setElementOrder/containers": [{"name": "main"}],
+                "containers": [{"image": "registry.example/web:2", "name": "main"}]}}}})
+        );
+        let three = deployment(
+            "registry.example/web:2",
+            json!({"name": "cache", "configMap": {"name": "x"}}),
+        );
+        assert_eq!(
+            three_way_patch(
+                Some(&two),
+                &three,
+                &defaulted(two.clone()),
+                PatchType::Strategic
+            ),
+            json!({"spec": {"strategy": {"$retainKeys": ["type"]}, "template": {"spec": {
+                "$setElementOrder/volumes": [{"name": "cache"}],
+                "volumes": [{"$retainKeys": ["configMap", "name"], "configMap": {"name": "x"},
+                    "emptyDir": null, "name": "cache"}]}}}})
         );
     }
 

@@ -25,6 +25,8 @@
 //!   - http: {method: GET, path: /apis, response_headers: [Content-Type],
 //!            accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList'}
 //!     select: {/items: {key: /metadata/name, values: [apps]}}  # only the items named
+//!   - http: {method: POST, path: /api/v1/namespaces/$NS/configmaps,
+//!            body: {metadata: {name: big}, data: {}}, fill: {/data/a: {text: x, times: 1048577}}}
 //! ```
 //!
 //! `$NS` is the case's namespace (the same name on both servers); `$NAME` is any value saved
@@ -127,6 +129,20 @@ pub struct HttpRequest {
     /// Response headers to compare (as the part `headers`, one `name: value` a line).
     #[serde(default)]
     pub response_headers: Vec<String>,
+    /// Long strings put into the body before it is sent: JSON pointer (an object's member,
+    /// created if missing) → the text repeated, for sizes a case file should not spell out.
+    #[serde(default)]
+    pub fill: BTreeMap<String, Fill>,
+}
+
+/// A string of `times` copies of `text`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fill {
+    /// What is repeated.
+    pub text: String,
+    /// How many times.
+    pub times: usize,
 }
 
 /// Expectations on the reference server's answer.
@@ -280,6 +296,7 @@ pub async fn run_case(
         content_type: None,
         accept: None,
         response_headers: Vec::new(),
+        fill: BTreeMap::new(),
     };
     let (status, body, _) = http(client, &create_namespace, &BTreeMap::new())
         .await
@@ -505,7 +522,26 @@ async fn http(
     let body = match &request.body {
         Some(value) => {
             let text = substitute(&value.to_string(), vars);
-            text.into_bytes()
+            if request.fill.is_empty() {
+                text.into_bytes()
+            } else {
+                let mut body: Value = serde_json::from_str(&text)
+                    .map_err(|e| format!("the body after substitution: {e}"))?;
+                for (pointer, fill) in &request.fill {
+                    let (parent, member) = pointer
+                        .rsplit_once('/')
+                        .ok_or_else(|| format!("fill {pointer:?} is not a JSON pointer"))?;
+                    let slot = body
+                        .pointer_mut(parent)
+                        .and_then(Value::as_object_mut)
+                        .ok_or_else(|| format!("fill {pointer:?}: no object at {parent:?}"))?;
+                    slot.insert(
+                        member.to_string(),
+                        Value::String(fill.text.repeat(fill.times)),
+                    );
+                }
+                body.to_string().into_bytes()
+            }
         }
         None => Vec::new(),
     };

@@ -3,6 +3,7 @@
 mod bad_input;
 mod differential;
 mod lifecycle;
+mod patch_meta;
 mod workloads;
 
 use plumb_testcluster::TestCluster;
