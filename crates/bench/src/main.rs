@@ -21,6 +21,7 @@ mod git_fetch;
 mod harness;
 mod source;
 mod targets;
+mod workloads;
 
 use clap::Parser;
 use harness::Scenario;
@@ -33,6 +34,7 @@ fn all_scenarios() -> Vec<&'static Scenario> {
         source::SCENARIOS,
         engine::SCENARIOS,
         git_fetch::SCENARIOS,
+        workloads::SCENARIOS,
     ];
     areas.iter().flat_map(|area| area.iter()).collect()
 }

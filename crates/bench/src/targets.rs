@@ -91,11 +91,18 @@ pub fn durable_cluster_options() -> plumb_testcluster::Options {
 impl Target {
     /// Starts `plumb local` on a fresh data directory and a free port.
     pub async fn embedded() -> anyhow::Result<Target> {
+        Self::embedded_with(&[]).await
+    }
+
+    /// Starts `plumb local` with extra arguments (e.g. `--pod-start-delay-ms`).
+    pub async fn embedded_with(extra: &[&str]) -> anyhow::Result<Target> {
         let binary = plumb_binary()?;
         let data_dir = tempfile::tempdir()?;
         let kubeconfig = data_dir.path().join("kubeconfig");
         let mut child = Command::new(&binary)
-            .args(["local", "--port", "0", "--data-dir"])
+            .args(["local", "--port", "0"])
+            .args(extra)
+            .arg("--data-dir")
             .arg(data_dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -111,11 +118,15 @@ impl Target {
 
     /// Starts the real test cluster (kube-apiserver + etcd, no workloads).
     pub async fn real() -> anyhow::Result<Target> {
-        let cluster = tokio::task::spawn_blocking(|| {
-            plumb_testcluster::TestCluster::start(durable_cluster_options())
-        })
-        .await?
-        .context("starting the real test cluster (scripts/build-testcluster builds it)")?;
+        Self::real_with(durable_cluster_options()).await
+    }
+
+    /// Starts the real test cluster with these options.
+    pub async fn real_with(options: plumb_testcluster::Options) -> anyhow::Result<Target> {
+        let cluster =
+            tokio::task::spawn_blocking(move || plumb_testcluster::TestCluster::start(options))
+                .await?
+                .context("starting the real test cluster (scripts/build-testcluster builds it)")?;
         Ok(Target::Real { cluster })
     }
 
@@ -161,7 +172,8 @@ impl Target {
         Ok(name)
     }
 
-    /// Resident memory of the server processes (for the real cluster: apiserver + etcd).
+    /// Resident memory of the server processes (for the real cluster: kube-apiserver + etcd,
+    /// and with workloads kube-controller-manager, kube-scheduler and kwok).
     pub fn rss_bytes(&self) -> anyhow::Result<u64> {
         let pids = match self {
             Target::Embedded { child, .. } => vec![child.id()],
@@ -211,7 +223,16 @@ fn pids_mentioning(dir: &Path) -> anyhow::Result<Vec<u32>> {
         };
         let cmdline = String::from_utf8_lossy(&cmdline);
         let program = cmdline.split('\0').next().unwrap_or("");
-        let is_server = program.ends_with("/etcd") || program.ends_with("/kube-apiserver");
+        // With workloads, the controllers and the fake kubelet count too.
+        let is_server = [
+            "/etcd",
+            "/kube-apiserver",
+            "/kube-controller-manager",
+            "/kube-scheduler",
+            "/kwok",
+        ]
+        .iter()
+        .any(|name| program.ends_with(name));
         if is_server && cmdline.contains(&needle) {
             pids.push(pid);
         }

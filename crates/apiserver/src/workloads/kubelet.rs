@@ -90,8 +90,8 @@ fn node_status(now: &str) -> Value {
             {"type": "InternalIP", "address": NODE_IP},
             {"type": "Hostname", "address": NODE_NAME},
         ],
-        "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "100Gi"},
-        "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+        "capacity": {"cpu": "32", "memory": "256Gi", "pods": "10000", "ephemeral-storage": "100Gi"},
+        "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "10000", "ephemeral-storage": "100Gi"},
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {
             "architecture": "amd64", "operatingSystem": "linux",
