@@ -354,7 +354,7 @@ fn kubectl_apply() -> anyhow::Result<Outcome> {
         for target in [Target::embedded().await?, Target::real().await?] {
             let namespace = target.namespace("apply").await?;
             let (file, _) = write_thousand_objects(scratch.path(), &namespace, false)?;
-            let took = timed_kubectl_apply(target.kubectl(), &file)
+            let took = timed_kubectl_apply(target.kubectl()?, &file)
                 .with_context(|| format!("against {}", target.label()))?;
             eprintln!(
                 "{}: kubectl apply --server-side of 1,000 objects in {took:.2?}",

@@ -105,14 +105,15 @@ impl Target {
         Ok(kube::Client::try_from(config)?)
     }
 
-    /// `kubectl` with this target's kubeconfig.
-    pub fn kubectl(&self) -> Command {
+    /// `kubectl` with this target's kubeconfig: the test cluster's build for both targets,
+    /// so both are measured with the same client and a machine needs none on `PATH`.
+    pub fn kubectl(&self) -> anyhow::Result<Command> {
         let mut command = match self {
             Target::Real { cluster } => cluster.kubectl(),
-            Target::Embedded { .. } => Command::new("kubectl"),
+            Target::Embedded { .. } => Command::new(plumb_testcluster::binary("kubectl")?),
         };
         command.arg("--kubeconfig").arg(self.kubeconfig());
-        command
+        Ok(command)
     }
 
     /// Creates a fresh namespace named after the scenario.
