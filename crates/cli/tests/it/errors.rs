@@ -1,7 +1,7 @@
-//! What a person sees when a command fails: the real binary with the environment a user
-//! might have (RUST_BACKTRACE=1, no PLUMB_LOG).
+//! What a person sees when a command fails, and what a local repository prints: the real
+//! binary with the environment a user might have (RUST_BACKTRACE=1, no PLUMB_LOG).
 
-use crate::stderr;
+use crate::{stderr, stdout};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -166,6 +166,60 @@ fn a_bad_repository_url_is_one_line_naming_it() {
     assert!(
         stderr(&output).contains("Stack backtrace"),
         "{}",
+        stderr(&output)
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .status()
+        .expect("git");
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn rendering_a_local_repository_warns_about_nothing() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(repo.path().join("app")).expect("mkdir");
+    std::fs::write(
+        repo.path().join("app/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: local}\n",
+    )
+    .expect("write");
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    // git's default, spelt out: a local repository does not serve filtered fetches.
+    git(repo.path(), &["config", "uploadpack.allowFilter", "false"]);
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "app"]);
+    let cache = tempfile::tempdir().expect("cache");
+    let url = format!("file://{}", repo.path().display());
+    let output = plumb_as_user(&[
+        "render",
+        "--repo",
+        &url,
+        "--revision",
+        "main",
+        "--path",
+        "app",
+        "--cache-dir",
+        cache.path().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("name: local"),
+        "{}",
+        stdout(&output)
+    );
+    // Neither a warning nor, at the default level, the debug line about partial clone.
+    assert!(
+        !stderr(&output).contains("WARN") && !stderr(&output).contains("partial clone"),
+        "a warning for a local repository:\n{}",
         stderr(&output)
     );
 }
