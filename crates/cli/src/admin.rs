@@ -97,8 +97,14 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
 fn read_object(path: &Path) -> anyhow::Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| anyhow::anyhow!("{}: not valid YAML: {e}", path.display()))?;
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| {
+        // serde-saphyr follows its message with a source snippet over several lines; the
+        // first line has the position and the cause, which is what an error line needs.
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default().trim();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        anyhow::anyhow!("{}: not valid YAML: {first}", path.display())
+    })?;
     let documents: Vec<Value> = documents.into_iter().filter(|d| !d.is_null()).collect();
     match documents.as_slice() {
         [object @ Value::Object(_)] => Ok(object.clone()),

@@ -121,7 +121,7 @@ pub struct SyncArgs {
 }
 
 /// Exit code for errors before or outside the comparison.
-const EXIT_ERROR: i32 = 2;
+pub const EXIT_ERROR: i32 = 2;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -130,25 +130,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn exit_with_error(error: anyhow::Error) -> ! {
-    eprintln!("error: {error:#}");
-    std::process::exit(EXIT_ERROR);
+/// Runs `future` to its end and returns without waiting for stray blocking tasks (the
+/// process exits right after).
+fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = runtime()?;
+    let result = runtime.block_on(future);
+    runtime.shutdown_background();
+    result
 }
 
-pub fn run_diff(args: DiffArgs) -> anyhow::Result<()> {
-    let runtime = runtime()?;
-    match runtime.block_on(diff(args)) {
-        Ok(code) => std::process::exit(code),
-        Err(error) => exit_with_error(error),
-    }
+/// `plumb diff`: the exit code (0 in sync, 1 different), or the error (exit 2).
+pub fn run_diff(args: DiffArgs) -> anyhow::Result<i32> {
+    block_on(diff(args))
 }
 
-pub fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
-    let runtime = runtime()?;
-    match runtime.block_on(sync(args)) {
-        Ok(code) => std::process::exit(code),
-        Err(error) => exit_with_error(error),
-    }
+/// `plumb sync`: the exit code, or the error (exit 2).
+pub fn run_sync(args: SyncArgs) -> anyhow::Result<i32> {
+    block_on(sync(args))
 }
 
 fn load_settings(target: &TargetArgs) -> anyhow::Result<Settings> {

@@ -37,8 +37,9 @@ pub enum ClusterError {
         reason: String,
         message: String,
     },
-    /// The server could not be reached or the answer could not be read.
-    #[error("cluster unreachable: {0}")]
+    /// The server could not be reached or the answer could not be read: the server's URL
+    /// when known, then what went wrong with its causes.
+    #[error("cluster {0}")]
     Transport(String),
     #[error("no matches for kind {kind:?} in version {api_version:?}")]
     UnknownKind { api_version: String, kind: String },
@@ -47,14 +48,32 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
-    fn from_kube(error: kube::Error) -> Self {
+    /// `server` is the cluster's URL, to say which one could not be reached.
+    fn from_kube(error: kube::Error, server: Option<&str>) -> Self {
         match error {
             kube::Error::Api(status) => ClusterError::Api {
                 code: status.code,
                 reason: status.reason.clone(),
                 message: status.message.clone(),
             },
-            other => ClusterError::Transport(other.to_string()),
+            other => {
+                // kube's own text ("ServiceError: client error (Connect)") leaves out why;
+                // the causes below it ("Connection refused") say it.
+                let mut text = other.to_string();
+                let mut source = std::error::Error::source(&other);
+                while let Some(cause) = source {
+                    let cause_text = cause.to_string();
+                    if !text.contains(&cause_text) {
+                        text.push_str(": ");
+                        text.push_str(&cause_text);
+                    }
+                    source = cause.source();
+                }
+                ClusterError::Transport(match server {
+                    Some(server) => format!("{server} unreachable: {text}"),
+                    None => format!("unreachable: {text}"),
+                })
+            }
         }
     }
 
@@ -93,6 +112,8 @@ pub struct Cluster {
     kinds: Mutex<HashMap<(String, String), Option<ResolvedKind>>>,
     compare_cache: Mutex<HashMap<ResourceKey, CacheEntry>>,
     results: diff::CompareCache,
+    /// The server's URL when known (from the kubeconfig), named in transport errors.
+    server: Option<String>,
 }
 
 /// The `Accept` of a write whose answer is not read beyond its status.
@@ -294,7 +315,12 @@ impl Cluster {
             kinds: Mutex::new(HashMap::new()),
             compare_cache: Mutex::new(HashMap::new()),
             results: diff::CompareCache::default(),
+            server: None,
         }
+    }
+
+    fn kube_error(&self, error: kube::Error) -> ClusterError {
+        ClusterError::from_kube(error, self.server.as_deref())
     }
 
     /// Connects with a kubeconfig file (or the default one) and an optional context.
@@ -325,8 +351,12 @@ impl Cluster {
                 .await
                 .map_err(|e| kubeconfig_error(e.to_string()))?,
         };
+        let server = config.cluster_url.to_string();
         let client = kube::Client::try_from(config).map_err(|e| kubeconfig_error(e.to_string()))?;
-        Ok(Self::new(client))
+        Ok(Self {
+            server: Some(server),
+            ..Self::new(client)
+        })
     }
 
     /// Requests sent so far.
@@ -362,7 +392,7 @@ impl Cluster {
             }),
             Err(kube::Error::Api(status)) if status.code == 404 => None,
             Err(kube::Error::Discovery(_)) => None,
-            Err(error) => return Err(ClusterError::from_kube(error)),
+            Err(error) => return Err(self.kube_error(error)),
         };
         lock(&self.kinds).insert(cache_key, resolved.clone());
         Ok(resolved)
@@ -475,7 +505,7 @@ impl Cluster {
         let aggregated = Discovery::new(self.client.clone())
             .run_aggregated()
             .await
-            .map_err(ClusterError::from_kube)?;
+            .map_err(|e| self.kube_error(e))?;
         let discovery = if aggregated.groups().next().is_some() {
             aggregated
         } else {
@@ -483,7 +513,7 @@ impl Cluster {
             Discovery::new(self.client.clone())
                 .run()
                 .await
-                .map_err(ClusterError::from_kube)?
+                .map_err(|e| self.kube_error(e))?
         };
         let mut kinds = lock(&self.kinds);
         for group in discovery.groups() {
@@ -633,7 +663,7 @@ impl Cluster {
                 Err(error) if refused_listing(&error) => {
                     one_by_one.extend(keys.iter().filter_map(|key| found.get(*key)));
                 }
-                Err(error) => return Err(ClusterError::from_kube(error)),
+                Err(error) => return Err(self.kube_error(error)),
             }
         }
         live.extend(self.read_each(one_by_one).await?);
@@ -712,13 +742,13 @@ impl Cluster {
                     {
                         Ok(found) => items.extend(found),
                         Err(error) if refused_listing(&error) => {}
-                        Err(error) => return Err(ClusterError::from_kube(error)),
+                        Err(error) => return Err(self.kube_error(error)),
                     }
                 }
                 Ok(items)
             }
             Err(error) if refused_listing(&error) => Ok(Vec::new()),
-            Err(error) => Err(ClusterError::from_kube(error)),
+            Err(error) => Err(self.kube_error(error)),
         }
     }
 
@@ -783,7 +813,7 @@ impl Cluster {
         self.count();
         match api.get_opt(json::name(object)).await {
             Ok(found) => found.map(to_value).transpose(),
-            Err(error) => Err(ClusterError::from_kube(error)),
+            Err(error) => Err(self.kube_error(error)),
         }
     }
 
@@ -813,7 +843,7 @@ impl Cluster {
             &Patch::Apply(object),
         )
         .await
-        .map_err(ClusterError::from_kube)
+        .map_err(|e| self.kube_error(e))
         .and_then(to_value)
     }
 
@@ -849,7 +879,7 @@ impl Cluster {
             .client
             .request(request)
             .await
-            .map_err(ClusterError::from_kube)?;
+            .map_err(|e| self.kube_error(e))?;
         to_value(created)
     }
 
@@ -876,7 +906,7 @@ impl Cluster {
             .request_text(request)
             .await
             .map(|_| ())
-            .map_err(ClusterError::from_kube)
+            .map_err(|e| self.kube_error(e))
     }
 
     async fn create_request(
@@ -930,7 +960,7 @@ impl Cluster {
         self.count();
         api.patch(json::name(object), &params, &body)
             .await
-            .map_err(ClusterError::from_kube)
+            .map_err(|e| self.kube_error(e))
             .and_then(to_value)
     }
 
@@ -1003,7 +1033,7 @@ impl Cluster {
                 .await
             }
         };
-        result.map_err(ClusterError::from_kube).and_then(to_value)
+        result.map_err(|e| self.kube_error(e)).and_then(to_value)
     }
 
     /// Deletes an object; absent objects count as deleted.
@@ -1027,7 +1057,7 @@ impl Cluster {
         match api.delete(json::name(object), &params).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(error) => Err(ClusterError::from_kube(error)),
+            Err(error) => Err(self.kube_error(error)),
         }
     }
 
@@ -1136,7 +1166,7 @@ impl Cluster {
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(ClusterError::from_kube)?;
+            .map_err(|e| self.kube_error(e))?;
         list.items
             .into_iter()
             .map(|item| {

@@ -1,5 +1,5 @@
 //! Integration tests of the embedded API server: real servers on temp dirs and free
-//! ports, driven by the machine's kubectl and by kube-rs.
+//! ports, driven by the test cluster's kubectl and by kube-rs.
 
 mod bad_input;
 mod core_kinds;

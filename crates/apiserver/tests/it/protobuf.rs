@@ -1,41 +1,23 @@
 //! Protobuf request bodies: kubectl's typed generators (`kubectl create deployment|service|…`)
-//! send `application/vnd.kubernetes.protobuf`, with the machine's kubectl and with the test
-//! cluster's kubectl 1.37; the stored objects must carry what was sent. Bad protobuf bodies get
+//! send `application/vnd.kubernetes.protobuf`, with the test cluster's kubectl 1.37 (and the
+//! one `PLUMB_KUBECTL` names, if any); the stored objects must carry what was sent. Bad protobuf bodies get
 //! Status errors and store nothing.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, kubectl_bin};
+use crate::support::{TestServer, kubectl_bin, testcluster_kubectl};
 
-/// The kubectl binaries to drive: the machine's (`kubectl_bin`, 1.32 here) and the one the
-/// test cluster build made (`$PLUMB_TESTCLUSTER_BIN/kubectl`, 1.37; scripts/test sets the
-/// variable, and without it scripts/build-testcluster says where its cached build is).
+/// The kubectl binaries to drive: the test cluster's (1.37) and, when `PLUMB_KUBECTL` names
+/// another one (e.g. an older release, to check its generators by hand), that one too.
 fn kubectls() -> Vec<String> {
-    let bin_dir = match std::env::var("PLUMB_TESTCLUSTER_BIN") {
-        Ok(dir) => PathBuf::from(dir),
-        Err(_) => {
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-testcluster");
-            let out = std::process::Command::new(&script)
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .expect("scripts/build-testcluster runs");
-            assert!(out.status.success(), "scripts/build-testcluster failed");
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        }
-    };
-    let cluster_kubectl = bin_dir.join("kubectl");
-    assert!(
-        cluster_kubectl.is_file(),
-        "{} is missing (run scripts/build-testcluster)",
-        cluster_kubectl.display()
-    );
-    vec![
-        kubectl_bin(),
-        cluster_kubectl.to_string_lossy().into_owned(),
-    ]
+    let mut bins = vec![testcluster_kubectl()];
+    let chosen = kubectl_bin();
+    if !bins.contains(&chosen) {
+        bins.insert(0, chosen);
+    }
+    bins
 }
 
 struct Kubectl<'a> {

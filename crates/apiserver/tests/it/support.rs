@@ -11,26 +11,19 @@ pub struct TestServer {
     pub kubeconfig: PathBuf,
 }
 
-/// The kubectl binary: `PLUMB_KUBECTL`, else `kubectl` on PATH, else the one
-/// `scripts/build-testcluster` built (`$PLUMB_TESTCLUSTER_BIN/kubectl`), which is how a
-/// fresh machine gets one.
+/// The test cluster's kubectl (1.37, built by `scripts/build-testcluster`). Never one on
+/// `PATH`: the tests must not depend on what a machine happens to have installed.
+pub fn testcluster_kubectl() -> String {
+    plumb_testcluster::binary("kubectl")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The kubectl binary the tests drive: `PLUMB_KUBECTL` when set (to try another version by
+/// hand), else the test cluster's.
 pub fn kubectl_bin() -> String {
-    if let Ok(k) = std::env::var("PLUMB_KUBECTL") {
-        return k;
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("kubectl").is_file()))
-        .unwrap_or(false);
-    if !on_path
-        && let Ok(dir) = std::env::var("PLUMB_TESTCLUSTER_BIN")
-        && Path::new(&dir).join("kubectl").is_file()
-    {
-        return Path::new(&dir)
-            .join("kubectl")
-            .to_string_lossy()
-            .into_owned();
-    }
-    "kubectl".to_string()
+    std::env::var("PLUMB_KUBECTL").unwrap_or_else(|_| testcluster_kubectl())
 }
 
 pub struct Output {
@@ -59,7 +52,7 @@ pub async fn kubectl_with(kubeconfig: &Path, args: &[&str], stdin: Option<&str>)
     cmd.env_remove("KUBECONFIG");
     let mut child = cmd
         .spawn()
-        .expect("kubectl must be installed (scripts/install-test-deps installs it)");
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", kubectl_bin()));
     let mut input = child.stdin.take().expect("stdin");
     if let Some(s) = stdin {
         input.write_all(s.as_bytes()).await.expect("write stdin");

@@ -41,8 +41,10 @@ impl EmbeddedServer {
         }
     }
 
+    /// The test cluster's kubectl (never one from `PATH`), against this server.
     fn kubectl(&self, args: &[&str]) -> std::process::Output {
-        Command::new("kubectl")
+        let kubectl = plumb_testcluster::binary("kubectl").unwrap_or_else(|e| panic!("{e}"));
+        Command::new(kubectl)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)

@@ -4,6 +4,7 @@ mod admin;
 mod client_side_sync;
 mod diff_sync;
 mod embedded;
+mod errors;
 mod prune_namespaces;
 mod support;
 

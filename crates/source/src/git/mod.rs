@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::command::{self, CommandError, CommandSpec, UnsafeArgument};
 use crate::creds::{CredentialStore, Credentials};
-use crate::url::{RepoUrl, UrlError, UrlPolicy};
+use crate::url::{RepoUrl, Transport, UrlError, UrlPolicy};
 pub use gpg::{GpgError, PublicKey, SignatureInfo, SignatureRejection};
 pub use partial::Scope;
 pub use revision::{RemoteRef, Resolution, RevisionError};
@@ -782,11 +782,21 @@ impl GitCache {
         if filter.is_some() && partial::filter_refused(&out.stderr) {
             mirror.filter_refused.store(true, Ordering::SeqCst);
             self.stats.filter_fallbacks.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                url = %url,
-                "the server does not allow partial clone (uploadpack.allowFilter); \
-                 fetched the full repository instead"
-            );
+            if url.transport() == Transport::File {
+                // A local repository (`git config uploadpack.allowFilter` unset, git's
+                // default): nothing crossed a network, so a full copy is no news.
+                tracing::debug!(
+                    url = %url,
+                    "the local repository does not allow partial clone \
+                     (uploadpack.allowFilter); copied it in full"
+                );
+            } else {
+                tracing::warn!(
+                    url = %url,
+                    "the server does not allow partial clone (uploadpack.allowFilter); \
+                     fetched the full repository instead"
+                );
+            }
         }
         if out.success {
             return Ok(());

@@ -44,7 +44,9 @@ pub fn service_kubectl(dir: &Path) -> SourceService {
     let bin = servers::tool_bin_dir();
     let mut config = SourceConfig::new(dir.join("cache"));
     config.git.url_policy = UrlPolicy { allow_file: true };
-    let kubectl = find_executable("kubectl", std::slice::from_ref(&bin)).expect("kubectl");
+    // The test cluster's kubectl, never one on `PATH`.
+    let kubectl = bin.join("kubectl");
+    assert!(kubectl.is_file(), "{} is missing", kubectl.display());
     let tools = Tools::new(
         find_executable("helm", &[bin]),
         Some(KustomizeTool::Kubectl(kubectl)),
