@@ -198,12 +198,17 @@ fn builtin_columns(group: &str, resource: &str) -> Vec<PrinterColumn> {
             col("Ready", "integer", ".status.readyReplicas", 0),
         ],
         ("batch", "cronjobs") => vec![col("Schedule", "string", ".spec.schedule", 0)],
+        // kube-apiserver's event table: no leading Name, no Age.
         ("", "events") => vec![
             col("Last Seen", "date", ".lastTimestamp", 0),
             col("Type", "string", ".type", 0),
             col("Reason", "string", ".reason", 0),
             col("Object", "string", "#ref:.involvedObject", 0),
+            col("Source", "string", ".source.component", 1),
             col("Message", "string", ".message", 0),
+            col("First Seen", "date", ".firstTimestamp", 1),
+            col("Count", "integer", ".count", 1),
+            col("Name", "string", ".metadata.name", 1),
         ],
         ("discovery.k8s.io", "endpointslices") => vec![
             col("AddressType", "string", ".addressType", 0),

@@ -6,11 +6,20 @@ use crate::negotiation::MetaVersion;
 use crate::objects::{human_age, parse_rfc3339};
 use crate::registry::{ResourceInfo, column_value};
 
+/// Whether a kind's printer columns are its whole table: a kind that lists a `Name` column
+/// of its own (Events, whose name is a wide-only column) gets no leading Name and no Age.
+fn whole_table(info: &ResourceInfo) -> bool {
+    info.printer_columns.iter().any(|c| c.name == "Name")
+}
+
 pub(crate) fn column_definitions(info: &ResourceInfo) -> Value {
     let mut cols = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
     ];
-    let mut has_age = false;
+    if whole_table(info) {
+        cols.clear();
+    }
+    let mut has_age = whole_table(info);
     for c in &info.printer_columns {
         if c.name == "Age" {
             has_age = true;
@@ -69,7 +78,10 @@ pub(crate) fn row(
             .cloned()
             .unwrap_or(Value::Null),
     ];
-    let mut has_age = false;
+    if whole_table(info) {
+        cells.clear();
+    }
+    let mut has_age = whole_table(info);
     for c in &info.printer_columns {
         if c.name == "Age" {
             has_age = true;

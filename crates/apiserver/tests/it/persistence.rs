@@ -68,12 +68,12 @@ async fn restart_keeps_objects_and_resource_version_continues() {
     );
 }
 
-struct ChildServer {
-    child: Child,
-    kubeconfig: std::path::PathBuf,
+pub(crate) struct ChildServer {
+    pub(crate) child: Child,
+    pub(crate) kubeconfig: std::path::PathBuf,
 }
 
-fn spawn_child(data_dir: &std::path::Path) -> ChildServer {
+pub(crate) fn spawn_child(data_dir: &std::path::Path) -> ChildServer {
     let mut child = Command::new(env!("CARGO_BIN_EXE_plumb-apiserver"))
         .arg("--data-dir")
         .arg(data_dir)
