@@ -276,7 +276,19 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
             annotations.insert(MAX.into(), json!((replicas + surge).to_string()));
             annotations.insert(REVISION.into(), json!((max_revision + 1).to_string()));
             let name = format!("{}-{hash}", key.name);
-            let mut spec = json!({"replicas": 0, "selector": selector, "template": t});
+            // As kube-controller-manager's getNewReplicaSet: the new ReplicaSet is created
+            // with its first size (NewRSNewReplicas), not at zero and scaled afterwards, so
+            // it starts at generation 1 as on a real cluster.
+            let initial = if recreate {
+                let old_active = all.iter().any(|o| {
+                    spec_replicas(o) > 0
+                        || ctx.owned("/pods", meta(o, "uid")).iter().any(pod_is_active)
+                });
+                if old_active { 0 } else { replicas }
+            } else {
+                new_rs_replicas(replicas, surge, all.iter().map(spec_replicas).sum(), 0)
+            };
+            let mut spec = json!({"replicas": initial, "selector": selector, "template": t});
             if let Some(m) = d.pointer("/spec/minReadySeconds") {
                 spec["minReadySeconds"] = m.clone();
             }
@@ -299,6 +311,17 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
                 return Err("replica set name taken; collision count raised".into());
             }
             check(&answer, "creating the replica set")?;
+            if initial > 0 {
+                events::record(
+                    ctx,
+                    events::DEPLOYMENT,
+                    &d,
+                    "Normal",
+                    "ScalingReplicaSet",
+                    &format!("Scaled up replica set {name} from 0 to {initial}"),
+                )
+                .await;
+            }
             let msg = format!("Created new replica set \"{name}\"");
             set_condition(
                 &mut conditions,

@@ -262,6 +262,43 @@ async fn a_deployment_rolls_out_updates_scales_and_rolls_back() {
     }
 }
 
+/// kube-controller-manager creates a Deployment's new ReplicaSet at its first size (3 here,
+/// surge 25% of 3 rounds up to 1 but the size is capped at `replicas`), not at zero and
+/// scaled up afterwards: the ReplicaSet stays at generation 1 and the one
+/// ScalingReplicaSet event says "from 0 to 3", as on the real test cluster.
+#[tokio::test]
+async fn a_new_replica_set_is_created_at_its_first_size() {
+    let s = server().await;
+    s.ok_stdin(&["apply", "-f", "-"], WEB).await;
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await;
+    let rs = json(&s, &["get", "replicasets", "-l", "app=web"]).await;
+    let rs = &items(&rs)[0];
+    assert_eq!(rs["metadata"]["generation"], 1, "{}", rs["metadata"]);
+    assert_eq!(rs["status"]["observedGeneration"], 1, "{}", rs["status"]);
+    assert_eq!(rs["spec"]["replicas"], 3);
+    let name = rs["metadata"]["name"].as_str().unwrap().to_string();
+    let events = json(
+        &s,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=ScalingReplicaSet",
+        ],
+    )
+    .await;
+    let messages: Vec<&str> = items(&events)
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [format!("Scaled up replica set {name} from 0 to 3")],
+        "{events}"
+    );
+}
+
 #[tokio::test]
 async fn recreate_replaces_every_pod_at_once() {
     let s = server().await;
