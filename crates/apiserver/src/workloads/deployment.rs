@@ -43,6 +43,18 @@ fn template_without_hash(rs: &Value) -> Value {
     {
         labels.remove(HASH_LABEL);
     }
+    comparable_template(t)
+}
+
+/// A pod template as kube-controller-manager compares it (`EqualIgnoreHash` on typed
+/// templates): `metadata.creationTimestamp: null`, which kubectl writes back with
+/// `rollout undo`, is the same as no timestamp, so a rollback finds the old ReplicaSet.
+fn comparable_template(mut t: Value) -> Value {
+    if let Some(m) = t.get_mut("metadata").and_then(Value::as_object_mut)
+        && m.get("creationTimestamp").is_some_and(Value::is_null)
+    {
+        m.remove("creationTimestamp");
+    }
     t
 }
 
@@ -196,7 +208,7 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
     let max_revision = all.iter().map(revision).max().unwrap_or(0);
     let new_index = all
         .iter()
-        .position(|rs| template_without_hash(rs) == template);
+        .position(|rs| template_without_hash(rs) == comparable_template(template.clone()));
     let (surge, unavailable) = surge_and_unavailable(&d, replicas);
     let mut conditions: Vec<Value> = d
         .pointer("/status/conditions")

@@ -162,6 +162,14 @@ async fn a_deployment_rolls_out_updates_scales_and_rolls_back() {
         .await;
     let history = s.ok(&["rollout", "history", "deployment/web"]).await;
     assert!(history.contains('2') && history.contains('3'), "{history}");
+    // kubectl writes the old template back with `metadata.creationTimestamp: null`; the
+    // controller must still see it as the first ReplicaSet's and make no third one.
+    let sets = json(&s, &["get", "replicasets", "-l", "app=web"]).await;
+    assert_eq!(
+        items(&sets).len(),
+        2,
+        "the rollback made a new ReplicaSet: {sets}"
+    );
     let d = json(&s, &["get", "deployment", "web"]).await;
     assert_eq!(
         d["spec"]["template"]["spec"]["containers"][0]["image"],
