@@ -512,6 +512,12 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
         .map(|rs| status_count(rs, "replicas"))
         .unwrap_or(0);
     let unavailable_now = (total_spec - available).max(0);
+    // GetTerminatingReplicaCountForReplicaSets: the sum, or nothing while any ReplicaSet
+    // has not reported it yet (a ReplicaSet just created).
+    let terminating: Option<i64> = everything
+        .iter()
+        .map(|rs| int_at(rs, "/status/terminatingReplicas"))
+        .sum();
     let old_status = d.get("status").cloned().unwrap_or_else(|| json!({}));
 
     if available >= replicas - unavailable {
@@ -661,6 +667,9 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
         if n > 0 {
             status.insert(field.into(), json!(n));
         }
+    }
+    if let Some(terminating) = terminating {
+        status.insert("terminatingReplicas".into(), json!(terminating));
     }
     status.insert("conditions".into(), Value::Array(conditions));
     if collision_count > 0 {

@@ -273,7 +273,8 @@ async fn a_deployment_rolls_out_updates_scales_and_rolls_back() {
 /// kube-controller-manager creates a Deployment's new ReplicaSet at its first size (3 here,
 /// surge 25% of 3 rounds up to 1 but the size is capped at `replicas`), not at zero and
 /// scaled up afterwards: the ReplicaSet stays at generation 1 and the one
-/// ScalingReplicaSet event says "from 0 to 3", as on the real test cluster.
+/// ScalingReplicaSet event says "from 0 to 3", as on the real test cluster. Both statuses
+/// carry `terminatingReplicas: 0`, as kube-controller-manager 1.37 writes them.
 #[tokio::test]
 async fn a_new_replica_set_is_created_at_its_first_size() {
     let s = server().await;
@@ -285,6 +286,11 @@ async fn a_new_replica_set_is_created_at_its_first_size() {
     assert_eq!(rs["metadata"]["generation"], 1, "{}", rs["metadata"]);
     assert_eq!(rs["status"]["observedGeneration"], 1, "{}", rs["status"]);
     assert_eq!(rs["spec"]["replicas"], 3);
+    // Kubernetes 1.37 counts terminating pods (DeploymentReplicaSetTerminatingReplicas, on
+    // by default) and writes the count, zero included, in both statuses.
+    assert_eq!(rs["status"]["terminatingReplicas"], 0, "{}", rs["status"]);
+    let d = json(&s, &["get", "deployment", "web"]).await;
+    assert_eq!(d["status"]["terminatingReplicas"], 0, "{}", d["status"]);
     let name = rs["metadata"]["name"].as_str().unwrap().to_string();
     let events = json(
         &s,
