@@ -43,6 +43,18 @@ fn template_without_hash(rs: &Value) -> Value {
     {
         labels.remove(HASH_LABEL);
     }
+    comparable_template(t)
+}
+
+/// A pod template as kube-controller-manager compares it (`EqualIgnoreHash` on typed
+/// templates): `metadata.creationTimestamp: null`, which kubectl writes back with
+/// `rollout undo`, is the same as no timestamp, so a rollback finds the old ReplicaSet.
+fn comparable_template(mut t: Value) -> Value {
+    if let Some(m) = t.get_mut("metadata").and_then(Value::as_object_mut)
+        && m.get("creationTimestamp").is_some_and(Value::is_null)
+    {
+        m.remove("creationTimestamp");
+    }
     t
 }
 
@@ -196,7 +208,7 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
     let max_revision = all.iter().map(revision).max().unwrap_or(0);
     let new_index = all
         .iter()
-        .position(|rs| template_without_hash(rs) == template);
+        .position(|rs| template_without_hash(rs) == comparable_template(template.clone()));
     let (surge, unavailable) = surge_and_unavailable(&d, replicas);
     let mut conditions: Vec<Value> = d
         .pointer("/status/conditions")
@@ -276,7 +288,19 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
             annotations.insert(MAX.into(), json!((replicas + surge).to_string()));
             annotations.insert(REVISION.into(), json!((max_revision + 1).to_string()));
             let name = format!("{}-{hash}", key.name);
-            let mut spec = json!({"replicas": 0, "selector": selector, "template": t});
+            // As kube-controller-manager's getNewReplicaSet: the new ReplicaSet is created
+            // with its first size (NewRSNewReplicas), not at zero and scaled afterwards, so
+            // it starts at generation 1 as on a real cluster.
+            let initial = if recreate {
+                let old_active = all.iter().any(|o| {
+                    spec_replicas(o) > 0
+                        || ctx.owned("/pods", meta(o, "uid")).iter().any(pod_is_active)
+                });
+                if old_active { 0 } else { replicas }
+            } else {
+                new_rs_replicas(replicas, surge, all.iter().map(spec_replicas).sum(), 0)
+            };
+            let mut spec = json!({"replicas": initial, "selector": selector, "template": t});
             if let Some(m) = d.pointer("/spec/minReadySeconds") {
                 spec["minReadySeconds"] = m.clone();
             }
@@ -299,6 +323,17 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
                 return Err("replica set name taken; collision count raised".into());
             }
             check(&answer, "creating the replica set")?;
+            if initial > 0 {
+                events::record(
+                    ctx,
+                    events::DEPLOYMENT,
+                    &d,
+                    "Normal",
+                    "ScalingReplicaSet",
+                    &format!("Scaled up replica set {name} from 0 to {initial}"),
+                )
+                .await;
+            }
             let msg = format!("Created new replica set \"{name}\"");
             set_condition(
                 &mut conditions,
@@ -477,6 +512,12 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
         .map(|rs| status_count(rs, "replicas"))
         .unwrap_or(0);
     let unavailable_now = (total_spec - available).max(0);
+    // GetTerminatingReplicaCountForReplicaSets: the sum, or nothing while any ReplicaSet
+    // has not reported it yet (a ReplicaSet just created).
+    let terminating: Option<i64> = everything
+        .iter()
+        .map(|rs| int_at(rs, "/status/terminatingReplicas"))
+        .sum();
     let old_status = d.get("status").cloned().unwrap_or_else(|| json!({}));
 
     if available >= replicas - unavailable {
@@ -626,6 +667,9 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
         if n > 0 {
             status.insert(field.into(), json!(n));
         }
+    }
+    if let Some(terminating) = terminating {
+        status.insert("terminatingReplicas".into(), json!(terminating));
     }
     status.insert("conditions".into(), Value::Array(conditions));
     if collision_count > 0 {

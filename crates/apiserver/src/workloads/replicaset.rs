@@ -89,6 +89,8 @@ pub(crate) struct Counts {
     pub fully_labeled: i64,
     pub ready: i64,
     pub available: i64,
+    /// Pods being deleted that have not ended (set by the caller, which sees them).
+    pub terminating: i64,
 }
 
 pub(crate) fn counts(rs: &Value, active: &[Value], now: time::OffsetDateTime) -> Counts {
@@ -114,13 +116,17 @@ pub(crate) fn counts(rs: &Value, active: &[Value], now: time::OffsetDateTime) ->
             .iter()
             .filter(|p| pod_is_available(p, min_ready, now))
             .count() as i64,
+        terminating: 0,
     }
 }
 
-/// The status kube-controller-manager writes (zero counts left out, `replicas` always).
+/// The status kube-controller-manager writes (zero counts left out; `replicas` always, and
+/// `terminatingReplicas` always, as 1.37 writes it with DeploymentReplicaSetTerminatingReplicas
+/// on by default).
 pub(crate) fn status(rs: &Value, c: &Counts) -> Value {
     let mut status = Map::new();
     status.insert("replicas".into(), json!(c.replicas));
+    status.insert("terminatingReplicas".into(), json!(c.terminating));
     for (field, n) in [
         ("fullyLabeledReplicas", c.fully_labeled),
         ("readyReplicas", c.ready),
@@ -171,6 +177,11 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
         key.namespace, key.name
     );
     let owned = ctx.owned("/pods", meta(&rs, "uid"));
+    // As the controller's FilterTerminatingPods: deleting, and not Succeeded or Failed.
+    let terminating = owned
+        .iter()
+        .filter(|p| is_deleting(p) && !matches!(super::util::pod_phase(p), "Succeeded" | "Failed"))
+        .count() as i64;
     let mut active: Vec<Value> = owned.into_iter().filter(pod_is_active).collect();
     let now = time::OffsetDateTime::now_utc();
     if is_deleting(&rs) {
@@ -246,7 +257,10 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
             }
         }
     }
-    let c = counts(&rs, &active, now);
+    let c = Counts {
+        terminating,
+        ..counts(&rs, &active, now)
+    };
     write_status(ctx, &path, &rs, status(&rs, &c)).await?;
     // Pods Ready but not yet available for minReadySeconds: look again when they are.
     let min_ready = int_at(&rs, "/spec/minReadySeconds").unwrap_or(0);
@@ -282,12 +296,12 @@ mod tests {
     }
 
     #[test]
-    fn status_leaves_out_zero_counts_but_not_replicas() {
+    fn status_leaves_out_zero_counts_but_not_replicas_or_terminating() {
         let rs = json!({"metadata": {"generation": 3}, "spec": {"template": {"metadata": {"labels": {"a": "b"}}}}});
         let c = counts(&rs, &[], time::OffsetDateTime::now_utc());
         assert_eq!(
             status(&rs, &c),
-            json!({"replicas": 0, "observedGeneration": 3})
+            json!({"replicas": 0, "terminatingReplicas": 0, "observedGeneration": 3})
         );
     }
 }

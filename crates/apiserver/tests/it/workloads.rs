@@ -162,6 +162,14 @@ async fn a_deployment_rolls_out_updates_scales_and_rolls_back() {
         .await;
     let history = s.ok(&["rollout", "history", "deployment/web"]).await;
     assert!(history.contains('2') && history.contains('3'), "{history}");
+    // kubectl writes the old template back with `metadata.creationTimestamp: null`; the
+    // controller must still see it as the first ReplicaSet's and make no third one.
+    let sets = json(&s, &["get", "replicasets", "-l", "app=web"]).await;
+    assert_eq!(
+        items(&sets).len(),
+        2,
+        "the rollback made a new ReplicaSet: {sets}"
+    );
     let d = json(&s, &["get", "deployment", "web"]).await;
     assert_eq!(
         d["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -260,6 +268,49 @@ async fn a_deployment_rolls_out_updates_scales_and_rolls_back() {
             "no {reason} event:\n{pod_events}"
         );
     }
+}
+
+/// kube-controller-manager creates a Deployment's new ReplicaSet at its first size (3 here,
+/// surge 25% of 3 rounds up to 1 but the size is capped at `replicas`), not at zero and
+/// scaled up afterwards: the ReplicaSet stays at generation 1 and the one
+/// ScalingReplicaSet event says "from 0 to 3", as on the real test cluster. Both statuses
+/// carry `terminatingReplicas: 0`, as kube-controller-manager 1.37 writes them.
+#[tokio::test]
+async fn a_new_replica_set_is_created_at_its_first_size() {
+    let s = server().await;
+    s.ok_stdin(&["apply", "-f", "-"], WEB).await;
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await;
+    let rs = json(&s, &["get", "replicasets", "-l", "app=web"]).await;
+    let rs = &items(&rs)[0];
+    assert_eq!(rs["metadata"]["generation"], 1, "{}", rs["metadata"]);
+    assert_eq!(rs["status"]["observedGeneration"], 1, "{}", rs["status"]);
+    assert_eq!(rs["spec"]["replicas"], 3);
+    // Kubernetes 1.37 counts terminating pods (DeploymentReplicaSetTerminatingReplicas, on
+    // by default) and writes the count, zero included, in both statuses.
+    assert_eq!(rs["status"]["terminatingReplicas"], 0, "{}", rs["status"]);
+    let d = json(&s, &["get", "deployment", "web"]).await;
+    assert_eq!(d["status"]["terminatingReplicas"], 0, "{}", d["status"]);
+    let name = rs["metadata"]["name"].as_str().unwrap().to_string();
+    let events = json(
+        &s,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=ScalingReplicaSet",
+        ],
+    )
+    .await;
+    let messages: Vec<&str> = items(&events)
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [format!("Scaled up replica set {name} from 0 to 3")],
+        "{events}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! End-to-end: sync operations against the real test cluster (kube-apiserver, etcd,
 //! controller-manager, scheduler, kwok fake nodes). kubectl checks the results as an
-//! independent client.
+//! independent client. The scenarios that need workloads (`…_on`, written against
+//! [`Target`]) also run on the embedded API server's workload simulation (`embedded`).
 
 use plumb_engine::cluster::Cluster;
 use plumb_engine::health::HealthAssessor;
@@ -21,20 +22,69 @@ pub(crate) fn cluster() -> &'static TestCluster {
     TestCluster::shared().unwrap_or_else(|e| panic!("test cluster: {e}"))
 }
 
-/// The names of the `resource` objects in `ns`, as kubectl lists them.
-fn object_names(resource: &str, ns: &str) -> Vec<String> {
-    kubectl(&[
-        "get",
-        resource,
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.items[*].metadata.name}",
-    ])
-    .expect("kubectl get")
-    .split_whitespace()
-    .map(str::to_string)
-    .collect()
+/// Where a shared end-to-end scenario runs: the real test cluster ([`RealCluster`]) or, in
+/// `embedded`, plumb's embedded API server with its workload simulation. A scenario written
+/// against this runs unchanged on both, so the simulation is held to what the real cluster
+/// does.
+pub(crate) trait Target: Sync {
+    /// The engine's client for this cluster.
+    async fn engine(&self) -> Cluster;
+    /// Creates a namespace for one test, its name starting with `prefix`, and returns it.
+    fn namespace(&self, prefix: &str) -> String;
+    /// Runs kubectl against this cluster: its stdout, or its stderr as the error.
+    fn kubectl(&self, args: &[&str]) -> Result<String, String>;
+
+    /// The names of the `resource` objects in `ns`, as kubectl lists them.
+    fn object_names(&self, resource: &str, ns: &str) -> Vec<String> {
+        self.kubectl(&[
+            "get",
+            resource,
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ])
+        .unwrap_or_else(|e| panic!("kubectl get {resource}: {e}"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+    }
+
+    /// Whether kubectl finds `resource/name` in `ns`.
+    fn exists(&self, resource: &str, name: &str, ns: &str) -> bool {
+        self.kubectl(&["get", resource, name, "-n", ns]).is_ok()
+    }
+
+    /// A field of `resource/name` in `ns` by kubectl's jsonpath.
+    fn jsonpath(&self, resource: &str, name: &str, ns: &str, path: &str) -> String {
+        self.kubectl(&[
+            "get",
+            resource,
+            name,
+            "-n",
+            ns,
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
+        .unwrap_or_else(|e| panic!("{resource}/{name}: {e}"))
+    }
+}
+
+/// The shared real test cluster (kube-apiserver, kube-controller-manager, kwok).
+pub(crate) struct RealCluster;
+
+impl Target for RealCluster {
+    async fn engine(&self) -> Cluster {
+        engine().await
+    }
+
+    fn namespace(&self, prefix: &str) -> String {
+        cluster().namespace(prefix).expect("namespace")
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<String, String> {
+        kubectl(args)
+    }
 }
 
 /// A namespaced CRD of `widgets.<group>` (kind Widget, version v1) whose `spec` has
@@ -248,8 +298,14 @@ pub(crate) fn result_status(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn waves_wait_for_health_and_resync_is_clean() {
-    let ns = cluster().namespace("waves").expect("namespace");
-    let engine = engine().await;
+    waves_wait_for_health_and_resync_is_clean_on(&RealCluster).await;
+}
+
+/// Wave 1 starts only once the Deployment of wave 0 is healthy (its pod Running and Ready),
+/// wave 2 only once wave 1 is; a compare afterwards is Synced, and a re-compare sends nothing.
+pub(crate) async fn waves_wait_for_health_and_resync_is_clean_on(target: &impl Target) {
+    let ns = target.namespace("waves");
+    let engine = target.engine().await;
     let desired = vec![
         deployment("backend", 0, None),
         config_map("after-backend", 1),
@@ -271,36 +327,39 @@ async fn waves_wait_for_health_and_resync_is_clean() {
         .position(|e| e.contains("Deployment") && e.contains("backend"))
         .expect("backend");
     assert!(backend < waited && waited < wave1, "{events:#?}");
-    let image = kubectl(&[
-        "get",
-        "deployment",
-        "backend",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
-    assert_eq!(image.as_deref(), Ok("example.invalid/app:1"));
-    let tracking = kubectl(&[
-        "get",
-        "configmap",
-        "after-backend",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.metadata.annotations.argocd\\.argoproj\\.io/tracking-id}",
-    ]);
-    assert_eq!(tracking, Ok(format!("waves:/ConfigMap:{ns}/after-backend")));
-    let managers = kubectl(&[
-        "get",
-        "configmap",
-        "after-backend",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.metadata.managedFields[*].manager}",
-    ]);
-    assert_eq!(managers.as_deref(), Ok("plumb"));
+    // The backend was healthy when wave 1 began: its pod is Ready (it is never unready
+    // again, so reading it now tells what it was then).
+    assert_eq!(
+        target.jsonpath("deployment", "backend", &ns, "{.status.availableReplicas}"),
+        "1"
+    );
+    assert_eq!(
+        target.jsonpath(
+            "deployment",
+            "backend",
+            &ns,
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "example.invalid/app:1"
+    );
+    assert_eq!(
+        target.jsonpath(
+            "configmap",
+            "after-backend",
+            &ns,
+            "{.metadata.annotations.argocd\\.argoproj\\.io/tracking-id}"
+        ),
+        format!("waves:/ConfigMap:{ns}/after-backend")
+    );
+    assert_eq!(
+        target.jsonpath(
+            "configmap",
+            "after-backend",
+            &ns,
+            "{.metadata.managedFields[*].manager}"
+        ),
+        "plumb"
+    );
 
     // Compare again: everything Synced; a third compare with the same live state is served
     // from the cache without a single request.
@@ -360,8 +419,15 @@ pub(crate) async fn assert_recompare_sends_nothing(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hooks_follow_their_delete_policies() {
-    let ns = cluster().namespace("hooks").expect("namespace");
-    let engine = engine().await;
+    hooks_follow_their_delete_policies_on(&RealCluster).await;
+}
+
+/// Job hooks run in their phases and each waits for its Job to complete; HookSucceeded
+/// deletes the PreSync Job once it succeeded, BeforeHookCreation (the default) keeps the
+/// PostSync Jobs until the next sync recreates them, `generateName` gets Argo CD's name.
+pub(crate) async fn hooks_follow_their_delete_policies_on(target: &impl Target) {
+    let ns = target.namespace("hooks");
+    let engine = target.engine().await;
     let mut generated = job("", "PostSync", None, None);
     generated["metadata"] =
         json!({"generateName": "report-", "annotations": {"argocd.argoproj.io/hook": "PostSync"}});
@@ -398,7 +464,7 @@ async fn hooks_follow_their_delete_policies() {
         .expect("migrate");
     assert_eq!(migrate.hook_phase, Some(HookPhase::Succeeded));
     // HookSucceeded deleted the PreSync job; the PostSync ones (BeforeHookCreation) remain.
-    let mut jobs = object_names("jobs", &ns);
+    let mut jobs = target.object_names("jobs", &ns);
     jobs.sort();
     assert_eq!(jobs.len(), 2, "{jobs:?}");
     assert!(jobs.iter().any(|j| j == "smoke"), "{jobs:?}");
@@ -407,36 +473,31 @@ async fn hooks_follow_their_delete_policies() {
             .any(|j| j.starts_with("report-0123456-postsync-")),
         "{jobs:?}"
     );
-    let first_uid = kubectl(&[
-        "get",
-        "job",
-        "smoke",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.metadata.uid}",
-    ])
-    .expect("uid");
+    // The PostSync Jobs that stay did run to completion before the operation ended.
+    assert_eq!(
+        target.jsonpath("job", "smoke", &ns, "{.status.succeeded}"),
+        "1"
+    );
+    let first_uid = target.jsonpath("job", "smoke", &ns, "{.metadata.uid}");
     // A second sync recreates the BeforeHookCreation hook.
     let (again, _) = sync(&engine, &request("hooks", &ns, desired)).await;
     assert_eq!(again.phase, OperationPhase::Succeeded, "{}", again.message);
-    let second_uid = kubectl(&[
-        "get",
-        "job",
-        "smoke",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.metadata.uid}",
-    ])
-    .expect("uid");
+    let second_uid = target.jsonpath("job", "smoke", &ns, "{.metadata.uid}");
     assert_ne!(first_uid, second_uid);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_presync_job_stops_the_sync_and_runs_syncfail_hooks() {
-    let ns = cluster().namespace("syncfail").expect("namespace");
-    let engine = engine().await;
+    failing_presync_job_stops_the_sync_and_runs_syncfail_hooks_on(&RealCluster).await;
+}
+
+/// A PreSync Job whose pod fails (failure label `fail`, `backoffLimit: 0`) fails the
+/// operation: the Sync phase never starts and the SyncFail hooks run.
+pub(crate) async fn failing_presync_job_stops_the_sync_and_runs_syncfail_hooks_on(
+    target: &impl Target,
+) {
+    let ns = target.namespace("syncfail");
+    let engine = target.engine().await;
     let mut on_failure = config_map("failure-report", 0);
     on_failure["metadata"]["annotations"] = json!({"argocd.argoproj.io/hook": "SyncFail"});
     let desired = vec![
@@ -457,8 +518,12 @@ async fn failing_presync_job_stops_the_sync_and_runs_syncfail_hooks() {
         .find(|r| r.key.name == "migrate")
         .expect("migrate");
     assert_eq!(migrate.hook_phase, Some(HookPhase::Failed));
-    assert!(kubectl(&["get", "configmap", "never-applied", "-n", &ns]).is_err());
-    assert!(kubectl(&["get", "configmap", "failure-report", "-n", &ns]).is_ok());
+    assert!(
+        !events.iter().any(|e| e.starts_with("step Sync ")),
+        "{events:#?}"
+    );
+    assert!(!target.exists("configmap", "never-applied", &ns));
+    assert!(target.exists("configmap", "failure-report", &ns));
     assert_eq!(
         result_status(&result, "ConfigMap", "failure-report"),
         Some(ResultStatus::Synced)
@@ -467,8 +532,12 @@ async fn failing_presync_job_stops_the_sync_and_runs_syncfail_hooks() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn image_pull_failure_is_degraded_and_stops_later_waves() {
-    let ns = cluster().namespace("degraded").expect("namespace");
-    let engine = engine().await;
+    image_pull_failure_is_degraded_and_stops_later_waves_on(&RealCluster).await;
+}
+
+pub(crate) async fn image_pull_failure_is_degraded_and_stops_later_waves_on(target: &impl Target) {
+    let ns = target.namespace("degraded");
+    let engine = target.engine().await;
     // A Deployment whose pod cannot pull its image turns Degraded once its progress deadline
     // passes (the deployment controller reports ProgressDeadlineExceeded). As in
     // gitops-engine, a Degraded resource in a gating wave completes its task unsuccessfully:
@@ -499,7 +568,7 @@ async fn image_pull_failure_is_degraded_and_stops_later_waves() {
         !events.iter().any(|e| e == "step Sync 1"),
         "wave 1 must not start: {events:#?}"
     );
-    assert!(kubectl(&["get", "configmap", "later", "-n", &ns]).is_err());
+    assert!(!target.exists("configmap", "later", &ns));
     assert_eq!(result_status(&result, "ConfigMap", "later"), None);
     // The Deployment was applied: its result stays Synced and carries the health message.
     let broken = result
@@ -513,9 +582,11 @@ async fn image_pull_failure_is_degraded_and_stops_later_waves() {
         "{}",
         broken.message
     );
-    assert!(kubectl(&["get", "configmap", "degraded-report", "-n", &ns]).is_ok());
+    assert!(target.exists("configmap", "degraded-report", &ns));
     // The pod itself is assessed Degraded with the kubelet's message.
-    let pods = kubectl(&["get", "pods", "-n", &ns, "-o", "json"]).expect("pods");
+    let pods = target
+        .kubectl(&["get", "pods", "-n", &ns, "-o", "json"])
+        .expect("pods");
     let pods: Value = serde_json::from_str(&pods).expect("json");
     let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
     let mut pod = pods["items"][0].clone();
@@ -527,15 +598,24 @@ async fn image_pull_failure_is_degraded_and_stops_later_waves() {
         plumb_model::HealthStatusCode::Degraded,
         "{health:?}"
     );
+    assert!(
+        health.message.contains("Back-off pulling image"),
+        "{health:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prune_honours_each_propagation_policy() {
-    let engine = engine().await;
+    prune_honours_each_propagation_policy_on(&RealCluster).await;
+}
+
+/// A pruned Deployment goes as each propagation policy says: its ReplicaSet (the deployment
+/// controller's) is deleted first (foreground), after it (background) or kept (orphan);
+/// `Prune=false` keeps an object (PruneSkipped).
+pub(crate) async fn prune_honours_each_propagation_policy_on(target: &impl Target) {
+    let engine = target.engine().await;
     for (policy, replica_sets_left) in [("foreground", 0), ("background", 0), ("orphan", 1)] {
-        let ns = cluster()
-            .namespace(&format!("prune-{policy}"))
-            .expect("namespace");
+        let ns = target.namespace(&format!("prune-{policy}"));
         let app = format!("prune-{policy}");
         let keep = {
             let mut keep = config_map("keep", 0);
@@ -564,28 +644,26 @@ async fn prune_honours_each_propagation_policy() {
             result_status(&result, "ConfigMap", "keep"),
             Some(ResultStatus::PruneSkipped)
         );
-        assert!(kubectl(&["get", "configmap", "keep", "-n", &ns]).is_ok());
+        assert!(target.exists("configmap", "keep", &ns));
         // As in gitops-engine, the operation ends only once the pruned Deployment is gone:
         // foreground deletion holds it (deletionTimestamp + finalizer) until the garbage
         // collector has deleted its ReplicaSets, orphan deletion until they are released.
         assert!(
-            kubectl(&["get", "deployment", "web", "-n", &ns]).is_err(),
+            !target.exists("deployment", "web", &ns),
             "policy {policy}: the pruned Deployment is still there"
         );
         if policy == "foreground" {
-            let names = object_names("replicasets", &ns);
+            let names = target.object_names("replicasets", &ns);
             assert!(names.is_empty(), "foreground: dependents first: {names:?}");
         }
         // The garbage collector acts on the ReplicaSet as the policy says.
         let mut left = usize::MAX;
         for _ in 0..120 {
-            left = object_names("replicasets", &ns).len();
-            if left == replica_sets_left
-                && kubectl(&["get", "deployment", "web", "-n", &ns]).is_err()
-            {
+            left = target.object_names("replicasets", &ns).len();
+            if left == replica_sets_left && !target.exists("deployment", "web", &ns) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(250));
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         assert_eq!(left, replica_sets_left, "policy {policy}");
     }
@@ -991,9 +1069,16 @@ async fn losing_the_cluster_mid_sync_fails_retries_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn terminate_stops_a_waiting_operation() {
-    let ns = cluster().namespace("terminate").expect("namespace");
-    let engine = engine().await;
-    // Never healthy: the image cannot be pulled and the progress deadline is far away.
+    terminate_stops_a_waiting_operation_on(&RealCluster).await;
+}
+
+/// Terminating an operation that waits for health: the wave waits for a Deployment that
+/// cannot become healthy, and cancelling ends the operation before the next wave.
+pub(crate) async fn terminate_stops_a_waiting_operation_on(target: &impl Target) {
+    let ns = target.namespace("terminate");
+    let engine = target.engine().await;
+    // Never healthy: the image cannot be pulled and the progress deadline (600 s by
+    // default) is far away, so the Deployment stays Progressing and the wave waits.
     let desired = vec![
         deployment("stuck", 0, Some(Failure::ImagePull)),
         config_map("after", 1),
@@ -1001,16 +1086,46 @@ async fn terminate_stops_a_waiting_operation() {
     let request = request("terminate", &ns, desired);
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
-    let callback = move |event: &SyncEvent| {
-        if matches!(event, SyncEvent::Waiting(_)) {
-            trigger.cancel();
+    let waited = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&waited);
+    // Cancel only once the pod has been tried and failed, so the operation is stopped
+    // while it waits on a Deployment that has really failed to start, not one that merely
+    // has not started yet.
+    let namespace = ns.clone();
+    let pull_failed = move || {
+        target
+            .kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                &namespace,
+                "-o",
+                "jsonpath={.items[*].status.containerStatuses[*].state.waiting.reason}",
+            ])
+            .is_ok_and(|reasons| reasons.contains("ImagePullBackOff"))
+    };
+    let callback = |event: &SyncEvent| {
+        if let SyncEvent::Waiting(message) = event {
+            seen.lock().expect("waiting").push(message.clone());
+            if pull_failed() {
+                trigger.cancel();
+            }
         }
     };
     let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
     let result = execute::run_sync(&engine, &assessor, &request, &cancel, &callback).await;
     assert_eq!(result.phase, OperationPhase::Failed);
     assert_eq!(result.message, "Operation terminated");
-    assert!(kubectl(&["get", "configmap", "after", "-n", &ns]).is_err());
+    let waited = waited.lock().expect("waiting").clone();
+    assert!(!waited.is_empty(), "the wave waited for the Deployment");
+    assert!(
+        waited
+            .iter()
+            .all(|m| m == "waiting for 1 resource(s) to become healthy"),
+        "{waited:#?}"
+    );
+    assert!(target.exists("deployment", "stuck", &ns));
+    assert!(!target.exists("configmap", "after", &ns));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1229,8 +1344,14 @@ spec:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn post_delete_hooks_run_only_on_app_deletion() {
-    let ns = cluster().namespace("postdelete").expect("namespace");
-    let engine = engine().await;
+    post_delete_hooks_run_only_on_app_deletion_on(&RealCluster).await;
+}
+
+/// A PostDelete Job hook never runs in a sync; on the app's deletion it runs, is waited for
+/// until it completes, and goes (HookSucceeded).
+pub(crate) async fn post_delete_hooks_run_only_on_app_deletion_on(target: &impl Target) {
+    let ns = target.namespace("postdelete");
+    let engine = target.engine().await;
     let desired = vec![
         config_map("app-config", 0),
         job("cleanup", "PostDelete", Some("HookSucceeded"), None),
@@ -1239,7 +1360,7 @@ async fn post_delete_hooks_run_only_on_app_deletion() {
     let (result, _) = sync(&engine, &request).await;
     succeeded(&result);
     assert!(
-        kubectl(&["get", "job", "cleanup", "-n", &ns]).is_err(),
+        !target.exists("job", "cleanup", &ns),
         "a sync does not run PostDelete hooks"
     );
     let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
@@ -1255,7 +1376,7 @@ async fn post_delete_hooks_run_only_on_app_deletion() {
     assert_eq!(deleted.resources.len(), 1);
     assert_eq!(deleted.resources[0].hook_phase, Some(HookPhase::Succeeded));
     // HookSucceeded: the job is gone again once it completed.
-    assert!(kubectl(&["get", "job", "cleanup", "-n", &ns]).is_err());
+    assert!(!target.exists("job", "cleanup", &ns));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,11 +2,13 @@
 //! started in-process on a free port with a fresh data directory per test). kubectl, the
 //! one built with the test cluster, checks the results as an independent client.
 //!
-//! The embedded server runs no workload controllers, so nothing here needs a Deployment, Job
-//! or Pod to become healthy: those scenarios stay on the real test cluster (`cluster`).
+//! The server's workload simulation runs (Deployments → ReplicaSets → Pods on `plumb-node`,
+//! Jobs, failure by the `testcluster.plumb.dev/failure` label), so the scenarios that need
+//! workloads to become healthy or Degraded are the real cluster's own (`cluster::…_on`),
+//! run here through [`Target`]; the others are written for this server.
 
 use crate::cluster::{
-    assert_left_behind_deployment_read_whole, assert_recompare_sends_nothing,
+    self, Target, assert_left_behind_deployment_read_whole, assert_recompare_sends_nothing,
     assert_secrets_stay_masked, compare_request, refused_result, request, result_status, succeeded,
     sync, widget_crd,
 };
@@ -33,13 +35,17 @@ impl Embedded {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts a server whose configuration `adjust` changes first.
+    /// Starts a server whose configuration `adjust` changes first. Pods start and Jobs run
+    /// in 200 ms (not the default 500 ms): long enough that a wave really waits for them,
+    /// short enough to keep the tests quick.
     async fn start_with(adjust: impl FnOnce(&mut plumb_apiserver::Config)) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
         let mut config = plumb_apiserver::Config::new(
             data.path().join("data"),
             "127.0.0.1:0".parse().expect("addr"),
         );
+        config.workloads.pod_start_delay = std::time::Duration::from_millis(200);
+        config.workloads.job_run_time = std::time::Duration::from_millis(200);
         adjust(&mut config);
         let server = plumb_apiserver::start(config)
             .await
@@ -53,18 +59,6 @@ impl Embedded {
             kubectl,
             _data: data,
         }
-    }
-
-    /// The engine's view of this server, through the same kubeconfig kubectl uses.
-    async fn engine(&self) -> Cluster {
-        Cluster::connect(Some(&self.kubeconfig), None)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Runs kubectl against this server: its stdout, or its stderr as the error.
-    fn kubectl(&self, args: &[&str]) -> Result<String, String> {
-        self.kubectl_stdin(args, "")
     }
 
     fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<String, String> {
@@ -92,30 +86,6 @@ impl Embedded {
         }
     }
 
-    /// Creates namespace `name` with kubectl and returns it.
-    fn namespace(&self, name: &str) -> String {
-        self.kubectl(&["create", "namespace", name])
-            .unwrap_or_else(|e| panic!("namespace {name}: {e}"));
-        name.to_string()
-    }
-
-    fn exists(&self, resource: &str, name: &str, ns: &str) -> bool {
-        self.kubectl(&["get", resource, name, "-n", ns]).is_ok()
-    }
-
-    fn field(&self, resource: &str, name: &str, ns: &str, jsonpath: &str) -> String {
-        self.kubectl(&[
-            "get",
-            resource,
-            name,
-            "-n",
-            ns,
-            "-o",
-            &format!("jsonpath={jsonpath}"),
-        ])
-        .unwrap_or_else(|e| panic!("{resource}/{name}: {e}"))
-    }
-
     /// The names of the `resource` objects in `ns` (sorted), without the namespace's
     /// `kube-root-ca.crt` (kube-controller-manager publishes it; the embedded server may not).
     fn names(&self, resource: &str, ns: &str) -> Vec<String> {
@@ -141,6 +111,27 @@ impl Embedded {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
+    }
+}
+
+impl Target for Embedded {
+    /// The engine's view of this server, through the same kubeconfig kubectl uses.
+    async fn engine(&self) -> Cluster {
+        Cluster::connect(Some(&self.kubeconfig), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates namespace `prefix` itself: the server is this test's alone, so the name is
+    /// free.
+    fn namespace(&self, prefix: &str) -> String {
+        self.kubectl(&["create", "namespace", prefix])
+            .unwrap_or_else(|e| panic!("namespace {prefix}: {e}"));
+        prefix.to_string()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<String, String> {
+        self.kubectl_stdin(args, "")
     }
 }
 
@@ -245,11 +236,11 @@ async fn embedded_waves_and_config_map_hooks_then_a_clean_recompare() {
         "the hooks are deleted, the app's objects stay"
     );
     assert_eq!(
-        server.field("configmap", "late", &ns, "{.data.order}"),
+        server.jsonpath("configmap", "late", &ns, "{.data.order}"),
         "third"
     );
     assert_eq!(
-        server.field(
+        server.jsonpath(
             "configmap",
             "early",
             &ns,
@@ -258,7 +249,7 @@ async fn embedded_waves_and_config_map_hooks_then_a_clean_recompare() {
         format!("waves:/ConfigMap:{ns}/early")
     );
     assert_eq!(
-        server.field(
+        server.jsonpath(
             "configmap",
             "early",
             &ns,
@@ -310,7 +301,7 @@ async fn embedded_crd_and_custom_resource_in_one_sync() {
     let (result, _) = sync(&engine, &request("crd", &ns, desired.clone())).await;
     succeeded(&result);
     assert_eq!(
-        server.field(&format!("widgets.{group}"), "gadget", &ns, "{.spec.size}"),
+        server.jsonpath(&format!("widgets.{group}"), "gadget", &ns, "{.spec.size}"),
         "3"
     );
     assert_eq!(
@@ -451,7 +442,7 @@ async fn embedded_prune_and_prune_false() {
         let (result, _) = sync(&engine, &request(&app, &ns, first)).await;
         succeeded(&result);
         // A dependent of "gone", created by someone else (not tracked by the app).
-        let uid = server.field("configmap", "gone", &ns, "{.metadata.uid}");
+        let uid = server.jsonpath("configmap", "gone", &ns, "{.metadata.uid}");
         let dependent = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "dependent", "namespace": ns, "ownerReferences": [
                 {"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": uid}]}});
@@ -499,7 +490,8 @@ async fn embedded_prune_and_prune_false() {
         }
         assert_eq!(left, dependent_left, "policy {policy}");
         if dependent_left {
-            let owners = server.field("configmap", "dependent", &ns, "{.metadata.ownerReferences}");
+            let owners =
+                server.jsonpath("configmap", "dependent", &ns, "{.metadata.ownerReferences}");
             assert_eq!(owners, "", "orphan: the owner reference is released");
         }
     }
@@ -514,7 +506,7 @@ async fn embedded_secrets_never_show_in_clear() {
     let engine = server.engine().await;
     let resource = assert_secrets_stay_masked(&engine, &ns, |ns| {
         assert_eq!(
-            server.field("secret", "db", ns, "{.data.password}"),
+            server.jsonpath("secret", "db", ns, "{.data.password}"),
             "Zmlyc3QtcGFzcy05YzE="
         );
     })
@@ -547,7 +539,7 @@ async fn embedded_client_side_apply_create_then_update() {
     create.options = options.clone();
     let (result, _) = sync(&engine, &create).await;
     succeeded(&result);
-    let applied = server.field(
+    let applied = server.jsonpath(
         "configmap",
         "settings",
         &ns,
@@ -559,7 +551,7 @@ async fn embedded_client_side_apply_create_then_update() {
     let applied: Value = serde_json::from_str(&applied).expect("last-applied is JSON");
     assert_eq!(applied["data"], json!({"mode": "fast", "obsolete": "yes"}));
     assert_eq!(
-        server.field(
+        server.jsonpath(
             "configmap",
             "settings",
             &ns,
@@ -667,7 +659,7 @@ async fn embedded_drift_is_seen_and_healed() {
     let (result, _) = sync(&engine, &request("drift", &ns, desired.clone())).await;
     succeeded(&result);
     assert_eq!(
-        server.field("configmap", "settings", &ns, "{.data.mode}"),
+        server.jsonpath("configmap", "settings", &ns, "{.data.mode}"),
         "fast"
     );
     let compared = execute::compare(&engine, compare_request("drift", &ns, &desired, &settings))
@@ -815,7 +807,7 @@ async fn embedded_dry_run_missing_namespace_and_create_namespace() {
         .expect("namespace");
     assert_eq!(label, "shop");
     assert_eq!(
-        server.field("configmap", "first", ns, "{.data.key}"),
+        server.jsonpath("configmap", "first", ns, "{.data.key}"),
         "value"
     );
     server.stop().await;
@@ -845,7 +837,7 @@ async fn embedded_replace_and_force() {
         result.resources
     );
     assert_eq!(
-        server.field("configmap", "replaced", &ns, "{.data.key}"),
+        server.jsonpath("configmap", "replaced", &ns, "{.data.key}"),
         "second"
     );
 
@@ -853,7 +845,7 @@ async fn embedded_replace_and_force() {
     frozen["immutable"] = json!(true);
     let (result, _) = sync(&engine, &request("options", &ns, vec![frozen.clone()])).await;
     succeeded(&result);
-    let first_uid = server.field("configmap", "frozen", &ns, "{.metadata.uid}");
+    let first_uid = server.jsonpath("configmap", "frozen", &ns, "{.metadata.uid}");
     frozen["data"]["key"] = json!("changed");
     let (result, _) = sync(&engine, &request("options", &ns, vec![frozen.clone()])).await;
     assert_eq!(
@@ -870,11 +862,11 @@ async fn embedded_replace_and_force() {
     let (result, _) = sync(&engine, &request("options", &ns, vec![frozen])).await;
     succeeded(&result);
     assert_ne!(
-        server.field("configmap", "frozen", &ns, "{.metadata.uid}"),
+        server.jsonpath("configmap", "frozen", &ns, "{.metadata.uid}"),
         first_uid
     );
     assert_eq!(
-        server.field("configmap", "frozen", &ns, "{.data.key}"),
+        server.jsonpath("configmap", "frozen", &ns, "{.data.key}"),
         "changed"
     );
     server.stop().await;
@@ -910,7 +902,7 @@ async fn embedded_pruned_objects_are_waited_for_until_deleted() {
         "{}",
         result.message
     );
-    let deleting = server.field("configmap", "held", &ns, "{.metadata.deletionTimestamp}");
+    let deleting = server.jsonpath("configmap", "held", &ns, "{.metadata.deletionTimestamp}");
     assert!(!deleting.is_empty(), "held is being deleted");
 
     server
@@ -1054,49 +1046,10 @@ async fn objects_left_elsewhere_are_found_read_whole_and_pruned(server: Embedded
     server.stop().await;
 }
 
-/// Hooks that are ConfigMaps: the default delete policy (BeforeHookCreation) keeps a hook
-/// until the next sync recreates it; `generateName` hooks get Argo CD's generated names.
-#[tokio::test(flavor = "multi_thread")]
-async fn embedded_before_hook_creation_and_generated_hook_names() {
-    let server = Embedded::start().await;
-    let ns = server.namespace("hooks");
-    let engine = server.engine().await;
-    let smoke = json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "smoke", "annotations": {"argocd.argoproj.io/hook": "PostSync"}},
-        "data": {"ran": "yes"}});
-    let report = json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"generateName": "report-", "annotations": {"argocd.argoproj.io/hook": "PostSync"}},
-        "data": {"ran": "yes"}});
-    let desired = vec![
-        config_map("app-config", 0, json!({"key": "value"})),
-        smoke,
-        report,
-    ];
-    let (result, _) = sync(&engine, &request("hooks", &ns, desired.clone())).await;
-    succeeded(&result);
-    let names = server.names("configmaps", &ns);
-    assert_eq!(names.len(), 3, "{names:?}");
-    assert!(names.iter().any(|n| n == "smoke"), "{names:?}");
-    assert!(
-        names
-            .iter()
-            .any(|n| n.starts_with("report-0123456-postsync-")),
-        "{names:?}"
-    );
-    let first_uid = server.field("configmap", "smoke", &ns, "{.metadata.uid}");
-    let (again, _) = sync(&engine, &request("hooks", &ns, desired)).await;
-    succeeded(&again);
-    assert_ne!(
-        server.field("configmap", "smoke", &ns, "{.metadata.uid}"),
-        first_uid,
-        "BeforeHookCreation recreates the hook"
-    );
-    server.stop().await;
-}
-
 /// A PreSync hook the server refuses (hooks are written without a dry-run, as the hooks of
 /// gitops-engine) fails the operation: the Sync phase never starts and the SyncFail hooks
-/// run, as with a failing PreSync Job on the real cluster.
+/// run, as they do for a PreSync Job that fails
+/// (`embedded_failing_presync_job_stops_the_sync_and_runs_syncfail_hooks`).
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_refused_presync_hook_fails_the_sync_and_runs_syncfail_hooks() {
     let server = Embedded::start().await;
@@ -1145,82 +1098,54 @@ async fn embedded_refused_presync_hook_fails_the_sync_and_runs_syncfail_hooks() 
     server.stop().await;
 }
 
-/// Terminating an operation that waits for health: with no deployment controller a
-/// Deployment stays Progressing here, so the wave waits until the operation is cancelled.
+// The real cluster's workload scenarios (`cluster::…_on`), on the workload simulation:
+// the same Deployments and Jobs, failing by the same labels.
+
 #[tokio::test(flavor = "multi_thread")]
-async fn embedded_terminate_stops_a_waiting_operation() {
+async fn embedded_waves_wait_for_health_and_resync_is_clean() {
     let server = Embedded::start().await;
-    let ns = server.namespace("terminate");
-    let engine = server.engine().await;
-    let stuck = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "stuck", "annotations": {"argocd.argoproj.io/sync-wave": "0"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "stuck"}},
-                 "template": {"metadata": {"labels": {"app": "stuck"}},
-                              "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}}}
-    });
-    let request = request(
-        "terminate",
-        &ns,
-        vec![stuck, config_map("after", 1, json!({"key": "value"}))],
-    );
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let trigger = cancel.clone();
-    let waited = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = std::sync::Arc::clone(&waited);
-    let callback = move |event: &execute::SyncEvent| {
-        if let execute::SyncEvent::Waiting(message) = event {
-            seen.lock().expect("waiting").push(message.clone());
-            trigger.cancel();
-        }
-    };
-    let assessor =
-        plumb_engine::health::HealthAssessor::new(Settings::default()).expect("assessor");
-    let result = execute::run_sync(&engine, &assessor, &request, &cancel, &callback).await;
-    assert_eq!(result.phase, OperationPhase::Failed);
-    assert_eq!(result.message, "Operation terminated");
-    let waited = waited.lock().expect("waiting").clone();
-    assert_eq!(
-        waited,
-        ["waiting for 1 resource(s) to become healthy"],
-        "the wave waited for the Deployment"
-    );
-    assert!(server.exists("deployment", "stuck", &ns));
-    assert!(!server.exists("configmap", "after", &ns));
+    cluster::waves_wait_for_health_and_resync_is_clean_on(&server).await;
     server.stop().await;
 }
 
-/// PostDelete hooks never run in a sync, and run (then go, with HookSucceeded) when the app
-/// is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_hooks_follow_their_delete_policies() {
+    let server = Embedded::start().await;
+    cluster::hooks_follow_their_delete_policies_on(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_failing_presync_job_stops_the_sync_and_runs_syncfail_hooks() {
+    let server = Embedded::start().await;
+    cluster::failing_presync_job_stops_the_sync_and_runs_syncfail_hooks_on(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_image_pull_failure_is_degraded_and_stops_later_waves() {
+    let server = Embedded::start().await;
+    cluster::image_pull_failure_is_degraded_and_stops_later_waves_on(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_prune_honours_each_propagation_policy() {
+    let server = Embedded::start().await;
+    cluster::prune_honours_each_propagation_policy_on(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_terminate_stops_a_waiting_operation() {
+    let server = Embedded::start().await;
+    cluster::terminate_stops_a_waiting_operation_on(&server).await;
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_post_delete_hooks_run_only_on_app_deletion() {
     let server = Embedded::start().await;
-    let ns = server.namespace("postdelete");
-    let engine = server.engine().await;
-    let desired = vec![
-        config_map("app-config", 0, json!({"key": "value"})),
-        hook_config_map("cleanup", "PostDelete", "HookSucceeded"),
-    ];
-    let request = request("postdelete", &ns, desired);
-    let (result, _) = sync(&engine, &request).await;
-    succeeded(&result);
-    assert!(
-        !server.exists("configmap", "cleanup", &ns),
-        "a sync does not run PostDelete hooks"
-    );
-    let assessor =
-        plumb_engine::health::HealthAssessor::new(Settings::default()).expect("assessor");
-    let deleted = execute::run_post_delete(
-        &engine,
-        &assessor,
-        &request,
-        &tokio_util::sync::CancellationToken::new(),
-        &|_: &execute::SyncEvent| {},
-    )
-    .await;
-    succeeded(&deleted);
-    assert_eq!(deleted.resources.len(), 1);
-    assert_eq!(deleted.resources[0].hook_phase, Some(HookPhase::Succeeded));
-    assert!(!server.exists("configmap", "cleanup", &ns));
+    cluster::post_delete_hooks_run_only_on_app_deletion_on(&server).await;
     server.stop().await;
 }
