@@ -77,6 +77,8 @@ struct Target {
     /// `fieldValidation=Ignore`: unknown fields of built-in kinds are dropped without a
     /// warning (otherwise, below `Strict`, each gets a `Warning` header).
     ignore_unknown: bool,
+    /// `includeObject` of a Table request: what each row carries.
+    include_object: table::IncludeObject,
     /// The request's field manager: `fieldManager`, else the user agent up to its first
     /// `/` (as kube-apiserver derives it).
     manager: String,
@@ -716,6 +718,7 @@ impl AppState {
                 scale: false,
                 strict: false,
                 ignore_unknown: false,
+                include_object: table::IncludeObject::Metadata,
                 manager: String::new(),
                 force: false,
             })
@@ -762,6 +765,7 @@ impl AppState {
             scale,
             strict: false,
             ignore_unknown: false,
+            include_object: table::IncludeObject::Metadata,
             manager: String::new(),
             force: false,
         })
@@ -790,6 +794,7 @@ impl AppState {
         target.strict = query.get("fieldValidation").map(String::as_str) == Some("Strict");
         target.ignore_unknown = query.get("fieldValidation").map(String::as_str) == Some("Ignore");
         target.force = flag(query, "force");
+        target.include_object = table::IncludeObject::from_query(query.get("includeObject"));
         target.manager = match query.get("fieldManager").filter(|m| !m.is_empty()) {
             Some(manager) => manager.clone(),
             None => parts
@@ -909,7 +914,7 @@ impl AppState {
             let rv = obj.rv.to_string();
             return Ok(ok_json(
                 200,
-                &table::table(&t.info, &[v], &rv, None, version),
+                &table::table(&t.info, &[v], &rv, None, version, t.include_object),
             ));
         }
         Ok(json_response(200, render(&t.info, &t.version, &obj)))
@@ -968,6 +973,7 @@ impl AppState {
                     &rv.to_string(),
                     continue_token.as_deref(),
                     version,
+                    t.include_object,
                 ),
             ));
         }
@@ -2054,6 +2060,7 @@ impl AppState {
                 scale: false,
                 strict: false,
                 ignore_unknown: false,
+                include_object: table::IncludeObject::Metadata,
                 manager: String::new(),
                 force: false,
             };

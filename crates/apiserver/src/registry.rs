@@ -109,6 +109,8 @@ pub struct Registry {
 
 /// Marker of `count entries` columns.
 const LEN_PREFIX: &str = "#len:";
+/// Marker of columns computed as Kubernetes' printers compute them (see [`computed`]).
+const COMPUTED_PREFIX: &str = "#computed:";
 /// Marker of `kind/name` columns (an object reference as kubectl prints it).
 const REF_PREFIX: &str = "#ref:";
 
@@ -183,9 +185,14 @@ fn builtin_columns(group: &str, resource: &str) -> Vec<PrinterColumn> {
         ("", "services") => vec![
             col("Type", "string", ".spec.type", 0),
             col("Cluster-IP", "string", ".spec.clusterIP", 0),
+            col("External-IP", "string", "#computed:service-external-ip", 0),
+            col("Port(s)", "string", "#computed:service-ports", 0),
         ],
         ("", "pods") => vec![
-            col("Status", "string", ".status.phase", 0),
+            col("Ready", "string", "#computed:pod-ready", 0),
+            col("Status", "string", "#computed:pod-status", 0),
+            col("Restarts", "integer", "#computed:pod-restarts", 0),
+            col("IP", "string", ".status.podIP", 1),
             col("Node", "string", ".spec.nodeName", 1),
         ],
         ("", "replicationcontrollers") => vec![
@@ -193,9 +200,27 @@ fn builtin_columns(group: &str, resource: &str) -> Vec<PrinterColumn> {
             col("Current", "integer", ".status.replicas", 0),
             col("Ready", "integer", ".status.readyReplicas", 0),
         ],
-        ("apps", "deployments") | ("apps", "statefulsets") | ("apps", "replicasets") => vec![
+        ("apps", "replicasets") => vec![
             col("Desired", "integer", ".spec.replicas", 0),
+            col("Current", "integer", ".status.replicas", 0),
             col("Ready", "integer", ".status.readyReplicas", 0),
+        ],
+        ("apps", "deployments") => vec![
+            col("Ready", "string", "#computed:ready-of-replicas", 0),
+            col("Up-to-date", "integer", ".status.updatedReplicas", 0),
+            col("Available", "integer", ".status.availableReplicas", 0),
+        ],
+        ("apps", "statefulsets") => vec![col("Ready", "string", "#computed:ready-of-replicas", 0)],
+        ("apps", "daemonsets") => vec![
+            col("Desired", "integer", ".status.desiredNumberScheduled", 0),
+            col("Current", "integer", ".status.currentNumberScheduled", 0),
+            col("Ready", "integer", ".status.numberReady", 0),
+            col("Up-to-date", "integer", ".status.updatedNumberScheduled", 0),
+            col("Available", "integer", ".status.numberAvailable", 0),
+        ],
+        ("batch", "jobs") => vec![
+            col("Status", "string", "#computed:job-status", 0),
+            col("Completions", "string", "#computed:job-completions", 0),
         ],
         ("batch", "cronjobs") => vec![col("Schedule", "string", ".spec.schedule", 0)],
         // kube-apiserver's event table: no leading Name, no Age.
@@ -778,6 +803,9 @@ pub fn column_value(object: &serde_json::Value, path: &str) -> serde_json::Value
             _ => 0.into(),
         };
     }
+    if let Some(name) = path.strip_prefix(COMPUTED_PREFIX) {
+        return computed(object, name);
+    }
     if let Some(inner) = path.strip_prefix(REF_PREFIX) {
         let reference = lookup_path(object, inner);
         let field = |f: &str| {
@@ -791,6 +819,156 @@ pub fn column_value(object: &serde_json::Value, path: &str) -> serde_json::Value
     lookup_path(object, path)
         .cloned()
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// The cells Kubernetes' printers compute rather than read (pure).
+fn computed(object: &serde_json::Value, name: &str) -> serde_json::Value {
+    use serde_json::Value;
+    let int = |path: &str| {
+        lookup_path(object, path)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    let items = |path: &str| {
+        lookup_path(object, path)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    match name {
+        "pod-ready" => {
+            let statuses = items(".status.containerStatuses");
+            let total = items(".spec.containers").len();
+            let ready = statuses
+                .iter()
+                .filter(|s| s.get("ready") == Some(&Value::Bool(true)))
+                .count();
+            format!("{ready}/{total}").into()
+        }
+        "pod-restarts" => items(".status.containerStatuses")
+            .iter()
+            .map(|s| s.get("restartCount").and_then(Value::as_i64).unwrap_or(0))
+            .sum::<i64>()
+            .into(),
+        "pod-status" => {
+            if lookup_path(object, ".metadata.deletionTimestamp").is_some() {
+                return "Terminating".into();
+            }
+            let mut reason = lookup_path(object, ".status.reason")
+                .or_else(|| lookup_path(object, ".status.phase"))
+                .and_then(Value::as_str)
+                .unwrap_or("Unknown")
+                .to_string();
+            // As kubectl's printer: the last container that is waiting or terminated names
+            // the state (ContainerCreating, ImagePullBackOff, CrashLoopBackOff, Completed).
+            for status in items(".status.containerStatuses").iter().rev() {
+                let state = status.get("state").cloned().unwrap_or(Value::Null);
+                if let Some(waiting) = state.get("waiting") {
+                    let r = text(waiting, "reason");
+                    if !r.is_empty() {
+                        reason = r;
+                        break;
+                    }
+                } else if let Some(terminated) = state.get("terminated") {
+                    let r = text(terminated, "reason");
+                    reason = if r.is_empty() { "Terminated".into() } else { r };
+                    break;
+                }
+            }
+            reason.into()
+        }
+        "ready-of-replicas" => {
+            format!("{}/{}", int(".status.readyReplicas"), int(".spec.replicas")).into()
+        }
+        "job-completions" => {
+            let completions = lookup_path(object, ".spec.completions").and_then(Value::as_i64);
+            match completions {
+                Some(n) => format!("{}/{n}", int(".status.succeeded")).into(),
+                None => format!(
+                    "{}/1 of {}",
+                    int(".status.succeeded"),
+                    int(".spec.parallelism").max(1)
+                )
+                .into(),
+            }
+        }
+        "job-status" => {
+            let conditions = items(".status.conditions");
+            let holds = |t: &str| {
+                conditions
+                    .iter()
+                    .any(|c| text(c, "type") == t && text(c, "status") == "True")
+            };
+            if holds("Complete") {
+                "Complete".into()
+            } else if holds("Failed") {
+                "Failed".into()
+            } else if holds("FailureTarget") {
+                "FailureTarget".into()
+            } else if holds("SuccessCriteriaMet") {
+                "SuccessCriteriaMet".into()
+            } else if lookup_path(object, ".spec.suspend") == Some(&Value::Bool(true)) {
+                "Suspended".into()
+            } else {
+                "Running".into()
+            }
+        }
+        "service-external-ip" => {
+            let mut addresses: Vec<String> = items(".status.loadBalancer.ingress")
+                .iter()
+                .map(|i| {
+                    let ip = text(i, "ip");
+                    if ip.is_empty() {
+                        text(i, "hostname")
+                    } else {
+                        ip
+                    }
+                })
+                .collect();
+            addresses.extend(
+                items(".spec.externalIPs")
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string)),
+            );
+            let kind = lookup_path(object, ".spec.type")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if kind == "ExternalName" {
+                return lookup_path(object, ".spec.externalName")
+                    .cloned()
+                    .unwrap_or_else(|| "<none>".into());
+            }
+            if addresses.is_empty() {
+                return if kind == "LoadBalancer" {
+                    "<pending>"
+                } else {
+                    "<none>"
+                }
+                .into();
+            }
+            addresses.join(",").into()
+        }
+        "service-ports" => {
+            let ports: Vec<String> = items(".spec.ports")
+                .iter()
+                .map(|p| {
+                    let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+                    let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+                    match p.get("nodePort").and_then(Value::as_i64) {
+                        Some(node) => format!("{port}:{node}/{protocol}"),
+                        None => format!("{port}/{protocol}"),
+                    }
+                })
+                .collect();
+            if ports.is_empty() {
+                "<none>".into()
+            } else {
+                ports.join(",").into()
+            }
+        }
+        _ => Value::Null,
+    }
 }
 
 fn lookup_path<'a>(object: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {

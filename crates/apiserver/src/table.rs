@@ -12,6 +12,25 @@ fn whole_table(info: &ResourceInfo) -> bool {
     info.printer_columns.iter().any(|c| c.name == "Name")
 }
 
+/// What each row of a Table carries (`includeObject`): nothing, the object's metadata
+/// (the default), or the whole object (kubectl asks for it to `--sort-by` a field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IncludeObject {
+    None,
+    Metadata,
+    Object,
+}
+
+impl IncludeObject {
+    pub(crate) fn from_query(value: Option<&String>) -> IncludeObject {
+        match value.map(String::as_str) {
+            Some("None") => IncludeObject::None,
+            Some("Object") => IncludeObject::Object,
+            _ => IncludeObject::Metadata,
+        }
+    }
+}
+
 pub(crate) fn column_definitions(info: &ResourceInfo) -> Value {
     let mut cols = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
@@ -71,6 +90,7 @@ pub(crate) fn row(
     object: &Value,
     now: time::OffsetDateTime,
     version: MetaVersion,
+    include: IncludeObject,
 ) -> Value {
     let mut cells = vec![
         object
@@ -97,14 +117,22 @@ pub(crate) fn row(
             .unwrap_or_else(|| "<unknown>".into());
         cells.push(json!(age));
     }
-    json!({
-        "cells": cells,
-        "object": {
+    let object = match include {
+        IncludeObject::None => Value::Null,
+        IncludeObject::Object => {
+            let mut whole = object.clone();
+            if whole.get("kind").is_none() {
+                whole["kind"] = json!(info.kind);
+            }
+            whole
+        }
+        IncludeObject::Metadata => json!({
             "kind": "PartialObjectMetadata",
             "apiVersion": version.api_version(),
             "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
-        }
-    })
+        }),
+    };
+    json!({"cells": cells, "object": object})
 }
 
 /// The Table of `objects`, in `meta.k8s.io/<version>` (its rows' objects too).
@@ -114,6 +142,7 @@ pub(crate) fn table(
     resource_version: &str,
     continue_token: Option<&str>,
     version: MetaVersion,
+    include: IncludeObject,
 ) -> Value {
     let now = time::OffsetDateTime::now_utc();
     let mut meta = json!({"resourceVersion": resource_version});
@@ -125,6 +154,6 @@ pub(crate) fn table(
         "apiVersion": version.api_version(),
         "metadata": meta,
         "columnDefinitions": column_definitions(info),
-        "rows": objects.iter().map(|o| row(info, o, now, version)).collect::<Vec<_>>(),
+        "rows": objects.iter().map(|o| row(info, o, now, version, include)).collect::<Vec<_>>(),
     })
 }

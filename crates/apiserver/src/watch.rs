@@ -112,8 +112,14 @@ impl Encoder {
         match self.representation {
             Representation::Table(version) => {
                 let value = obj.value().unwrap_or(Value::Null);
-                let t =
-                    crate::table::table(&self.info, &[value], &obj.rv.to_string(), None, version);
+                let t = crate::table::table(
+                    &self.info,
+                    &[value],
+                    &obj.rv.to_string(),
+                    None,
+                    version,
+                    crate::table::IncludeObject::Metadata,
+                );
                 self.line(type_.as_str(), t.to_string().as_bytes())
             }
             Representation::Partial(version) | Representation::PartialList(version) => {

@@ -29,6 +29,30 @@ fn pod_ip() -> String {
     format!("10.244.{}.{}", n / 254, n % 254 + 1)
 }
 
+/// The counter's position of a Pod IP `pod_ip` gave out.
+fn pod_ip_index(ip: &str) -> Option<u32> {
+    let rest = ip.strip_prefix("10.244.")?;
+    let (third, fourth) = rest.split_once('.')?;
+    let (third, fourth): (u32, u32) = (third.parse().ok()?, fourth.parse().ok()?);
+    (1..=254)
+        .contains(&fourth)
+        .then(|| third * 254 + fourth - 1)
+}
+
+/// Moves the IP counter past the addresses stored Pods hold, so that a restarted server
+/// does not give a new Pod the address of one that kept running.
+pub(crate) fn continue_pod_ips(ctx: &Ctx) {
+    let (pods, _) = ctx.state.store().list("/pods", None, None);
+    let highest = pods
+        .iter()
+        .filter_map(|p| p.value().ok())
+        .filter_map(|p| pod_ip_index(super::util::str_at(&p, "/status/podIP")))
+        .max();
+    if let Some(highest) = highest {
+        NEXT_POD_IP.fetch_max(highest + 1, Ordering::Relaxed);
+    }
+}
+
 fn clock_since(uid: &str) -> Option<Duration> {
     POD_CLOCK.lock().ok()?.get(uid).map(|at| at.elapsed())
 }
@@ -668,6 +692,14 @@ mod tests {
         assert!(id.starts_with("docker.io/library/nginx@sha256:"), "{id}");
         let (image, _) = image_ref("registry.example/team/app:1.2");
         assert_eq!(image, "registry.example/team/app:1.2");
+    }
+
+    #[test]
+    fn pod_ip_indexes_invert_the_counter() {
+        assert_eq!(pod_ip_index("10.244.0.2"), Some(1));
+        assert_eq!(pod_ip_index("10.244.1.1"), Some(254));
+        assert_eq!(pod_ip_index("10.0.0.1"), None);
+        assert_eq!(pod_ip_index("10.244.0.255"), None);
     }
 
     #[test]

@@ -114,6 +114,7 @@ pub(crate) fn spawn(state: AppState, config: Workloads) {
         config: Arc::new(config),
         queue: Arc::new(Queue::default()),
     };
+    kubelet::continue_pod_ips(&ctx);
     tokio::spawn(kubelet::ensure_node(ctx.clone()));
     for resource in WATCHED {
         tokio::spawn(watch_resource(ctx.clone(), resource));
