@@ -268,6 +268,18 @@ async fn a_deployment_rolls_out_updates_scales_and_rolls_back() {
             "no {reason} event:\n{pod_events}"
         );
     }
+    // The tables kubectl prints, as a real cluster's (sorted through whole objects too).
+    let sorted = s.ok(&["get", "events", "--sort-by=.lastTimestamp"]).await;
+    assert!(sorted.starts_with("LAST SEEN"), "{sorted}");
+    assert!(sorted.contains("ScalingReplicaSet"), "{sorted}");
+    let deployments = s.ok(&["get", "deployments"]).await;
+    assert!(
+        deployments.contains("READY   UP-TO-DATE   AVAILABLE"),
+        "{deployments}"
+    );
+    let pods = s.ok(&["get", "pods", "-l", "app=web"]).await;
+    assert!(pods.contains("READY   STATUS    RESTARTS"), "{pods}");
+    assert!(pods.contains("1/1     Running   0"), "{pods}");
 }
 
 /// kube-controller-manager creates a Deployment's new ReplicaSet at its first size (3 here,
