@@ -58,6 +58,9 @@ struct Inner {
     closing: std::sync::atomic::AtomicBool,
     /// The range Service cluster IPs come from.
     service_cidr: crate::services::ServiceCidr,
+    /// Whether the simulated kubelet runs: Pods on its node are then deleted gracefully
+    /// (marked, and removed by the kubelet), as kube-apiserver deletes a scheduled Pod.
+    graceful_pods: std::sync::atomic::AtomicBool,
     /// Cluster IPs and node ports allocated by writes not yet stored.
     service_allocator: crate::services::Allocator,
 }
@@ -351,6 +354,7 @@ impl AppState {
             closing: std::sync::atomic::AtomicBool::new(false),
             service_cidr,
             service_allocator: Default::default(),
+            graceful_pods: std::sync::atomic::AtomicBool::new(false),
         }));
         state.refresh_registry();
         state.bootstrap().await?;
@@ -361,6 +365,66 @@ impl AppState {
         if let Ok(mut a) = self.0.address.lock() {
             *a = addr.to_string();
         }
+    }
+
+    /// Turns graceful deletion of the simulated node's Pods on (the workloads run).
+    pub(crate) fn set_graceful_pods(&self, on: bool) {
+        self.0
+            .graceful_pods
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How a delete of a Pod bound to the simulated node goes while its kubelet runs: marked
+    /// with `deletionTimestamp` = now + grace period (the request's `gracePeriodSeconds`,
+    /// else the Pod's `terminationGracePeriodSeconds`, else 30) and left for the kubelet to
+    /// remove; a grace period of 0 removes it. `None`: the usual deletion.
+    fn pod_deletion_step(&self, t: &Target, v: &Value, options: &Value) -> Option<DeletionStep> {
+        if t.info.store_key() != "/pods"
+            || !self
+                .0
+                .graceful_pods
+                .load(std::sync::atomic::Ordering::SeqCst)
+            || v.pointer("/spec/nodeName").and_then(Value::as_str) != Some(crate::NODE_NAME)
+            || matches!(
+                v.pointer("/status/phase").and_then(Value::as_str),
+                Some("Succeeded" | "Failed")
+            )
+        {
+            return None;
+        }
+        let grace = options
+            .get("gracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .or_else(|| {
+                v.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(30)
+            .max(0);
+        if meta_str(v, "deletionTimestamp").is_some() {
+            let has_finalizers = v
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+            return Some(if grace == 0 && !has_finalizers {
+                DeletionStep::Remove
+            } else {
+                DeletionStep::AlreadyDeleting
+            });
+        }
+        if grace == 0 {
+            return None;
+        }
+        let mut marked = v.clone();
+        let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(grace);
+        if let Some(meta) = meta_mut(&mut marked) {
+            meta.insert(
+                "deletionTimestamp".into(),
+                json!(crate::objects::format_rfc3339(at)),
+            );
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        }
+        Some(DeletionStep::MarkDeleting(marked))
     }
 
     pub(crate) fn end_watches(&self) {
@@ -1976,7 +2040,10 @@ impl AppState {
                     _ => return Err(ApiError::not_found(&t.info.group, &t.info.resource, name)),
                 }
             }
-            let op = match deletion_step(&t.info, &v) {
+            let step = self
+                .pod_deletion_step(t, &v, &options)
+                .unwrap_or_else(|| deletion_step(&t.info, &v));
+            let op = match step {
                 DeletionStep::AlreadyDeleting => return Ok(ok_json(200, &v)),
                 DeletionStep::Remove => {
                     if dry_run {

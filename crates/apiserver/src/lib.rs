@@ -194,6 +194,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         config.service_cidr,
     )
     .await?;
+    state.set_graceful_pods(config.workloads.enabled);
     workloads::spawn(state.clone(), config.workloads.clone());
     let (addr, http) = http::serve(config.bind, &material, state).await?;
     Ok(RunningServer {

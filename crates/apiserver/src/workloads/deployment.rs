@@ -364,9 +364,13 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
                 targets.push((meta(o, "name").to_string(), spec_replicas(o), 0));
             }
         }
-        let old_pods_running = old
-            .iter()
-            .any(|o| ctx.owned("/pods", meta(o, "uid")).iter().any(pod_is_active));
+        // As kube-controller-manager: a Pod still Terminating counts as running, so the new
+        // Pods start only once every old one is gone.
+        let old_pods_running = old.iter().any(|o| {
+            ctx.owned("/pods", meta(o, "uid"))
+                .iter()
+                .any(|p| !matches!(super::util::pod_phase(p), "Succeeded" | "Failed"))
+        });
         if targets.is_empty() && !old_pods_running {
             new_target = replicas;
         }

@@ -461,6 +461,38 @@ fn terminated_status(pod: &Value, now: &str, succeeded: bool) -> Value {
     status
 }
 
+/// A Pod being deleted gracefully: its containers take `pod_start_delay` (at most the
+/// grace period) to stop, then the kubelet removes it (grace period 0, this uid only), as a
+/// kubelet confirms a graceful deletion. A Pod another finalizer holds, or one deleted
+/// without grace, is not the kubelet's to remove.
+async fn stop(ctx: &Ctx, pod: &Value, path: &str, uid: &str) -> Outcome {
+    let grace = super::util::int_at(pod, "/metadata/deletionGracePeriodSeconds").unwrap_or(0);
+    if grace <= 0 || str_at(pod, "/spec/nodeName") != NODE_NAME {
+        clock_clear(uid);
+        return Ok(None);
+    }
+    let stop_time = ctx
+        .config
+        .pod_start_delay
+        .min(Duration::from_secs(grace.unsigned_abs()));
+    match clock_since(uid) {
+        Some(since) if since >= stop_time => {}
+        Some(since) => return Ok(Some(stop_time - since)),
+        None => {
+            clock_set(uid);
+            return Ok(Some(stop_time));
+        }
+    }
+    clock_clear(uid);
+    let options = json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}});
+    let answer = ctx.kubelet.delete(path, Some(&options)).await;
+    if gone(&answer) || answer.code == 409 {
+        // Gone already, or another Pod of that name by now.
+        return Ok(None);
+    }
+    check(&answer, "removing a stopped pod").map(|()| None)
+}
+
 /// Moves one Pod a step through its life.
 pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
     let Some(pod) = ctx.get("/pods", &key.namespace, &key.name) else {
@@ -469,8 +501,7 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
     let uid = meta(&pod, "uid").to_string();
     let path = format!("/api/v1/namespaces/{}/pods/{}", key.namespace, key.name);
     if is_deleting(&pod) {
-        clock_clear(&uid);
-        return Ok(None);
+        return stop(ctx, &pod, &path, &uid).await;
     }
     let node = str_at(&pod, "/spec/nodeName");
     if node.is_empty() {

@@ -150,9 +150,11 @@ async fn a_deployment_rolls_out_updates_scales_and_rolls_back() {
         "{revisions:?}"
     );
     let pods = json(&s, &["get", "pods", "-l", "app=web"]).await;
+    // Old Pods may still be Terminating for a moment (as on a real cluster).
     assert!(
         items(&pods)
             .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
             .all(|p| p["spec"]["containers"][0]["image"] == "nginx:1.26")
     );
 
@@ -206,7 +208,23 @@ async fn a_deployment_rolls_out_updates_scales_and_rolls_back() {
         .as_str()
         .unwrap()
         .to_string();
-    s.ok(&["delete", "pod", &victim, "--wait=true"]).await;
+    // Deleted gracefully: Terminating with its grace period, then removed by the kubelet.
+    s.ok(&["delete", "pod", &victim, "--wait=false"]).await;
+    let terminating = json(&s, &["get", "pod", &victim]).await;
+    assert!(
+        terminating["metadata"]["deletionTimestamp"].is_string(),
+        "{terminating}"
+    );
+    assert_eq!(terminating["metadata"]["deletionGracePeriodSeconds"], 30);
+    let table = s.ok(&["get", "pod", &victim]).await;
+    assert!(table.contains("Terminating"), "{table}");
+    s.ok(&[
+        "wait",
+        "--for=delete",
+        &format!("pod/{victim}"),
+        "--timeout=30s",
+    ])
+    .await;
     eventually(
         &s,
         &["get", "pods", "-l", "app=web"],
