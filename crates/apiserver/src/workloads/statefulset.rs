@@ -147,6 +147,35 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
             pod["spec"]["hostname"] = json!(pod_name);
             pod["spec"]["subdomain"] = json!(svc);
         }
+        // Each claim template gives the Pod its own claim (`<template>-<pod>`), created first
+        // and kept when the Pod goes (retention policy Retain, the default).
+        for template in sts
+            .pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let claim = claim_for(template, &sts, &pod_name);
+            let claim_name = meta(&claim, "name").to_string();
+            if ctx
+                .get("/persistentvolumeclaims", ns, &claim_name)
+                .is_none()
+            {
+                let collection = format!("/api/v1/namespaces/{ns}/persistentvolumeclaims");
+                let answer = ctx.kcm.create(&collection, &claim).await;
+                if answer.code != 409 {
+                    check(&answer, "creating a stateful pod's claim")?;
+                }
+            }
+            let volume = json!({"name": meta(template, "name"), "persistentVolumeClaim": {"claimName": claim_name}});
+            let volumes = pod["spec"]
+                .as_object_mut()
+                .map(|spec| spec.entry("volumes").or_insert_with(|| json!([])));
+            if let Some(Value::Array(list)) = volumes {
+                list.retain(|v| v.get("name") != volume.get("name"));
+                list.push(volume);
+            }
+        }
         let answer = ctx.kcm.create(&pods_path, &pod).await;
         if answer.code == 409 {
             continue;
@@ -286,4 +315,49 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
         return Ok(Some(std::time::Duration::from_secs(1)));
     }
     Ok(None)
+}
+
+/// The claim one of a StatefulSet's claim templates gives one of its Pods (pure): named
+/// `<template>-<pod>`, labelled with the StatefulSet's selector labels.
+pub(crate) fn claim_for(template: &Value, sts: &Value, pod_name: &str) -> Value {
+    let mut claim = template.clone();
+    let name = format!("{}-{pod_name}", meta(template, "name"));
+    if let Some(o) = claim.as_object_mut() {
+        o.insert("apiVersion".into(), json!("v1"));
+        o.insert("kind".into(), json!("PersistentVolumeClaim"));
+        o.remove("status");
+    }
+    let mut labels = template
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    if let (Some(labels), Some(selector)) = (
+        labels.as_object_mut(),
+        sts.pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object),
+    ) {
+        for (k, v) in selector {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    claim["metadata"] =
+        json!({"name": name, "namespace": meta(sts, "namespace"), "labels": labels});
+    claim
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_pod_gets_its_own_claim() {
+        let sts = json!({"metadata": {"name": "db", "namespace": "ns"}, "spec": {"selector": {"matchLabels": {"app": "db"}}}});
+        let template = json!({"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        let claim = claim_for(&template, &sts, "db-1");
+        assert_eq!(claim["metadata"]["name"], "data-db-1");
+        assert_eq!(claim["metadata"]["namespace"], "ns");
+        assert_eq!(claim["metadata"]["labels"]["app"], "db");
+        assert_eq!(claim["kind"], "PersistentVolumeClaim");
+        assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "1Gi");
+    }
 }

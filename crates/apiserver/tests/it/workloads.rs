@@ -522,6 +522,11 @@ spec:
     metadata: {labels: {app: db}}
     spec:
       containers: [{name: db, image: "postgres:16"}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
 ---
 apiVersion: apps/v1
 kind: DaemonSet
@@ -557,6 +562,22 @@ spec:
     assert_eq!(names, ["db-0", "db-1"]);
     let sts = json(&s, &["get", "statefulset", "db"]).await;
     assert_eq!(sts["status"]["readyReplicas"], 2);
+    // Each Pod has its own claim, provisioned and Bound.
+    for pod in ["db-0", "db-1"] {
+        let claim = format!("data-{pod}");
+        eventually(&s, &["get", "pvc", &claim], Duration::from_secs(30), |c| {
+            c["status"]["phase"] == "Bound"
+        })
+        .await;
+        let p = json(&s, &["get", "pod", pod]).await;
+        let volumes = p["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+        assert!(
+            volumes
+                .iter()
+                .any(|v| v["persistentVolumeClaim"]["claimName"] == claim.as_str()),
+            "{volumes:?}"
+        );
+    }
     assert_eq!(
         sts["status"]["currentRevision"],
         sts["status"]["updateRevision"]
