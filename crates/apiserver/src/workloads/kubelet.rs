@@ -493,6 +493,18 @@ async fn stop(ctx: &Ctx, pod: &Value, path: &str, uid: &str) -> Outcome {
     check(&answer, "removing a stopped pod").map(|()| None)
 }
 
+/// Writes a Pod's status as the kubelet; `false` when the Pod is gone.
+async fn write_status(ctx: &Ctx, status_path: &str, status: Value) -> Result<bool, String> {
+    let answer = ctx
+        .kubelet
+        .merge_patch(status_path, &json!({ "status": status }))
+        .await;
+    if gone(&answer) {
+        return Ok(false);
+    }
+    check(&answer, "pod status").map(|()| true)
+}
+
 /// Moves one Pod a step through its life.
 pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
     let Some(pod) = ctx.get("/pods", &key.namespace, &key.name) else {
@@ -548,29 +560,16 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
     let status_path = format!("{path}/status");
     match (phase.as_str(), started, failure(&pod)) {
         ("Pending", false, Some("fail")) => {
-            let answer = ctx
-                .kubelet
-                .merge_patch(
-                    &status_path,
-                    &json!({"status": terminated_status(&pod, &now, false)}),
-                )
-                .await;
-            check(&answer, "pod status")?;
+            if !write_status(ctx, &status_path, terminated_status(&pod, &now, false)).await? {
+                return Ok(None);
+            }
             Ok(None)
         }
         ("Pending", false, fail) => {
             let image_pull = fail == Some("image-pull");
-            let answer = ctx
-                .kubelet
-                .merge_patch(
-                    &status_path,
-                    &json!({"status": pending_status(&pod, &now, image_pull)}),
-                )
-                .await;
-            if gone(&answer) {
+            if !write_status(ctx, &status_path, pending_status(&pod, &now, image_pull)).await? {
                 return Ok(None);
             }
-            check(&answer, "pod status")?;
             if image_pull {
                 for (name, image) in container_names(&pod, "containers") {
                     let _ = name;
@@ -614,17 +613,15 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
                 return Ok(Some(delay - elapsed));
             }
             let crash_loop = failure(&pod) == Some("crash-loop");
-            let answer = ctx
-                .kubelet
-                .merge_patch(
-                    &status_path,
-                    &json!({"status": running_status(&pod, &now, &pod_ip(), crash_loop)}),
-                )
-                .await;
-            if gone(&answer) {
+            if !write_status(
+                ctx,
+                &status_path,
+                running_status(&pod, &now, &pod_ip(), crash_loop),
+            )
+            .await?
+            {
                 return Ok(None);
             }
-            check(&answer, "pod status")?;
             for (name, image) in container_names(&pod, "containers") {
                 events::record(
                     ctx,
@@ -694,17 +691,9 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
                 }
                 Some(_) => {}
             }
-            let answer = ctx
-                .kubelet
-                .merge_patch(
-                    &status_path,
-                    &json!({"status": terminated_status(&pod, &now, true)}),
-                )
-                .await;
-            if gone(&answer) {
+            if !write_status(ctx, &status_path, terminated_status(&pod, &now, true)).await? {
                 return Ok(None);
             }
-            check(&answer, "pod status")?;
             clock_clear(&uid);
             Ok(None)
         }

@@ -203,25 +203,7 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
             .collect();
         extra.reverse();
         for p in extra {
-            let answer = ctx
-                .kcm
-                .delete(&format!("{pods_path}/{}", meta(p, "name")), None)
-                .await;
-            if !answer.ok() && !gone(&answer) {
-                return Err(format!("deleting a stateful pod: {}", answer.message()));
-            }
-            events::record(
-                ctx,
-                events::STATEFULSET,
-                &sts,
-                "Normal",
-                "SuccessfulDelete",
-                &format!(
-                    "delete Pod {} in StatefulSet {name} successful",
-                    meta(p, "name")
-                ),
-            )
-            .await;
+            delete_pod(ctx, &sts, &pods_path, p).await?;
             changed = true;
             if !parallel {
                 break;
@@ -243,25 +225,7 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
             label(p, REVISION_LABEL) != Some(update_revision.as_str())
                 && ordinal(p, name).is_some_and(|o| o >= partition)
         }) {
-            let answer = ctx
-                .kcm
-                .delete(&format!("{pods_path}/{}", meta(p, "name")), None)
-                .await;
-            if !answer.ok() && !gone(&answer) {
-                return Err(format!("replacing a stateful pod: {}", answer.message()));
-            }
-            events::record(
-                ctx,
-                events::STATEFULSET,
-                &sts,
-                "Normal",
-                "SuccessfulDelete",
-                &format!(
-                    "delete Pod {} in StatefulSet {name} successful",
-                    meta(p, "name")
-                ),
-            )
-            .await;
+            delete_pod(ctx, &sts, &pods_path, p).await?;
         }
     }
 
@@ -315,6 +279,34 @@ pub(crate) async fn reconcile(ctx: &Ctx, key: &Key) -> Outcome {
         return Ok(Some(std::time::Duration::from_secs(1)));
     }
     Ok(None)
+}
+
+/// Deletes one of the StatefulSet's Pods and records it as its controller does.
+async fn delete_pod(ctx: &Ctx, sts: &Value, pods_path: &str, pod: &Value) -> Result<(), String> {
+    let pod_name = meta(pod, "name");
+    let answer = ctx
+        .kcm
+        .delete(&format!("{pods_path}/{pod_name}"), None)
+        .await;
+    if !answer.ok() && !gone(&answer) {
+        return Err(format!(
+            "deleting stateful pod {pod_name}: {}",
+            answer.message()
+        ));
+    }
+    events::record(
+        ctx,
+        events::STATEFULSET,
+        sts,
+        "Normal",
+        "SuccessfulDelete",
+        &format!(
+            "delete Pod {pod_name} in StatefulSet {} successful",
+            meta(sts, "name")
+        ),
+    )
+    .await;
+    Ok(())
 }
 
 /// The claim one of a StatefulSet's claim templates gives one of its Pods (pure): named
