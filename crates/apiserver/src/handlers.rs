@@ -1287,7 +1287,6 @@ impl AppState {
         }
         apply_defaults(&t.info, &mut obj, true);
         prune_custom(t, &mut obj)?;
-        self.allocate_service(t, &name, None, &mut obj)?;
         match applied {
             Some(managers) => managers.store(&mut obj),
             None => {
@@ -1298,6 +1297,9 @@ impl AppState {
                 t.record_update(base, None, &mut obj);
             }
         }
+        // After managedFields: what the registry allocates is no manager's, as with
+        // kube-apiserver, whose Service storage allocates after field management.
+        self.allocate_service(t, &name, None, &mut obj)?;
         self.validate(t, &obj, None)?;
         self.check_namespace(t, &mut obj, &name)?;
         Ok((name, obj))
@@ -1525,9 +1527,6 @@ impl AppState {
         }
         apply_defaults(&t.info, &mut result, false);
         prune_custom(t, &mut result)?;
-        if !t.status {
-            self.allocate_service(t, name, Some(&old_v), &mut result)?;
-        }
         self.validate(t, &result, Some(&old_v))?;
         if t.info.generation && spec_changed(&t.info, &old_v, &result) {
             let g = old_v
@@ -1541,6 +1540,10 @@ impl AppState {
         }
         if !applied {
             t.record_update(base, Some(&old_v), &mut result);
+        }
+        if !t.status {
+            // After managedFields, as on create.
+            self.allocate_service(t, name, Some(&old_v), &mut result)?;
         }
         if result == old_v {
             return Ok(UpdatePlan::Unchanged(old_v));

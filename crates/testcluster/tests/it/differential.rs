@@ -34,12 +34,19 @@ async fn embedded_api_server_answers_like_kube_apiserver() {
     };
 
     let data = tempfile::tempdir().expect("tempdir");
-    let server = plumb_apiserver::start(plumb_apiserver::Config::new(
+    let mut config = plumb_apiserver::Config::new(
         data.path().join("data"),
         "127.0.0.1:0".parse().expect("addr"),
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("starting the embedded API server: {e}"));
+    );
+    // Like for like: the real side is kube-apiserver + etcd without controllers, so the
+    // embedded side runs without its workload simulation, and both allocate Service IPs
+    // from the same range.
+    config.workloads.enabled = false;
+    config.service_cidr =
+        plumb_apiserver::ServiceCidr::parse("10.0.0.0/24").expect("the test cluster's range");
+    let server = plumb_apiserver::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("starting the embedded API server: {e}"));
     let embedded_kubeconfig = data.path().join("kubeconfig");
     server
         .write_kubeconfig(&embedded_kubeconfig)
