@@ -38,10 +38,13 @@ async fn embedded_api_server_answers_like_kube_apiserver() {
         data.path().join("data"),
         "127.0.0.1:0".parse().expect("addr"),
     );
-    // Like for like: the real side is kube-apiserver + etcd without controllers, so the
-    // embedded side runs without its workload simulation, and both allocate Service IPs
-    // from the same range.
-    config.workloads.enabled = false;
+    // Like for like: the reference is the shared cluster with kube-controller-manager,
+    // kube-scheduler and kwok (whose Pods start at once), so the embedded side runs its
+    // workload simulation with no start delay, and both allocate Service IPs from the same
+    // range.
+    config.workloads.enabled = true;
+    config.workloads.pod_start_delay = std::time::Duration::ZERO;
+    config.workloads.job_run_time = std::time::Duration::ZERO;
     config.service_cidr =
         plumb_apiserver::ServiceCidr::parse("10.0.0.0/24").expect("the test cluster's range");
     let server = plumb_apiserver::start(config)
