@@ -2149,6 +2149,56 @@ impl AppState {
 
     /// Deletes a terminating namespace's contents (or a deleted CRD's objects), waits for
     /// their finalizers, then removes the namespace (CRD) itself.
+    /// Expires Events as kube-apiserver's `--event-ttl` does (etcd leases there): once a
+    /// minute, every core and `events.k8s.io` Event last seen more than `ttl` ago is
+    /// removed (watchers see it deleted). Events are the one kind that grows with activity
+    /// alone; this keeps them bounded by time.
+    pub(crate) fn spawn_event_expiry(&self, ttl: std::time::Duration, every: std::time::Duration) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if state.is_closing() {
+                    return;
+                }
+                state.expire_events(ttl).await;
+            }
+        });
+    }
+
+    async fn expire_events(&self, ttl: std::time::Duration) {
+        let now = time::OffsetDateTime::now_utc();
+        let Ok(ttl) = time::Duration::try_from(ttl) else {
+            return;
+        };
+        for resource in ["/events", "events.k8s.io/events"] {
+            let (events, _) = self.0.store.list(resource, None, None);
+            for event in events {
+                let Ok(v) = event.value() else { continue };
+                let seen = ["/lastTimestamp", "/eventTime", "/series/lastObservedTime"]
+                    .iter()
+                    .filter_map(|p| v.pointer(p).and_then(Value::as_str))
+                    .chain(meta_str(&v, "creationTimestamp"))
+                    .filter_map(crate::objects::parse_rfc3339)
+                    .max();
+                if seen.is_some_and(|t| now - t > ttl) {
+                    let key = ObjKey {
+                        resource: resource.to_string(),
+                        namespace: event.namespace.clone(),
+                        name: event.name.clone(),
+                    };
+                    // A conflict means it changed just now: it is not expired.
+                    let _ = self
+                        .write(Op::Delete {
+                            key,
+                            expect: Expect::Rv(event.rv),
+                        })
+                        .await;
+                }
+            }
+        }
+    }
+
     fn spawn_cleanup(&self, namespace: bool, name: String) {
         let id = format!("{namespace}/{name}");
         if let Ok(mut running) = self.0.cleanups.lock()

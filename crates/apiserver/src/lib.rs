@@ -87,6 +87,9 @@ pub struct Config {
     pub workloads: Workloads,
     /// The range Service cluster IPs are allocated from (default 10.96.0.0/12).
     pub service_cidr: ServiceCidr,
+    /// How long an Event is kept after it was last seen (kube-apiserver's `--event-ttl`,
+    /// default one hour).
+    pub event_ttl: std::time::Duration,
 }
 
 impl Config {
@@ -102,6 +105,7 @@ impl Config {
             aggregated_discovery: true,
             workloads: Workloads::default(),
             service_cidr: ServiceCidr::DEFAULT,
+            event_ttl: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -195,6 +199,12 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     )
     .await?;
     state.set_graceful_pods(config.workloads.enabled);
+    // Checked ten times per TTL, at most once a minute.
+    let every = (config.event_ttl / 10).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(60),
+    );
+    state.spawn_event_expiry(config.event_ttl, every);
     workloads::spawn(state.clone(), config.workloads.clone());
     let (addr, http) = http::serve(config.bind, &material, state).await?;
     Ok(RunningServer {

@@ -1066,3 +1066,26 @@ spec:
     let out = crate::support::kubectl_with(&kubeconfig, &["get", "namespaces"], None).await;
     assert!(out.ok, "{}", out.stderr);
 }
+
+/// Events expire a TTL after they were last seen, as with kube-apiserver's `--event-ttl`:
+/// the one kind that grows with activity alone stays bounded by time.
+#[tokio::test]
+async fn events_expire_after_their_ttl() {
+    let s = TestServer::start_with(|c| c.event_ttl = Duration::from_secs(2)).await;
+    let event = r#"
+apiVersion: v1
+kind: Event
+metadata: {name: e1, namespace: default}
+involvedObject: {kind: ConfigMap, name: c, namespace: default}
+reason: Tested
+message: an event
+type: Normal
+"#;
+    s.ok_stdin(&["create", "-f", "-"], event).await;
+    let kept = s.ok(&["get", "events", "-o", "name"]).await;
+    assert!(kept.contains("event/e1"), "{kept}");
+    eventually(&s, &["get", "events"], Duration::from_secs(30), |l| {
+        items(l).iter().all(|e| e["metadata"]["name"] != "e1")
+    })
+    .await;
+}
