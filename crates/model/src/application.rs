@@ -3,6 +3,7 @@
 //! Field names and defaults follow Argo CD's CRD. Everything optional in Argo CD is optional
 //! here; unknown fields are preserved in `extra` so nothing is lost on a round trip.
 
+use crate::status::{ApplicationStatus, Info, Operation};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -24,11 +25,12 @@ pub struct Application {
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: ApplicationSpec,
-    /// Status is owned by the controller; kept as JSON until the controller models it.
+    /// Owned by the controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<Value>,
+    pub status: Option<ApplicationStatus>,
+    /// A requested operation; the controller runs it and clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<Value>,
+    pub operation: Option<Operation>,
 }
 
 fn application_api_version() -> String {
@@ -57,6 +59,9 @@ pub struct ApplicationSpec {
     pub ignore_differences: Vec<ResourceIgnoreDifferences>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_history_limit: Option<i64>,
+    /// Free-form name/value pairs shown with the app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub info: Vec<Info>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

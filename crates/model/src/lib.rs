@@ -10,7 +10,11 @@ pub mod application;
 pub mod go_json;
 pub mod merge_patch;
 pub mod patch_meta;
+pub mod project;
 pub mod resource;
+pub mod status;
 
 pub use application::*;
+pub use project::*;
 pub use resource::*;
+pub use status::*;
