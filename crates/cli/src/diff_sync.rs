@@ -7,22 +7,20 @@
 
 use anyhow::{Context, bail};
 use clap::Args;
+use plumb_app::sync::{AppEnv, SyncInput, SyncTuning};
+use plumb_app::{AppSources, Comparison, Desired, RenderOverrides};
 use plumb_engine::cluster::Cluster;
 use plumb_engine::diff::ResourceComparison;
-use plumb_engine::health::{self, HealthAssessor, ResourceHealthInput};
+use plumb_engine::health::HealthAssessor;
 use plumb_engine::settings::Settings;
-use plumb_engine::sync::execute::{
-    self, CompareRequest, Compared, OperationPhase, OperationResult, ResourceResult, SyncEvent,
-    SyncRequest,
-};
+use plumb_engine::sync::ResourceSelector;
+use plumb_engine::sync::execute::{OperationResult, ResourceResult, SyncEvent};
 use plumb_engine::sync::retry::parse_duration;
-use plumb_engine::sync::{ResourceSelector, SyncOptions};
 use plumb_model::{
-    ApplicationSource, DirectorySource, HealthStatusCode, HelmParameter, HelmSource,
-    KustomizeSource, RetryStrategy, SyncStatusCode,
+    Application, ApplicationDestination, ApplicationSource, DirectorySource, HealthStatusCode,
+    HelmParameter, HelmSource, KustomizeSource, Operation, OperationInitiator, OperationPhase,
+    ResourceKey, RetryStrategy, SyncOperation, SyncOperationResource, SyncStatusCode,
 };
-use serde_json::Value;
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -161,10 +159,11 @@ fn load_settings(target: &TargetArgs) -> anyhow::Result<Settings> {
     }
 }
 
-fn application_source(target: &TargetArgs, path: &str) -> anyhow::Result<ApplicationSource> {
+/// The Application the flags describe: what the controller would be given.
+fn application(target: &TargetArgs) -> anyhow::Result<Application> {
     let mut source = ApplicationSource {
         repo_url: target.repo.clone().unwrap_or_default(),
-        path: path.to_string(),
+        path: target.path.clone(),
         target_revision: target.revision.clone(),
         ..Default::default()
     };
@@ -199,7 +198,15 @@ fn application_source(target: &TargetArgs, path: &str) -> anyhow::Result<Applica
             ..Default::default()
         });
     }
-    Ok(source)
+    let mut app = Application::default();
+    app.metadata.name = Some(target.app.clone());
+    app.spec.source = Some(source);
+    app.spec.destination = ApplicationDestination {
+        server: plumb_app::spec::IN_CLUSTER_SERVER.to_string(),
+        name: String::new(),
+        namespace: target.dest_namespace.clone(),
+    };
+    Ok(app)
 }
 
 fn cache_dir() -> PathBuf {
@@ -211,59 +218,21 @@ fn cache_dir() -> PathBuf {
         .join("cli")
 }
 
-/// Renders the desired objects; returns them and the revision.
-async fn render(target: &TargetArgs) -> anyhow::Result<(Vec<Value>, String)> {
+/// Renders the desired objects, from `--local` or the repository.
+async fn render(target: &TargetArgs, app: &Application) -> anyhow::Result<Desired> {
     let cancel = CancellationToken::new();
     if let Some(dir) = &target.local {
-        if !dir.is_dir() {
-            bail!("--local {}: not a directory", dir.display());
-        }
-        let source = application_source(target, ".")?;
-        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
-        let options = plumb_source::RenderOptions::new(scratch.path());
-        let tools = plumb_source::Tools::discover(&[], scratch.path().join("helm"));
-        let refs = HashMap::new();
-        let credentials = plumb_source::CredentialStore::new();
-        let context = plumb_source::render::RenderContext {
-            repo_root: dir,
-            app_name: &target.app,
-            namespace: &target.dest_namespace,
-            kube_version: None,
-            api_versions: &[],
-            refs: &refs,
-            credentials: &credentials,
-            options: &options,
-            tools: &tools,
-            cancel: &cancel,
-        };
-        let rendered = plumb_source::render::render_source(&source, &context)
-            .await
-            .with_context(|| format!("rendering {}", dir.display()))?;
-        let objects = rendered.manifests.into_iter().map(|m| m.object).collect();
-        return Ok((objects, "local".to_string()));
+        return Ok(plumb_app::desired::render_local(app, dir, &cancel).await?);
     }
-    let source = application_source(target, &target.path)?;
     let mut config = plumb_source::SourceConfig::new(cache_dir());
     // A one-shot run reads what its own user can read anyway, so local repositories
     // (file://) are allowed here, unlike in the server.
     config.git.url_policy.allow_file = true;
-    let service = plumb_source::SourceService::new(config)?;
-    let request = plumb_source::RenderRequest {
-        app_name: target.app.clone(),
-        namespace: target.dest_namespace.clone(),
-        sources: vec![source],
-        ..Default::default()
-    };
-    let rendered = service.render(&request, &cancel).await?;
-    let revision = rendered.revisions.first().cloned().unwrap_or_default();
-    Ok((
-        rendered
-            .manifests
-            .iter()
-            .map(|m| m.object.clone())
-            .collect(),
-        revision,
-    ))
+    // One run resolves each revision once: nothing to remember between runs.
+    let sources = AppSources::new(config, Duration::ZERO)?;
+    Ok(sources
+        .render(app, &RenderOverrides::default(), &cancel)
+        .await?)
 }
 
 async fn connect(target: &TargetArgs) -> anyhow::Result<Cluster> {
@@ -320,43 +289,43 @@ fn print_diff(resource: &ResourceComparison, colors: &Colors) {
     }
 }
 
-fn print_conditions(compared: &Compared) {
-    for condition in &compared.comparison.conditions {
-        eprintln!("{:?}: {}", condition.kind, condition.message);
-    }
-    for (key, message) in &compared.dry_run_errors {
-        eprintln!("{key}: {message}");
+fn print_conditions(comparison: &Comparison) {
+    for condition in &comparison.conditions {
+        eprintln!("{}: {}", condition.kind, condition.message);
     }
 }
 
 async fn diff(args: DiffArgs) -> anyhow::Result<i32> {
     let target = &args.target;
     let settings = load_settings(target)?;
-    let options = SyncOptions::parse(&args.sync_options)?;
-    let (desired, _) = render(target).await?;
+    let app = application(target)?;
+    // Checked before rendering: a bad option is an argument error, whatever the source.
+    plumb_app::sync::sync_options(&app, &args.sync_options)?;
+    let desired = render(target, &app).await?;
     let cluster = connect(target).await?;
-    let compared = execute::compare(
-        &cluster,
-        CompareRequest {
-            app: &target.app,
-            destination_namespace: &target.dest_namespace,
-            desired: &desired,
-            settings: &settings,
-            app_ignore: &[],
-            options: &options,
-            concurrency: 16,
-        },
+    let assessor = HealthAssessor::new(settings.clone())?;
+    let env = AppEnv {
+        cluster: &cluster,
+        assessor: &assessor,
+        settings: &settings,
+    };
+    let comparison = plumb_app::sync::compare(
+        env,
+        &app,
+        &desired,
+        &args.sync_options,
+        SyncTuning::default(),
     )
     .await?;
-    print_conditions(&compared);
-    if compared.comparison.failed_objects > 0 || !compared.dry_run_errors.is_empty() {
+    print_conditions(&comparison);
+    if comparison.has_errors() {
         bail!("some objects could not be compared (see above)");
     }
     let colors = Colors {
         enabled: !target.no_color && std::io::stdout().is_terminal(),
     };
     let mut different = false;
-    for resource in &compared.comparison.resources {
+    for resource in &comparison.compared.comparison.resources {
         if resource.hook || resource.status == SyncStatusCode::Synced {
             continue;
         }
@@ -388,36 +357,50 @@ fn result_line(result: &ResourceResult) -> String {
 async fn sync(args: SyncArgs) -> anyhow::Result<i32> {
     let target = &args.target;
     let settings = load_settings(target)?;
-    let options = SyncOptions::parse(&args.sync_options)?;
     let timeout = parse_duration(&args.timeout).context("--timeout")?;
-    let selection = if args.resources.is_empty() {
-        None
-    } else {
-        Some(
-            args.resources
-                .iter()
-                .map(|text| ResourceSelector::parse(text).map_err(anyhow::Error::msg))
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        )
-    };
-    let (desired, revision) = render(target).await?;
-    let cluster = connect(target).await?;
-    let assessor = HealthAssessor::new(settings.clone())?;
-    let mut request = SyncRequest::new(&target.app, &target.dest_namespace, desired.clone());
-    request.revision = revision;
-    request.settings = settings.clone();
-    request.options = options.clone();
-    request.prune = args.prune;
-    request.prune_confirmed = args.confirm_prune;
-    request.dry_run = args.dry_run;
-    request.selection = selection;
-    request.wave_timeout = timeout;
-    if args.retry_limit != 0 {
-        request.retry = Some(RetryStrategy {
-            limit: args.retry_limit,
-            backoff: None,
+    let mut resources = Vec::new();
+    for text in &args.resources {
+        let selector = ResourceSelector::parse(text).map_err(anyhow::Error::msg)?;
+        resources.push(SyncOperationResource {
+            group: selector.group,
+            kind: selector.kind,
+            name: selector.name,
+            namespace: selector.namespace.unwrap_or_default(),
         });
     }
+    let app = application(target)?;
+    plumb_app::sync::sync_options(&app, &args.sync_options)?;
+    let desired = render(target, &app).await?;
+    let cluster = connect(target).await?;
+    let assessor = HealthAssessor::new(settings.clone())?;
+    let env = AppEnv {
+        cluster: &cluster,
+        assessor: &assessor,
+        settings: &settings,
+    };
+    let operation = Operation {
+        sync: Some(SyncOperation {
+            revision: desired.revision().to_string(),
+            prune: args.prune,
+            dry_run: args.dry_run,
+            resources,
+            sync_options: args.sync_options.clone(),
+            ..Default::default()
+        }),
+        initiated_by: OperationInitiator {
+            username: "plumb-cli".to_string(),
+            automated: false,
+        },
+        info: Vec::new(),
+        retry: (args.retry_limit != 0).then_some(RetryStrategy {
+            limit: args.retry_limit,
+            backoff: None,
+        }),
+    };
+    let tuning = SyncTuning {
+        wave_timeout: timeout,
+        ..SyncTuning::default()
+    };
     let deadline = Instant::now() + timeout;
     let cancel = CancellationToken::new();
     let interactive = std::io::stderr().is_terminal();
@@ -447,8 +430,14 @@ async fn sync(args: SyncArgs) -> anyhow::Result<i32> {
             }
         };
     };
-    let operation = {
-        let run = execute::run_sync(&cluster, &assessor, &request, &cancel, &progress);
+    let outcome = {
+        let input = SyncInput {
+            app: &app,
+            desired: &desired,
+            operation: &operation,
+            prune_confirmed: args.confirm_prune,
+        };
+        let run = plumb_app::sync::sync(env, input, tuning, &cancel, &progress);
         tokio::pin!(run);
         tokio::select! {
             result = &mut run => result,
@@ -457,12 +446,12 @@ async fn sync(args: SyncArgs) -> anyhow::Result<i32> {
                 run.await
             }
         }
-    };
+    }?;
     if interactive {
         eprint!("\r\x1b[2K");
     }
-    print_operation(&operation);
-    let succeeded = operation.phase == OperationPhase::Succeeded;
+    print_operation(&outcome.engine);
+    let succeeded = outcome.phase == OperationPhase::Succeeded;
     if !succeeded || args.dry_run {
         return Ok(i32::from(!succeeded));
     }
@@ -471,28 +460,16 @@ async fn sync(args: SyncArgs) -> anyhow::Result<i32> {
     }
     // Wait until every resource is Synced and the app is Healthy, or the deadline passes.
     loop {
-        let compared = execute::compare(
-            &cluster,
-            CompareRequest {
-                app: &target.app,
-                destination_namespace: &target.dest_namespace,
-                desired: &desired,
-                settings: &settings,
-                app_ignore: &[],
-                options: &options,
-                concurrency: 16,
-            },
-        )
-        .await?;
-        let sync_status = compared.comparison.sync_status();
-        let health = app_health(&compared, &assessor);
-        let done =
-            sync_status == SyncStatusCode::Synced && health.status == HealthStatusCode::Healthy;
+        let comparison =
+            plumb_app::sync::compare(env, &app, &desired, &args.sync_options, tuning).await?;
+        let sync_status = comparison.sync.status;
+        let health = comparison.health.status;
+        let done = sync_status == SyncStatusCode::Synced && health == HealthStatusCode::Healthy;
         if done || Instant::now() >= deadline {
             println!("Sync status: {sync_status:?}");
-            println!("Health:      {}", health.status);
+            println!("Health:      {health}");
             if !done {
-                for line in unhealthy_lines(&compared, &assessor) {
+                for line in unhealthy_lines(&comparison) {
                     println!("  {line}");
                 }
             }
@@ -502,45 +479,20 @@ async fn sync(args: SyncArgs) -> anyhow::Result<i32> {
     }
 }
 
-fn app_health(compared: &Compared, assessor: &HealthAssessor) -> plumb_model::HealthStatus {
-    let assessed: Vec<(
-        &plumb_model::ResourceKey,
-        Option<&Value>,
-        Option<plumb_model::HealthStatus>,
-    )> = compared
-        .prepared
-        .objects
-        .keys()
-        .map(|key| {
-            let live = compared.live.get(key);
-            (key, live, live.and_then(|l| assessor.assess(l)))
-        })
-        .collect();
-    health::aggregate(
-        assessed
-            .iter()
-            .map(|(key, live, status)| ResourceHealthInput {
-                group: &key.group,
-                kind: &key.kind,
-                live: *live,
-                target: compared.prepared.objects.get(*key),
-                health: status.as_ref(),
-                has_assessment: assessor.has_assessment(&key.group, &key.kind),
-            }),
-    )
-}
-
-fn unhealthy_lines(compared: &Compared, assessor: &HealthAssessor) -> Vec<String> {
+fn unhealthy_lines(comparison: &Comparison) -> Vec<String> {
     let mut lines = Vec::new();
-    for resource in &compared.comparison.resources {
+    for resource in &comparison.resources {
+        let key = ResourceKey::new(
+            &resource.group,
+            &resource.kind,
+            &resource.namespace,
+            &resource.name,
+        );
         if resource.status != SyncStatusCode::Synced && !resource.hook {
-            lines.push(format!("{} {:?}", resource.key, resource.status));
+            lines.push(format!("{key} {:?}", resource.status));
         }
-    }
-    for (key, object) in &compared.live {
-        if let Some(health) = assessor.assess(object)
+        if let Some(health) = &resource.health
             && health.status != HealthStatusCode::Healthy
-            && compared.prepared.objects.contains_key(key)
         {
             lines.push(format!("{key} {}: {}", health.status, health.message));
         }

@@ -237,7 +237,12 @@ mod tests {
         let project: AppProject = serde_json::from_value(original.clone()).expect("parse");
         assert_eq!(project.spec.sync_windows[0].time_zone, "Europe/Amsterdam");
         assert_eq!(project.spec.signature_keys[0].key_id, "ABCDEF1234567890");
-        assert!(project.spec.extra.contains_key("destinationServiceAccounts"));
+        assert!(
+            project
+                .spec
+                .extra
+                .contains_key("destinationServiceAccounts")
+        );
         assert_eq!(serde_json::to_value(&project).expect("serialise"), original);
     }
 }

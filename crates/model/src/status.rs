@@ -201,7 +201,11 @@ impl ApplicationCondition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSummary {
-    #[serde(rename = "externalURLs", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "externalURLs",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub external_urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use crate::render::Manifest;
+use crate::render::{Manifest, SourceType};
 
 /// A cache key: the SHA-256 of everything a render depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,8 +34,16 @@ impl RenderKey {
     }
 }
 
+/// One cached render: the manifests and how each source was rendered.
+#[derive(Debug, Clone)]
+pub struct CachedRender {
+    pub manifests: Arc<Vec<Manifest>>,
+    /// One per rendered source, in order.
+    pub source_types: Vec<SourceType>,
+}
+
 struct Entry {
-    manifests: Arc<Vec<Manifest>>,
+    render: CachedRender,
     bytes: usize,
     last_used: u64,
 }
@@ -81,7 +89,7 @@ impl RenderCache {
         }
     }
 
-    pub fn get(&self, key: &RenderKey) -> Option<Arc<Vec<Manifest>>> {
+    pub fn get(&self, key: &RenderKey) -> Option<CachedRender> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.clock += 1;
         let clock = inner.clock;
@@ -89,7 +97,7 @@ impl RenderCache {
             Some(entry) => {
                 entry.last_used = clock;
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(entry.manifests.clone())
+                Some(entry.render.clone())
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
@@ -99,7 +107,7 @@ impl RenderCache {
     }
 
     /// Stores a successful render. An entry larger than the whole budget is not kept.
-    pub fn insert(&self, key: RenderKey, manifests: Arc<Vec<Manifest>>, bytes: usize) {
+    pub fn insert(&self, key: RenderKey, render: CachedRender, bytes: usize) {
         if bytes > self.max_bytes {
             return;
         }
@@ -109,7 +117,7 @@ impl RenderCache {
         if let Some(old) = inner.entries.insert(
             key,
             Entry {
-                manifests,
+                render,
                 bytes,
                 last_used: clock,
             },
@@ -150,16 +158,19 @@ impl RenderCache {
 mod tests {
     use super::*;
 
-    fn manifests(n: usize) -> Arc<Vec<Manifest>> {
-        Arc::new(
-            (0..n)
-                .map(|i| Manifest {
-                    object: serde_json::json!({"kind": "K", "i": i}),
-                    file: "f".into(),
-                    line: None,
-                })
-                .collect(),
-        )
+    fn manifests(n: usize) -> CachedRender {
+        CachedRender {
+            manifests: Arc::new(
+                (0..n)
+                    .map(|i| Manifest {
+                        object: serde_json::json!({"kind": "K", "i": i}),
+                        file: "f".into(),
+                        line: None,
+                    })
+                    .collect(),
+            ),
+            source_types: vec![SourceType::Directory],
+        }
     }
 
     #[test]

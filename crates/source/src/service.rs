@@ -10,11 +10,11 @@ use std::sync::{Arc, RwLock};
 use plumb_model::application::ApplicationSource;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{CacheStats, RenderCache, RenderKey};
+use crate::cache::{CacheStats, CachedRender, RenderCache, RenderKey};
 use crate::command::check_argument;
 use crate::creds::CredentialStore;
 use crate::git::{GitCache, GitConfig, GitError, ResolvedRevision};
-use crate::render::{self, Manifest, RenderContext, RenderError, RenderOptions, Tools};
+use crate::render::{self, Manifest, RenderContext, RenderError, RenderOptions, SourceType, Tools};
 use crate::url::RepoUrl;
 
 /// Settings of a [`SourceService`].
@@ -66,6 +66,9 @@ pub struct RenderedSource {
     /// The resolved revision of each source (commit SHA, or chart version), in order.
     pub revisions: Vec<String>,
     pub manifests: Arc<Vec<Manifest>>,
+    /// How each rendered source was rendered (ref-only sources of a multi-source app are
+    /// not rendered and have no entry).
+    pub source_types: Vec<SourceType>,
     pub cache_hit: bool,
 }
 
@@ -264,11 +267,12 @@ impl SourceService {
             .collect();
         if cacheable
             && !request.hard_refresh
-            && let Some(manifests) = self.renders.get(&key)
+            && let Some(cached) = self.renders.get(&key)
         {
             return Ok(RenderedSource {
                 revisions,
-                manifests,
+                manifests: cached.manifests,
+                source_types: cached.source_types,
                 cache_hit: true,
             });
         }
@@ -310,6 +314,7 @@ impl SourceService {
         }
 
         let mut manifests = Vec::new();
+        let mut source_types = Vec::new();
         let mut approx_bytes = 0;
         for (index, source) in request.sources.iter().enumerate() {
             let ref_only =
@@ -361,14 +366,20 @@ impl SourceService {
                 .map_err(render_err)?;
             approx_bytes += rendered.approx_bytes;
             manifests.extend(rendered.manifests);
+            source_types.push(rendered.source_type);
         }
         let manifests = Arc::new(manifests);
         if cacheable {
-            self.renders.insert(key, manifests.clone(), approx_bytes);
+            let cached = CachedRender {
+                manifests: manifests.clone(),
+                source_types: source_types.clone(),
+            };
+            self.renders.insert(key, cached, approx_bytes);
         }
         Ok(RenderedSource {
             revisions,
             manifests,
+            source_types,
             cache_hit: false,
         })
     }

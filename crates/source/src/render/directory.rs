@@ -295,5 +295,6 @@ pub(super) async fn render(
     Ok(Rendered {
         manifests: manifests.into_iter().flatten().collect(),
         approx_bytes: total as usize,
+        source_type: super::SourceType::Directory,
     })
 }

@@ -569,6 +569,7 @@ pub(super) async fn render(
     Ok(Rendered {
         manifests,
         approx_bytes: stdout.len(),
+        source_type: super::SourceType::Helm,
     })
 }
 

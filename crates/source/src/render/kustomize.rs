@@ -461,6 +461,7 @@ pub(super) async fn render(
     Ok(Rendered {
         manifests,
         approx_bytes: out.stdout.len(),
+        source_type: super::SourceType::Kustomize,
     })
 }
 

@@ -43,6 +43,17 @@ pub enum SourceType {
     Helm,
 }
 
+impl SourceType {
+    /// Argo CD's name, as `status.sourceType` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceType::Directory => "Directory",
+            SourceType::Kustomize => "Kustomize",
+            SourceType::Helm => "Helm",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error(transparent)]
@@ -336,6 +347,7 @@ pub fn detect_type(source: &ApplicationSource, app_dir: &Path) -> Result<SourceT
 pub struct Rendered {
     pub manifests: Vec<Manifest>,
     pub approx_bytes: usize,
+    pub source_type: SourceType,
 }
 
 /// Renders `source` at its `path` inside `ctx.repo_root`.
@@ -352,11 +364,14 @@ pub async fn render_source(
     if !app_dir.is_dir() {
         return Err(RenderError::NotADirectory(path.to_string()));
     }
-    match detect_type(source, &app_dir)? {
+    let source_type = detect_type(source, &app_dir)?;
+    let mut rendered = match source_type {
         SourceType::Directory => directory::render(source, app_dir, path, ctx).await,
         SourceType::Kustomize => kustomize::render(source, &app_dir, path, ctx).await,
         SourceType::Helm => helm::render(source, &app_dir, path, ctx).await,
-    }
+    }?;
+    rendered.source_type = source_type;
+    Ok(rendered)
 }
 
 /// `root`-relative display of `path`.
