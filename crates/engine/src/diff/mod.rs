@@ -137,7 +137,7 @@ pub fn prepare_desired(
         }
         let generated_hook = json::name(&object).is_empty()
             && !json::str_at(&object, &["metadata", "generateName"]).is_empty()
-            && crate::sync::hooks::is_hook(&object);
+            && crate::hooks::is_hook(&object);
         if json::name(&object).is_empty() && !generated_hook {
             missing.push("metadata.name");
         }
@@ -296,8 +296,8 @@ pub fn compare_resource(
     predicted: Option<&Value>,
     settings: &CompareSettings,
 ) -> Result<ResourceComparison, IgnoreError> {
-    let hook = desired.is_some_and(crate::sync::hooks::is_hook)
-        || (desired.is_none() && live.is_some_and(crate::sync::hooks::is_hook));
+    let hook = desired.is_some_and(crate::hooks::is_hook)
+        || (desired.is_none() && live.is_some_and(crate::hooks::is_hook));
     let prepare = |object: &Value| -> Result<Value, IgnoreError> {
         let mut object = object.clone();
         mask::fold_string_data(&mut object);

@@ -2,7 +2,6 @@
 //! with health gating between waves, hooks and their delete policies, SyncFail hooks on
 //! failure, prune, retry with backoff and termination.
 
-use super::hooks::HookDeletePolicy;
 use super::options::{PropagationPolicy, SyncOptions};
 use super::plan::{
     self, PlanRequest, PlanResource, ResourceSelector, SyncPhase, SyncTask, TaskAction,
@@ -13,6 +12,7 @@ use crate::cluster::{ApplyMode, ClientApplyOutcome, Cluster, ClusterError, crd_s
 use crate::diff::ignore::IgnoreRules;
 use crate::diff::{self, AppComparison, CompareSettings, ConditionKind, Scope};
 use crate::health::HealthAssessor;
+use crate::hooks::HookDeletePolicy;
 use crate::json;
 use crate::settings::Settings;
 use crate::tracking;
@@ -526,7 +526,7 @@ async fn dry_run_desired(
     let results = cluster.compare_results();
     let dry_runs = futures::stream::iter(prepared.objects.iter().filter(|(key, object)| {
         // Hooks are not dry-run; neither is what an unchanged compare already answered.
-        !crate::sync::hooks::is_hook(object)
+        !crate::hooks::is_hook(object)
             && !results.is_fresh(
                 key,
                 live.get(*key),
@@ -733,7 +733,7 @@ async fn attempt(
             outcome.results.push(ResourceResult {
                 key: key.clone(),
                 phase: SyncPhase::Sync,
-                wave: object.map(crate::sync::hooks::wave).unwrap_or(0),
+                wave: object.map(crate::hooks::wave).unwrap_or(0),
                 action: TaskAction::Apply,
                 status: ResultStatus::SyncFailed,
                 hook_phase: None,

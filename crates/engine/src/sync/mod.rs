@@ -1,7 +1,6 @@
 //! Sync: planning (pure) and execution against a cluster.
 
 pub mod execute;
-pub mod hooks;
 pub mod options;
 pub mod plan;
 pub mod retry;
