@@ -8,12 +8,12 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use plumb_engine::cluster::Cluster;
+use plumb_engine::compare::{self, CompareRequest, Compared};
 use plumb_engine::diff::ResourceComparison;
 use plumb_engine::health::{self, HealthAssessor, ResourceHealthInput};
 use plumb_engine::settings::Settings;
-use plumb_engine::sync::execute::{
-    self, CompareRequest, Compared, OperationPhase, OperationResult, ResourceResult, SyncEvent,
-    SyncRequest,
+use plumb_engine::sync::operation::{
+    self, OperationPhase, OperationResult, ResourceResult, SyncEvent, SyncRequest,
 };
 use plumb_engine::sync::retry::parse_duration;
 use plumb_engine::sync::{ResourceSelector, SyncOptions};
@@ -335,7 +335,7 @@ async fn diff(args: DiffArgs) -> anyhow::Result<i32> {
     let options = SyncOptions::parse(&args.sync_options)?;
     let (desired, _) = render(target).await?;
     let cluster = connect(target).await?;
-    let compared = execute::compare(
+    let compared = compare::compare(
         &cluster,
         CompareRequest {
             app: &target.app,
@@ -448,7 +448,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<i32> {
         };
     };
     let operation = {
-        let run = execute::run_sync(&cluster, &assessor, &request, &cancel, &progress);
+        let run = operation::run_sync(&cluster, &assessor, &request, &cancel, &progress);
         tokio::pin!(run);
         tokio::select! {
             result = &mut run => result,
@@ -471,7 +471,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<i32> {
     }
     // Wait until every resource is Synced and the app is Healthy, or the deadline passes.
     loop {
-        let compared = execute::compare(
+        let compared = compare::compare(
             &cluster,
             CompareRequest {
                 app: &target.app,

@@ -1,12 +1,15 @@
 //! Compare, health and sync with Argo CD semantics.
 //!
-//! The pure cores — [`health`], [`lua`], [`sync`] planning, [`diff`] and [`tracking`] — work
-//! on manifests as `serde_json::Value` and do no I/O; they are tested with golden data and
-//! property tests. [`settings`] reads Argo CD's `argocd-cm` and customization directories.
+//! The pure cores — [`health`], [`lua`], [`sync`] planning, [`diff`], [`hooks`] and
+//! [`tracking`] — work on manifests as `serde_json::Value` and do no I/O; they are tested
+//! with golden data and property tests. [`compare`] and [`sync::operation`] talk to a cluster
+//! through [`cluster`]. [`settings`] reads Argo CD's `argocd-cm` and customization
+//! directories.
 
 pub mod actions;
 pub mod client_apply;
 pub mod cluster;
+pub mod compare;
 pub mod diff;
 pub mod health;
 pub mod hooks;
