@@ -7,6 +7,7 @@
 //! directories.
 
 pub mod actions;
+mod bounded_map;
 pub mod client_apply;
 pub mod cluster;
 pub mod compare;

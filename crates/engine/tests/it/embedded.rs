@@ -13,11 +13,11 @@ use crate::cluster::{
     sync, widget_crd,
 };
 use plumb_engine::client_apply::LAST_APPLIED_ANNOTATION;
-use plumb_engine::cluster::Cluster;
+use plumb_engine::cluster::{CacheCapacities, Cluster};
 use plumb_engine::compare;
 use plumb_engine::settings::Settings;
-use plumb_engine::sync::SyncOptions;
 use plumb_engine::sync::operation::{HookPhase, OperationPhase, ResultStatus};
+use plumb_engine::sync::{PropagationPolicy, SyncOptions};
 use plumb_model::SyncStatusCode;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -601,6 +601,94 @@ async fn embedded_client_side_apply_create_then_update() {
     compare.options = &options;
     let compared = compare::compare(&engine, compare).await.expect("compare");
     assert_all_synced(&compared);
+    server.stop().await;
+}
+
+/// Requests a re-compare of `compared`'s live state sends; the app must still be Synced.
+async fn recompare_requests(
+    engine: &Cluster,
+    ns: &str,
+    desired: &[Value],
+    compared: &compare::Compared,
+    settings: &Settings,
+) -> u64 {
+    let before = engine.request_count();
+    let (again, errors) = compare::compare_live(
+        engine,
+        compare::LiveCompare {
+            app: "bounded",
+            destination_namespace: ns,
+            desired,
+            prepared: &compared.prepared,
+            live: &compared.live,
+            ignore: &compared.ignore,
+            settings,
+            options: &SyncOptions::default(),
+            concurrency: 8,
+        },
+    )
+    .await
+    .expect("re-compare");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(again.sync_status(), SyncStatusCode::Synced);
+    engine.request_count() - before
+}
+
+/// Bounded caches: a cluster whose compare caches hold fewer resources than the app has keeps
+/// no more than that, still compares right, and asks the server again for what it forgot;
+/// an object the engine deletes is forgotten at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_bounded_caches_forget_least_recently_used() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("bounded");
+    let desired: Vec<Value> = (0..12)
+        .map(|i| config_map(&format!("cm-{i:02}"), 0, json!({"index": i.to_string()})))
+        .collect();
+    let (result, _) = sync(
+        &server.engine().await,
+        &request("bounded", &ns, desired.clone()),
+    )
+    .await;
+    succeeded(&result);
+    let settings = Settings::default();
+
+    let capacities = CacheCapacities {
+        predictions: 8,
+        compare_results: 8,
+        ..CacheCapacities::default()
+    };
+    let small = server.engine().await.with_cache_capacities(capacities);
+    let compared = compare::compare(&small, compare_request("bounded", &ns, &desired, &settings))
+        .await
+        .expect("compare");
+    assert_all_synced(&compared);
+    assert!(small.compare_results().len() <= 8);
+    // Twelve objects through eight places: some were forgotten and are dry-run again.
+    let sent = recompare_requests(&small, &ns, &desired, &compared, &settings).await;
+    assert!((1..=12).contains(&sent), "{sent} requests");
+    assert!(small.compare_results().len() <= 8);
+
+    // With room for the whole app nothing is forgotten, until the engine deletes an object.
+    let roomy = server.engine().await;
+    let compared = compare::compare(&roomy, compare_request("bounded", &ns, &desired, &settings))
+        .await
+        .expect("compare");
+    assert_eq!(
+        recompare_requests(&roomy, &ns, &desired, &compared, &settings).await,
+        0
+    );
+    assert_eq!(roomy.compare_results().len(), desired.len());
+    let first = compared
+        .prepared
+        .objects
+        .values()
+        .next()
+        .expect("an object");
+    roomy
+        .delete(first, PropagationPolicy::Background)
+        .await
+        .expect("delete");
+    assert_eq!(roomy.compare_results().len(), desired.len() - 1);
     server.stop().await;
 }
 
