@@ -1,5 +1,5 @@
 //! A sync operation: attempts, each one compare (every object dry-run) → plan → the plan's
-//! steps carried out by the [`Runner`], SyncFail hooks on failure; retries with backoff
+//! steps carried out by the `Runner`, SyncFail hooks on failure; retries with backoff
 //! between attempts and termination through a cancellation token. Also the PostDelete hooks
 //! run when an app is deleted.
 
