@@ -19,7 +19,7 @@ pub use desired::{AppSources, Desired, RenderOverrides};
 pub use plumb_model::Application;
 pub use status::Comparison;
 
-use plumb_engine::sync::execute::CompareFailure;
+use plumb_engine::compare::CompareFailure;
 use plumb_source::SourceError;
 
 /// Why an Application could not be compared or synced.

@@ -4,8 +4,8 @@
 use crate::desired::Desired;
 use plumb_engine::diff::ConditionKind;
 use plumb_engine::health::{self, HealthAssessor, ResourceHealthInput};
-use plumb_engine::sync::execute::Compared;
-use plumb_engine::sync::hooks;
+use plumb_engine::compare::Compared;
+use plumb_engine::hooks;
 use plumb_model::{
     AppHealthStatus, Application, ApplicationCondition, ApplicationSummary, ComparedTo,
     HealthStatus, HealthStatusCode, ResourceHealth, ResourceKey, ResourceStatus, SyncStatus,

@@ -6,9 +6,9 @@ use crate::status::{self, Comparison};
 use plumb_engine::cluster::Cluster;
 use plumb_engine::health::HealthAssessor;
 use plumb_engine::settings::Settings;
-use plumb_engine::sync::execute::{
-    self, CompareRequest, OperationPhase as EnginePhase, OperationResult, ResultStatus, SyncEvent,
-    SyncRequest,
+use plumb_engine::compare::{self, CompareRequest};
+use plumb_engine::sync::operation::{
+    self, OperationPhase as EnginePhase, OperationResult, ResultStatus, SyncEvent, SyncRequest,
 };
 use plumb_engine::sync::{ResourceSelector, SyncOptions};
 use plumb_model::{
@@ -67,7 +67,7 @@ pub async fn compare(
     tuning: SyncTuning,
 ) -> Result<Comparison, AppError> {
     let options = sync_options(app, extra_options)?;
-    let compared = execute::compare(
+    let compared = compare::compare(
         env.cluster,
         CompareRequest {
             app: app_name(app),
@@ -171,7 +171,7 @@ pub async fn sync(
     request.wave_timeout = tuning.wave_timeout;
     request.poll_interval = tuning.poll_interval;
     request.concurrency = tuning.concurrency;
-    let engine = execute::run_sync(env.cluster, env.assessor, &request, cancel, events).await;
+    let engine = operation::run_sync(env.cluster, env.assessor, &request, cancel, events).await;
     Ok(outcome(
         app,
         desired,

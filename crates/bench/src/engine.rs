@@ -9,11 +9,12 @@
 use crate::harness::{Outcome, Scenario};
 use anyhow::Context as _;
 use plumb_engine::cluster::Cluster;
+use plumb_engine::compare::{self, CompareRequest, LiveCompare};
 use plumb_engine::diff::{self, builtin_scope};
 use plumb_engine::health::{self, HealthAssessor, ResourceHealthInput};
 use plumb_engine::settings::{Settings, TrackingMethod};
 use plumb_engine::sync::SyncOptions;
-use plumb_engine::sync::execute::{self, CompareRequest, LiveCompare, OperationPhase, SyncRequest};
+use plumb_engine::sync::operation::{self, OperationPhase, SyncRequest};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -235,12 +236,12 @@ fn recompare() -> anyhow::Result<Outcome> {
         let mut request = SyncRequest::new("recompare", &namespace, desired.clone());
         request.concurrency = 32;
         let assessor = HealthAssessor::new(Settings::default())?;
-        let synced = execute::run_sync(
+        let synced = operation::run_sync(
             &engine,
             &assessor,
             &request,
             &Default::default(),
-            &|_: &execute::SyncEvent| {},
+            &|_: &operation::SyncEvent| {},
         )
         .await;
         anyhow::ensure!(synced.phase == OperationPhase::Succeeded, "{}", synced.message);
@@ -258,7 +259,7 @@ fn recompare() -> anyhow::Result<Outcome> {
             concurrency: 32,
         };
         let cold_cpu = thread_cpu_time()?;
-        let cold = execute::compare(&engine, compare_request).await?;
+        let cold = compare::compare(&engine, compare_request).await?;
         let cold_cpu = thread_cpu_time()? - cold_cpu;
         anyhow::ensure!(
             cold.comparison.sync_status() == plumb_model::SyncStatusCode::Synced,
@@ -278,7 +279,7 @@ fn recompare() -> anyhow::Result<Outcome> {
                 TrackingMethod::Annotation,
                 &builtin_scope,
             );
-            let (comparison, errors) = execute::compare_live(
+            let (comparison, errors) = compare::compare_live(
                 &engine,
                 LiveCompare {
                     app: "recompare",
@@ -545,13 +546,13 @@ async fn plumb_sync(
     let start = Instant::now();
     // When the first write step starts, validation and the dry-run of everything are done.
     let dry_run_done = std::sync::Mutex::new(None::<Duration>);
-    let result = execute::run_sync(
+    let result = operation::run_sync(
         engine,
         assessor,
         &request,
         &Default::default(),
-        &|event: &execute::SyncEvent| {
-            if let execute::SyncEvent::Step { .. } = event
+        &|event: &operation::SyncEvent| {
+            if let operation::SyncEvent::Step { .. } = event
                 && let Ok(mut slot) = dry_run_done.lock()
                 && slot.is_none()
             {

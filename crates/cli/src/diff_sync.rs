@@ -14,7 +14,7 @@ use plumb_engine::diff::ResourceComparison;
 use plumb_engine::health::HealthAssessor;
 use plumb_engine::settings::Settings;
 use plumb_engine::sync::ResourceSelector;
-use plumb_engine::sync::execute::{OperationResult, ResourceResult, SyncEvent};
+use plumb_engine::sync::operation::{OperationResult, ResourceResult, SyncEvent};
 use plumb_engine::sync::retry::parse_duration;
 use plumb_model::{
     Application, ApplicationDestination, ApplicationSource, DirectorySource, HealthStatusCode,

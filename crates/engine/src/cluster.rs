@@ -3,8 +3,11 @@
 //! Every request the engine sends goes through [`Cluster`], which counts them, so "nothing
 //! changed, nothing sent" can be checked. Compare results (the server-side-apply dry-run
 //! answer for a desired object) are cached by (live resourceVersion, hash of the desired
-//! object): re-comparing an unchanged app sends no request.
+//! object): re-comparing an unchanged app sends no request. Every cache is bounded
+//! ([`CacheCapacities`]) and forgets its least recently used entries first, so a process
+//! that runs for weeks over changing objects does not grow without end.
 
+use crate::bounded_map::BoundedMap;
 use crate::client_apply::{self, PatchType};
 use crate::diff::{self, Scope};
 use crate::json;
@@ -98,19 +101,45 @@ pub struct ResolvedKind {
     pub namespaced: bool,
 }
 
+/// The server's answer to a dry-run of a desired object, valid while the live object's
+/// resourceVersion and the desired object (and apply mode) are unchanged.
 #[derive(Debug, Clone)]
-struct CacheEntry {
+struct CachedPrediction {
     live_resource_version: String,
     desired_hash: [u8; 32],
     predicted: Value,
+}
+
+/// How many entries each of a [`Cluster`]'s caches holds; beyond it the least recently used
+/// are forgotten (and asked for again when next needed). 0 keeps nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheCapacities {
+    /// Kinds resolved, served or not, by (apiVersion, kind).
+    pub kinds: usize,
+    /// Dry-run predictions of desired objects, one per resource. Each holds a whole object,
+    /// so these weigh most.
+    pub predictions: usize,
+    /// Compare results, one per resource.
+    pub compare_results: usize,
+}
+
+impl Default for CacheCapacities {
+    /// Room for every kind a large cluster serves, and for the objects of many apps.
+    fn default() -> Self {
+        Self {
+            kinds: 10_000,
+            predictions: 100_000,
+            compare_results: diff::CompareCache::DEFAULT_CAPACITY,
+        }
+    }
 }
 
 /// One destination cluster.
 pub struct Cluster {
     client: kube::Client,
     requests: AtomicU64,
-    kinds: Mutex<HashMap<(String, String), Option<ResolvedKind>>>,
-    compare_cache: Mutex<HashMap<ResourceKey, CacheEntry>>,
+    kinds: Mutex<BoundedMap<(String, String), Option<ResolvedKind>>>,
+    predictions: Mutex<BoundedMap<ResourceKey, CachedPrediction>>,
     results: diff::CompareCache,
     /// The server's URL when known (from the kubeconfig), named in transport errors.
     server: Option<String>,
@@ -308,14 +337,26 @@ pub enum ClientApplyOutcome {
 }
 
 impl Cluster {
+    /// A cluster with caches of [`CacheCapacities::default`].
     pub fn new(client: kube::Client) -> Self {
+        let capacities = CacheCapacities::default();
         Self {
             client,
             requests: AtomicU64::new(0),
-            kinds: Mutex::new(HashMap::new()),
-            compare_cache: Mutex::new(HashMap::new()),
-            results: diff::CompareCache::default(),
+            kinds: Mutex::new(BoundedMap::new(capacities.kinds)),
+            predictions: Mutex::new(BoundedMap::new(capacities.predictions)),
+            results: diff::CompareCache::with_capacity(capacities.compare_results),
             server: None,
+        }
+    }
+
+    /// The same cluster with empty caches of these capacities.
+    pub fn with_cache_capacities(self, capacities: CacheCapacities) -> Self {
+        Self {
+            kinds: Mutex::new(BoundedMap::new(capacities.kinds)),
+            predictions: Mutex::new(BoundedMap::new(capacities.predictions)),
+            results: diff::CompareCache::with_capacity(capacities.compare_results),
+            ..self
         }
     }
 
@@ -519,12 +560,16 @@ impl Cluster {
         for group in discovery.groups() {
             for (resource, capabilities) in group.recommended_resources() {
                 let cache_key = (resource.api_version.clone(), resource.kind.clone());
-                kinds.entry(cache_key).or_insert_with(|| {
-                    Some(ResolvedKind {
-                        namespaced: capabilities.scope == kube::discovery::Scope::Namespaced,
-                        resource,
-                    })
-                });
+                // A kind already known keeps its entry (and counts as used: it is served).
+                if kinds.get(&cache_key).is_none() {
+                    kinds.insert(
+                        cache_key,
+                        Some(ResolvedKind {
+                            namespaced: capabilities.scope == kube::discovery::Scope::Namespaced,
+                            resource,
+                        }),
+                    );
+                }
             }
         }
         drop(kinds);
@@ -1055,10 +1100,15 @@ impl Cluster {
         };
         self.count();
         match api.delete(json::name(object), &params).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(error) => Err(self.kube_error(error)),
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(self.kube_error(error)),
         }
+        // What was cached about the object is about a live version that is going away.
+        let key = diff::object_key(object);
+        lock(&self.predictions).remove(&key);
+        self.results.forget(&key);
+        Ok(())
     }
 
     /// The server's prediction of `desired` written the way `mode` says (SSA dry-run, or
@@ -1075,7 +1125,7 @@ impl Cluster {
             .map(|l| json::str_at(l, &["metadata", "resourceVersion"]).to_string())
             .unwrap_or_default();
         let hash = mode.hash(desired);
-        if let Some(entry) = lock(&self.compare_cache).get(key)
+        if let Some(entry) = lock(&self.predictions).get(key)
             && entry.live_resource_version == live_version
             && entry.desired_hash == hash
         {
@@ -1093,9 +1143,9 @@ impl Cluster {
                     .0
             }
         };
-        lock(&self.compare_cache).insert(
+        lock(&self.predictions).insert(
             key.clone(),
-            CacheEntry {
+            CachedPrediction {
                 live_resource_version: live_version,
                 desired_hash: hash,
                 predicted: predicted.clone(),
@@ -1120,7 +1170,7 @@ impl Cluster {
         let live_version = live
             .map(|l| json::str_at(l, &["metadata", "resourceVersion"]).to_string())
             .unwrap_or_default();
-        lock(&self.compare_cache).get(key).is_some_and(|e| {
+        lock(&self.predictions).get(key).is_some_and(|e| {
             e.live_resource_version == live_version && e.desired_hash == mode.hash(desired)
         })
     }

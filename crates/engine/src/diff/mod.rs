@@ -5,6 +5,7 @@ pub mod ignore;
 pub mod mask;
 pub mod normalize;
 
+use crate::bounded_map::BoundedMap;
 use crate::json;
 use crate::settings::{CompareOptions, TrackingMethod};
 use crate::tracking;
@@ -137,7 +138,7 @@ pub fn prepare_desired(
         }
         let generated_hook = json::name(&object).is_empty()
             && !json::str_at(&object, &["metadata", "generateName"]).is_empty()
-            && crate::sync::hooks::is_hook(&object);
+            && crate::hooks::is_hook(&object);
         if json::name(&object).is_empty() && !generated_hook {
             missing.push("metadata.name");
         }
@@ -296,8 +297,8 @@ pub fn compare_resource(
     predicted: Option<&Value>,
     settings: &CompareSettings,
 ) -> Result<ResourceComparison, IgnoreError> {
-    let hook = desired.is_some_and(crate::sync::hooks::is_hook)
-        || (desired.is_none() && live.is_some_and(crate::sync::hooks::is_hook));
+    let hook = desired.is_some_and(crate::hooks::is_hook)
+        || (desired.is_none() && live.is_some_and(crate::hooks::is_hook));
     let prepare = |object: &Value| -> Result<Value, IgnoreError> {
         let mut object = object.clone();
         mask::fold_string_data(&mut object);
@@ -386,10 +387,17 @@ impl AppComparison {
 
 /// Compare results kept between compares, keyed by resource and valid while the live
 /// object's resourceVersion, the desired object and the compare settings are unchanged.
-/// With it, re-comparing an unchanged app redoes no normalisation and no diff.
-#[derive(Debug, Default)]
+/// With it, re-comparing an unchanged app redoes no normalisation and no diff. It holds at
+/// most its capacity of resources, forgetting the least recently compared first.
+#[derive(Debug)]
 pub struct CompareCache {
-    entries: std::sync::Mutex<HashMap<ResourceKey, CachedComparison>>,
+    entries: std::sync::Mutex<BoundedMap<ResourceKey, CachedComparison>>,
+}
+
+impl Default for CompareCache {
+    fn default() -> Self {
+        Self::with_capacity(Self::DEFAULT_CAPACITY)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -421,6 +429,23 @@ fn resource_version(object: Option<&Value>) -> String {
 }
 
 impl CompareCache {
+    /// Resources a default cache holds: the objects of many apps on one cluster.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
+    /// A cache of at most `capacity` resources' results (0: none kept).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            entries: std::sync::Mutex::new(BoundedMap::new(capacity)),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BoundedMap<ResourceKey, CachedComparison>> {
+        // A cache: a panic elsewhere cannot leave it inconsistent.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Whether a result for these inputs is cached (so no dry-run is needed for it).
     pub fn is_fresh(
         &self,
@@ -439,10 +464,7 @@ impl CompareCache {
         desired_hash: &[u8; 32],
         fingerprint: &[u8; 32],
     ) -> Option<ResourceComparison> {
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self.entries();
         let entry = entries.get(key)?;
         (entry.live_resource_version == resource_version(live)
             && entry.desired_hash == *desired_hash
@@ -462,25 +484,24 @@ impl CompareCache {
         if live.is_some() && version.is_empty() {
             return;
         }
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(
-                result.key.clone(),
-                CachedComparison {
-                    live_resource_version: version,
-                    desired_hash,
-                    settings_fingerprint: fingerprint,
-                    result: result.clone(),
-                },
-            );
+        self.entries().insert(
+            result.key.clone(),
+            CachedComparison {
+                live_resource_version: version,
+                desired_hash,
+                settings_fingerprint: fingerprint,
+                result: result.clone(),
+            },
+        );
+    }
+
+    /// Forgets the result for `key` (its object was deleted).
+    pub fn forget(&self, key: &ResourceKey) {
+        self.entries().remove(key);
     }
 
     pub fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .len()
+        self.entries().len()
     }
 
     pub fn is_empty(&self) -> bool {

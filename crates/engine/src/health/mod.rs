@@ -88,7 +88,7 @@ pub struct ResourceHealthInput<'a> {
 pub fn aggregate<'a>(resources: impl IntoIterator<Item = ResourceHealthInput<'a>>) -> HealthStatus {
     let mut worst = HealthStatusCode::Healthy;
     for resource in resources {
-        let is_hook = |object: Option<&Value>| object.is_some_and(crate::sync::hooks::is_hook);
+        let is_hook = |object: Option<&Value>| object.is_some_and(crate::hooks::is_hook);
         if is_hook(resource.live) || is_hook(resource.target) {
             continue;
         }

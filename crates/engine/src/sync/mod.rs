@@ -1,10 +1,10 @@
-//! Sync: planning (pure) and execution against a cluster.
+//! Sync: planning (pure), and operations carried out against a cluster.
 
-pub mod execute;
-pub mod hooks;
+pub mod operation;
 pub mod options;
 pub mod plan;
 pub mod retry;
+mod runner;
 
 pub use options::{DeletionOption, PropagationPolicy, SyncOptionError, SyncOptions};
 pub use plan::{

@@ -1,8 +1,8 @@
 //! Sync planning: which objects are applied, pruned or run as hooks, in which phase and
 //! wave, and in which order — Argo CD's rules, as pure functions over the compared state.
 
-use super::hooks::{self, HookDeletePolicy, HookType};
 use super::options::{DeletionOption, SyncOptionError, SyncOptions};
+use crate::hooks::{self, HookDeletePolicy, HookType};
 use crate::json;
 use plumb_model::{HealthStatusCode, ResourceKey};
 use serde_json::Value;

@@ -4,9 +4,10 @@
 use crate::cluster::{cluster, engine, kubectl, request, succeeded, sync, widget_crd};
 use plumb_engine::client_apply::LAST_APPLIED_ANNOTATION;
 use plumb_engine::cluster::Cluster;
+use plumb_engine::compare;
 use plumb_engine::settings::Settings;
 use plumb_engine::sync::SyncOptions;
-use plumb_engine::sync::execute::{self, OperationPhase, OperationResult, ResultStatus};
+use plumb_engine::sync::operation::{OperationPhase, OperationResult, ResultStatus};
 use plumb_model::SyncStatusCode;
 use serde_json::{Value, json};
 
@@ -94,9 +95,9 @@ async fn compare_statuses(
     options: &SyncOptions,
 ) -> Vec<(String, SyncStatusCode, String)> {
     let settings = Settings::default();
-    let compared = execute::compare(
+    let compared = compare::compare(
         engine,
-        execute::CompareRequest {
+        compare::CompareRequest {
             app,
             destination_namespace: ns,
             desired,

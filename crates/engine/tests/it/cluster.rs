@@ -4,10 +4,11 @@
 //! [`Target`]) also run on the embedded API server's workload simulation (`embedded`).
 
 use plumb_engine::cluster::Cluster;
+use plumb_engine::compare;
 use plumb_engine::health::HealthAssessor;
 use plumb_engine::settings::Settings;
 use plumb_engine::sync::SyncOptions;
-use plumb_engine::sync::execute::{
+use plumb_engine::sync::operation::{
     self, HookPhase, OperationPhase, OperationResult, ResourceResult, ResultStatus, SyncEvent,
     SyncRequest,
 };
@@ -148,10 +149,10 @@ pub(crate) fn compare_request<'a>(
     ns: &'a str,
     desired: &'a [Value],
     settings: &'a Settings,
-) -> execute::CompareRequest<'a> {
+) -> compare::CompareRequest<'a> {
     static OPTIONS: std::sync::LazyLock<SyncOptions> =
         std::sync::LazyLock::new(SyncOptions::default);
-    execute::CompareRequest {
+    compare::CompareRequest {
         app,
         destination_namespace: ns,
         desired,
@@ -218,7 +219,7 @@ async fn sync_with_events(
     events: &(dyn Fn(&SyncEvent) + Send + Sync),
 ) -> OperationResult {
     let assessor = HealthAssessor::new(request.settings.clone()).expect("assessor");
-    execute::run_sync(
+    operation::run_sync(
         engine,
         &assessor,
         request,
@@ -257,7 +258,7 @@ pub(crate) fn refused_result<'a>(result: &'a OperationResult, name: &str) -> &'a
 /// Asserts the compare found the app's Deployment `legacy`, left in another namespace, read
 /// whole (its containers), and marked it as requiring pruning with a diff that shows it.
 #[track_caller]
-pub(crate) fn assert_left_behind_deployment_read_whole(compared: &execute::Compared) {
+pub(crate) fn assert_left_behind_deployment_read_whole(compared: &compare::Compared) {
     let legacy = compared
         .live
         .iter()
@@ -364,7 +365,7 @@ pub(crate) async fn waves_wait_for_health_and_resync_is_clean_on(target: &impl T
     // Compare again: everything Synced; a third compare with the same live state is served
     // from the cache without a single request.
     let settings = Settings::default();
-    let compared = execute::compare(&engine, compare_request("waves", &ns, &desired, &settings))
+    let compared = compare::compare(&engine, compare_request("waves", &ns, &desired, &settings))
         .await
         .expect("compare");
     let out_of_sync: Vec<String> = compared
@@ -385,15 +386,15 @@ pub(crate) async fn assert_recompare_sends_nothing(
     app: &str,
     ns: &str,
     desired: &[Value],
-    compared: &execute::Compared,
+    compared: &compare::Compared,
     settings: &Settings,
 ) {
     let before = engine.request_count();
     let ignore = plumb_engine::diff::ignore::IgnoreRules::default();
     let options = SyncOptions::default();
-    let (again, errors) = execute::compare_live(
+    let (again, errors) = compare::compare_live(
         engine,
-        execute::LiveCompare {
+        compare::LiveCompare {
             app,
             destination_namespace: ns,
             desired,
@@ -763,7 +764,7 @@ async fn crd_and_custom_resource_in_one_sync() {
         "jsonpath={.spec.size}",
     ]);
     assert_eq!(size.as_deref(), Ok("3"));
-    let compared = execute::compare(
+    let compared = compare::compare(
         &engine,
         compare_request("crd", &ns, &[widget, crd], &Settings::default()),
     )
@@ -831,7 +832,7 @@ async fn tracked_objects_found_in_metadata_lists_are_read_whole() {
     succeeded(&result);
     // The app now declares only the ConfigMap: Deployments are listed by metadata alone.
     let desired = [config_map("settings", 0)];
-    let compared = execute::compare(
+    let compared = compare::compare(
         &engine,
         compare_request("meta-list", &ns, &desired, &Settings::default()),
     )
@@ -869,7 +870,7 @@ pub(crate) async fn assert_secrets_stay_masked(
     .await;
     succeeded(&result);
     after_sync(ns);
-    let compared = execute::compare(
+    let compared = compare::compare(
         engine,
         compare_request(
             "secrets",
@@ -1113,7 +1114,7 @@ pub(crate) async fn terminate_stops_a_waiting_operation_on(target: &impl Target)
         }
     };
     let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
-    let result = execute::run_sync(&engine, &assessor, &request, &cancel, &callback).await;
+    let result = operation::run_sync(&engine, &assessor, &request, &cancel, &callback).await;
     assert_eq!(result.phase, OperationPhase::Failed);
     assert_eq!(result.message, "Operation terminated");
     let waited = waited.lock().expect("waiting").clone();
@@ -1364,7 +1365,7 @@ pub(crate) async fn post_delete_hooks_run_only_on_app_deletion_on(target: &impl 
         "a sync does not run PostDelete hooks"
     );
     let assessor = HealthAssessor::new(Settings::default()).expect("assessor");
-    let deleted = execute::run_post_delete(
+    let deleted = operation::run_post_delete(
         &engine,
         &assessor,
         &request,
@@ -1389,7 +1390,7 @@ async fn missing_namespace_compares_as_new_but_sync_fails_before_writing() {
     let settings = Settings::default();
 
     // A read-only compare shows both objects as missing (they would be created).
-    let compared = execute::compare(&engine, compare_request("absent", &ns, &desired, &settings))
+    let compared = compare::compare(&engine, compare_request("absent", &ns, &desired, &settings))
         .await
         .expect("compare");
     assert!(

@@ -352,6 +352,59 @@ fn shared_resources_are_warned_and_app_status_aggregates() {
     assert_eq!(comparison.sync_status(), SyncStatusCode::OutOfSync);
 }
 
+/// A cache smaller than the app keeps at most its capacity, and the most recently compared
+/// results: the objects last in key order.
+#[test]
+fn compare_cache_holds_at_most_its_capacity_keeping_the_latest() {
+    let desired: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": format!("c{i}")}, "data": {"i": i.to_string()}})
+        })
+        .collect();
+    let prepared = prepare_desired(
+        desired,
+        "shop",
+        "shop",
+        TrackingMethod::Annotation,
+        &builtin_scope,
+    );
+    let live: BTreeMap<ResourceKey, Value> = prepared
+        .objects
+        .iter()
+        .map(|(key, object)| {
+            let mut live = object.clone();
+            live["metadata"]["resourceVersion"] = json!("7");
+            (key.clone(), live)
+        })
+        .collect();
+    let settings = settings(vec![]);
+    let cache = diff::CompareCache::with_capacity(4);
+    diff::compare_app(
+        &prepared,
+        &live,
+        &predicted_from(&prepared, &live),
+        &settings,
+        Some(&cache),
+    );
+    assert_eq!(cache.len(), 4);
+    let fingerprint = diff::settings_fingerprint(&settings);
+    let fresh: Vec<&str> = prepared
+        .objects
+        .iter()
+        .filter(|(key, object)| {
+            cache.is_fresh(
+                key,
+                live.get(*key),
+                &diff::object_hash(object),
+                &fingerprint,
+            )
+        })
+        .map(|(key, _)| key.name.as_str())
+        .collect();
+    assert_eq!(fresh, ["c6", "c7", "c8", "c9"]);
+}
+
 #[test]
 fn compare_cache_is_keyed_by_resource_version_desired_and_settings() {
     let desired = vec![

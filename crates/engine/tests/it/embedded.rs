@@ -13,10 +13,11 @@ use crate::cluster::{
     sync, widget_crd,
 };
 use plumb_engine::client_apply::LAST_APPLIED_ANNOTATION;
-use plumb_engine::cluster::Cluster;
+use plumb_engine::cluster::{CacheCapacities, Cluster};
+use plumb_engine::compare;
 use plumb_engine::settings::Settings;
-use plumb_engine::sync::SyncOptions;
-use plumb_engine::sync::execute::{self, HookPhase, OperationPhase, ResultStatus};
+use plumb_engine::sync::operation::{HookPhase, OperationPhase, ResultStatus};
+use plumb_engine::sync::{PropagationPolicy, SyncOptions};
 use plumb_model::SyncStatusCode;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -150,7 +151,7 @@ fn hook_config_map(name: &str, hook: &str, policy: &str) -> Value {
 }
 
 /// The resources of a compare that are not Synced, with their diffs.
-fn not_synced(compared: &execute::Compared) -> Vec<String> {
+fn not_synced(compared: &compare::Compared) -> Vec<String> {
     compared
         .comparison
         .resources
@@ -162,7 +163,7 @@ fn not_synced(compared: &execute::Compared) -> Vec<String> {
 
 /// Asserts every resource of the compare is Synced, naming those that are not.
 #[track_caller]
-fn assert_all_synced(compared: &execute::Compared) {
+fn assert_all_synced(compared: &compare::Compared) {
     let differing = not_synced(compared);
     assert!(differing.is_empty(), "{differing:#?}");
 }
@@ -261,7 +262,7 @@ async fn embedded_waves_and_config_map_hooks_then_a_clean_recompare() {
     // Compare: Synced. A second compare of the
     // same live state is answered from the cache without one request.
     let settings = Settings::default();
-    let compared = execute::compare(&engine, compare_request("waves", &ns, &desired, &settings))
+    let compared = compare::compare(&engine, compare_request("waves", &ns, &desired, &settings))
         .await
         .expect("compare");
     assert_all_synced(&compared);
@@ -312,7 +313,7 @@ async fn embedded_crd_and_custom_resource_in_one_sync() {
         ),
         Some(ResultStatus::Synced)
     );
-    let compared = execute::compare(
+    let compared = compare::compare(
         &engine,
         compare_request("crd", &ns, &desired, &Settings::default()),
     )
@@ -598,8 +599,96 @@ async fn embedded_client_side_apply_create_then_update() {
     let settings = Settings::default();
     let mut compare = compare_request("client-side", &ns, std::slice::from_ref(&second), &settings);
     compare.options = &options;
-    let compared = execute::compare(&engine, compare).await.expect("compare");
+    let compared = compare::compare(&engine, compare).await.expect("compare");
     assert_all_synced(&compared);
+    server.stop().await;
+}
+
+/// Requests a re-compare of `compared`'s live state sends; the app must still be Synced.
+async fn recompare_requests(
+    engine: &Cluster,
+    ns: &str,
+    desired: &[Value],
+    compared: &compare::Compared,
+    settings: &Settings,
+) -> u64 {
+    let before = engine.request_count();
+    let (again, errors) = compare::compare_live(
+        engine,
+        compare::LiveCompare {
+            app: "bounded",
+            destination_namespace: ns,
+            desired,
+            prepared: &compared.prepared,
+            live: &compared.live,
+            ignore: &compared.ignore,
+            settings,
+            options: &SyncOptions::default(),
+            concurrency: 8,
+        },
+    )
+    .await
+    .expect("re-compare");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(again.sync_status(), SyncStatusCode::Synced);
+    engine.request_count() - before
+}
+
+/// Bounded caches: a cluster whose compare caches hold fewer resources than the app has keeps
+/// no more than that, still compares right, and asks the server again for what it forgot;
+/// an object the engine deletes is forgotten at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_bounded_caches_forget_least_recently_used() {
+    let server = Embedded::start().await;
+    let ns = server.namespace("bounded");
+    let desired: Vec<Value> = (0..12)
+        .map(|i| config_map(&format!("cm-{i:02}"), 0, json!({"index": i.to_string()})))
+        .collect();
+    let (result, _) = sync(
+        &server.engine().await,
+        &request("bounded", &ns, desired.clone()),
+    )
+    .await;
+    succeeded(&result);
+    let settings = Settings::default();
+
+    let capacities = CacheCapacities {
+        predictions: 8,
+        compare_results: 8,
+        ..CacheCapacities::default()
+    };
+    let small = server.engine().await.with_cache_capacities(capacities);
+    let compared = compare::compare(&small, compare_request("bounded", &ns, &desired, &settings))
+        .await
+        .expect("compare");
+    assert_all_synced(&compared);
+    assert!(small.compare_results().len() <= 8);
+    // Twelve objects through eight places: some were forgotten and are dry-run again.
+    let sent = recompare_requests(&small, &ns, &desired, &compared, &settings).await;
+    assert!((1..=12).contains(&sent), "{sent} requests");
+    assert!(small.compare_results().len() <= 8);
+
+    // With room for the whole app nothing is forgotten, until the engine deletes an object.
+    let roomy = server.engine().await;
+    let compared = compare::compare(&roomy, compare_request("bounded", &ns, &desired, &settings))
+        .await
+        .expect("compare");
+    assert_eq!(
+        recompare_requests(&roomy, &ns, &desired, &compared, &settings).await,
+        0
+    );
+    assert_eq!(roomy.compare_results().len(), desired.len());
+    let first = compared
+        .prepared
+        .objects
+        .values()
+        .next()
+        .expect("an object");
+    roomy
+        .delete(first, PropagationPolicy::Background)
+        .await
+        .expect("delete");
+    assert_eq!(roomy.compare_results().len(), desired.len() - 1);
     server.stop().await;
 }
 
@@ -618,7 +707,7 @@ async fn embedded_drift_is_seen_and_healed() {
     let (result, _) = sync(&engine, &request("drift", &ns, desired.clone())).await;
     succeeded(&result);
     let settings = Settings::default();
-    let compared = execute::compare(&engine, compare_request("drift", &ns, &desired, &settings))
+    let compared = compare::compare(&engine, compare_request("drift", &ns, &desired, &settings))
         .await
         .expect("compare");
     assert_all_synced(&compared);
@@ -636,7 +725,7 @@ async fn embedded_drift_is_seen_and_healed() {
             r#"{"data":{"mode":"slow"}}"#,
         ])
         .expect("patch");
-    let compared = execute::compare(&engine, compare_request("drift", &ns, &desired, &settings))
+    let compared = compare::compare(&engine, compare_request("drift", &ns, &desired, &settings))
         .await
         .expect("compare");
     assert_eq!(compared.comparison.sync_status(), SyncStatusCode::OutOfSync);
@@ -662,7 +751,7 @@ async fn embedded_drift_is_seen_and_healed() {
         server.jsonpath("configmap", "settings", &ns, "{.data.mode}"),
         "fast"
     );
-    let compared = execute::compare(&engine, compare_request("drift", &ns, &desired, &settings))
+    let compared = compare::compare(&engine, compare_request("drift", &ns, &desired, &settings))
         .await
         .expect("compare");
     assert_all_synced(&compared);
@@ -745,7 +834,7 @@ async fn embedded_dry_run_missing_namespace_and_create_namespace() {
     let desired = vec![config_map("first", 0, json!({"key": "value"}))];
     let settings = Settings::default();
 
-    let compared = execute::compare(&engine, compare_request("created", ns, &desired, &settings))
+    let compared = compare::compare(&engine, compare_request("created", ns, &desired, &settings))
         .await
         .expect("compare");
     assert!(
@@ -963,7 +1052,7 @@ async fn embedded_objects_left_in_bulk_are_read_by_one_list() {
             succeeded(&sync(engine, &request(app, &ns, desired)).await.0);
             let kept = [home];
             let before = engine.request_count();
-            let compared = execute::compare(
+            let compared = compare::compare(
                 engine,
                 compare_request(app, &ns, &kept, &Settings::default()),
             )
@@ -1026,7 +1115,7 @@ async fn objects_left_elsewhere_are_found_read_whole_and_pruned(server: Embedded
     .await;
     succeeded(&result);
     let desired = [settings_map];
-    let compared = execute::compare(
+    let compared = compare::compare(
         &engine,
         compare_request("meta-list", &ns, &desired, &Settings::default()),
     )

@@ -1,6 +1,6 @@
 use crate::{fixture_path, fixture_yaml};
 use plumb_engine::diff::object_key;
-use plumb_engine::sync::hooks::HookDeletePolicy;
+use plumb_engine::hooks::HookDeletePolicy;
 use plumb_engine::sync::{
     self, PlanRequest, PlanResource, ResourceSelector, SyncOptions, SyncPlan, SyncTask, TaskAction,
 };
@@ -281,7 +281,7 @@ proptest! {
         for object in &objects {
             let key = object_key(object);
             let present = plan.tasks.iter().chain(&plan.fail_tasks).any(|t| t.key == key);
-            let skipped = sync::hooks::is_skipped(object);
+            let skipped = plumb_engine::hooks::is_skipped(object);
             prop_assert!(present != skipped, "{key}");
         }
     }

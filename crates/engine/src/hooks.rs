@@ -1,5 +1,9 @@
 //! Hooks and waves: Argo CD's annotations, and Helm's hook annotations mapped as Argo CD
 //! maps them.
+//!
+//! Only readers of annotations, so that sync planning, compare (a hook is not part of the
+//! sync status) and health (an app's health leaves hooks out) can all ask them without
+//! `diff` or `health` depending on `sync`.
 
 use crate::json::annotation;
 use serde_json::Value;
