@@ -1,4 +1,5 @@
-// Pins the helm CLI the source tests render charts with. Built by scripts/build-testcluster.
+// Pins the helm CLI plumb renders charts with. Built by scripts/install-tools (which
+// scripts/build-testcluster uses too).
 module plumb.test/testcluster/helm
 
 go 1.26.0

@@ -1,4 +1,5 @@
-// Pins the kustomize CLI the source tests render overlays with. Built by scripts/build-testcluster.
+// Pins the kustomize CLI plumb renders overlays with. Built by scripts/install-tools (which
+// scripts/build-testcluster uses too).
 module plumb.test/testcluster/kustomize
 
 go 1.26.0

@@ -22,7 +22,8 @@ use crate::url::RepoUrl;
 pub struct SourceConfig {
     pub git: GitConfig,
     pub render: RenderOptions,
-    /// Directories searched for helm/kustomize/kubectl before `PATH`.
+    /// Directories searched for helm/kustomize/kubectl after `$PLUMB_HELM`/`$PLUMB_KUSTOMIZE`
+    /// and before `PATH` and the tools caches ([`crate::render::discover`]).
     pub tool_dirs: Vec<PathBuf>,
     pub render_cache_entries: usize,
     pub render_cache_bytes: usize,

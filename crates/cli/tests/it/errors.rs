@@ -223,3 +223,114 @@ fn rendering_a_local_repository_warns_about_nothing() {
         stderr(&output)
     );
 }
+
+/// Runs `plumb` with an environment that has no tools: `PATH` holds only git, `HOME` is
+/// `home`, and none of the variables discovery reads are inherited; `extra` adds some.
+fn plumb_without_tools(args: &[&str], home: &Path, extra: &[(&str, &Path)]) -> Output {
+    let bin = home.join("path-bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let git = Command::new("sh")
+        .args(["-c", "command -v git"])
+        .output()
+        .expect("command -v git");
+    let git = String::from_utf8_lossy(&git.stdout).trim().to_string();
+    let link = bin.join("git");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&git, &link).expect("symlink git");
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plumb"));
+    command
+        .args(args)
+        .env_remove("PLUMB_LOG")
+        .env("PATH", &bin)
+        .env("HOME", home);
+    for var in [
+        "PLUMB_HELM",
+        "PLUMB_KUSTOMIZE",
+        "PLUMB_CACHE_DIR",
+        "XDG_CACHE_HOME",
+    ] {
+        command.env_remove(var);
+    }
+    for (var, value) in extra {
+        command.env(var, value);
+    }
+    command.output().expect("run plumb")
+}
+
+#[test]
+fn a_chart_renders_with_the_cached_helm_and_a_missing_helm_names_install_tools() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(repo.path().join("chart/templates")).expect("mkdir");
+    std::fs::write(
+        repo.path().join("chart/Chart.yaml"),
+        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    )
+    .expect("write");
+    std::fs::write(
+        repo.path().join("chart/templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cm\n",
+    )
+    .expect("write");
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "chart"]);
+    let url = format!("file://{}", repo.path().display());
+    let home = tempfile::tempdir().expect("home");
+    let cache = home.path().join("source-cache");
+    let args = [
+        "render",
+        "--repo",
+        &url,
+        "--path",
+        "chart",
+        "--app-name",
+        "demo",
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+    ];
+
+    // Nothing anywhere: the message says what provides helm.
+    let output = plumb_without_tools(&args, home.path(), &[]);
+    assert_one_error_line(
+        &output,
+        1,
+        &[
+            "helm is needed to render \"chart\" but was not found",
+            "$PLUMB_HELM (not set)",
+            "on PATH and in",
+            "/.cache/plumb/tools/*/bin",
+            "run scripts/install-tools",
+            "install helm 3",
+        ],
+    );
+
+    // The real helm where scripts/install-tools puts it, under ~/.cache/plumb/tools.
+    let real = plumb_testcluster::binary("helm").unwrap_or_else(|e| panic!("{e}"));
+    let build = home.path().join(".cache/plumb/tools/0123456789abcdef");
+    std::fs::create_dir_all(build.join("bin")).expect("mkdir");
+    std::os::unix::fs::symlink(&real, build.join("bin/helm")).expect("symlink");
+    std::fs::write(build.join("complete"), "").expect("marker");
+    let output = plumb_without_tools(&args, home.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("name: demo-cm"),
+        "{}",
+        stdout(&output)
+    );
+
+    // $PLUMB_HELM names the one to use; a wrong one is reported, not passed over.
+    let empty_home = tempfile::tempdir().expect("home");
+    let output = plumb_without_tools(&args, empty_home.path(), &[("PLUMB_HELM", &real)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let not_helm = empty_home.path().join("not-helm");
+    let output = plumb_without_tools(&args, home.path(), &[("PLUMB_HELM", &not_helm)]);
+    assert_one_error_line(
+        &output,
+        1,
+        &[
+            &format!("$PLUMB_HELM is {}", not_helm.display()),
+            "run scripts/install-tools",
+        ],
+    );
+}

@@ -22,11 +22,7 @@ fn helm_binary(ctx: &RenderContext<'_>, path: &str) -> Result<PathBuf, RenderErr
     ctx.tools
         .helm
         .clone()
-        .ok_or_else(|| RenderError::ToolMissing {
-            tool: "helm",
-            path: path.to_string(),
-            hint: "install helm (see README)",
-        })
+        .ok_or_else(|| ctx.tools.helm_missing(path))
 }
 
 /// A private Helm configuration (repositories, registry logins) for one render; the shared

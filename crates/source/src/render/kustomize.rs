@@ -345,11 +345,7 @@ pub(super) async fn render(
     ctx: &RenderContext<'_>,
 ) -> Result<Rendered, RenderError> {
     let Some(tool) = ctx.tools.kustomize.clone() else {
-        return Err(RenderError::ToolMissing {
-            tool: "kustomize",
-            path: rel_path.to_string(),
-            hint: "install kustomize or kubectl",
-        });
+        return Err(ctx.tools.kustomize_missing(rel_path));
     };
     let Some(kfile) = kustomization_file(app_dir) else {
         return Err(RenderError::Tool {

@@ -5,6 +5,7 @@
 //! `Chart.yaml` means Helm, and anything else is a directory of YAML/JSON/Jsonnet files.
 
 mod directory;
+pub mod discover;
 pub mod helm;
 pub(crate) mod jsonnet;
 pub mod kustomize;
@@ -86,11 +87,14 @@ pub enum RenderError {
         limit: u64,
         file: Option<String>,
     },
-    #[error("{tool} is needed to render {path:?} but was not found ({hint})")]
+    #[error("{tool} is needed to render {path:?} but was not found ({looked}): {remedy}")]
     ToolMissing {
         tool: &'static str,
         path: String,
-        hint: &'static str,
+        /// Where discovery looked ([`discover`]).
+        looked: String,
+        /// What provides the tool.
+        remedy: &'static str,
     },
     #[error("{tool} failed on {path:?}: {message}")]
     Tool {
@@ -195,50 +199,95 @@ pub struct Tools {
     pub kustomize: Option<KustomizeTool>,
     /// HELM_CACHE_HOME etc. live here, so user configuration never leaks in.
     pub helm_home: PathBuf,
+    /// Where discovery looked for each tool, for the message when a render needs a missing
+    /// one.
+    helm_looked: String,
+    kustomize_looked: String,
     versions: tokio::sync::OnceCell<String>,
 }
 
-/// Finds `name` as an executable in `extra` directories first, then in `PATH`.
+/// Finds `name` as an executable in `extra` directories first, then in `PATH` (absolute
+/// entries only); no caches, no overrides (that is [`Tools::discover`]).
 pub fn find_executable(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path_dirs = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let env = discover::ToolEnv {
+        path: std::env::var_os("PATH"),
+        ..discover::ToolEnv::default()
+    };
     extra
         .iter()
-        .chain(path_dirs.iter())
+        .chain(env.path_dirs().iter())
         .map(|dir| dir.join(name))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        .find(|candidate| discover::is_executable(candidate))
 }
 
 impl Tools {
-    /// Looks for `helm`, `kustomize` and `kubectl` in `extra_dirs`, then `PATH`.
+    /// Finds `helm` and `kustomize` (else `kubectl`) as [`discover`] describes, in this
+    /// process's environment: `$PLUMB_HELM`/`$PLUMB_KUSTOMIZE`, `extra_dirs`, `PATH`, then
+    /// the caches of `scripts/install-tools` and `scripts/build-testcluster`.
     pub fn discover(extra_dirs: &[PathBuf], helm_home: impl Into<PathBuf>) -> Tools {
-        let kustomize = find_executable("kustomize", extra_dirs)
-            .map(KustomizeTool::Kustomize)
-            .or_else(|| find_executable("kubectl", extra_dirs).map(KustomizeTool::Kubectl));
+        Self::discover_in(extra_dirs, &discover::ToolEnv::from_process(), helm_home)
+    }
+
+    /// [`Tools::discover`] in the given environment.
+    pub fn discover_in(
+        extra_dirs: &[PathBuf],
+        env: &discover::ToolEnv,
+        helm_home: impl Into<PathBuf>,
+    ) -> Tools {
+        let dirs = discover::SearchDirs::new(extra_dirs, env);
+        let (helm, helm_looked) = match discover::locate_helm(&dirs, env) {
+            discover::Found::Yes(path) => (Some(path), String::new()),
+            discover::Found::No { looked } => (None, looked),
+        };
+        let (kustomize, kustomize_looked) = match discover::locate_kustomize(&dirs, env) {
+            discover::Found::Yes(tool) => (Some(tool), String::new()),
+            discover::Found::No { looked } => (None, looked),
+        };
+        tracing::debug!(?helm, ?kustomize, "external tools");
         Tools {
-            helm: find_executable("helm", extra_dirs),
+            helm,
             kustomize,
             helm_home: helm_home.into(),
+            helm_looked,
+            kustomize_looked,
             versions: tokio::sync::OnceCell::new(),
         }
     }
 
+    /// Exactly these tools, nothing looked up.
     pub fn new(
         helm: Option<PathBuf>,
         kustomize: Option<KustomizeTool>,
         helm_home: impl Into<PathBuf>,
     ) -> Tools {
+        let not_given = || "none was given to plumb".to_string();
         Tools {
             helm,
             kustomize,
             helm_home: helm_home.into(),
+            helm_looked: not_given(),
+            kustomize_looked: not_given(),
             versions: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The error for a render of `path` that needs helm, which was not found.
+    pub(crate) fn helm_missing(&self, path: &str) -> RenderError {
+        RenderError::ToolMissing {
+            tool: "helm",
+            path: path.to_string(),
+            looked: self.helm_looked.clone(),
+            remedy: discover::HELM_REMEDY,
+        }
+    }
+
+    /// The error for a render of `path` that needs kustomize, which was not found.
+    pub(crate) fn kustomize_missing(&self, path: &str) -> RenderError {
+        RenderError::ToolMissing {
+            tool: "kustomize",
+            path: path.to_string(),
+            looked: self.kustomize_looked.clone(),
+            remedy: discover::KUSTOMIZE_REMEDY,
         }
     }
 

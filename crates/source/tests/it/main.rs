@@ -1,6 +1,7 @@
 //! plumb-source against real servers and tools: lighttpd + git http-backend, sshd, file://,
 //! docker-registry, helm, kustomize and kubectl. One binary for link time.
 
+mod discovery;
 mod fast_yaml;
 mod git;
 mod helm_auth;

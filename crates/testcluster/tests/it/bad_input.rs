@@ -69,7 +69,21 @@ fn build_script() -> std::path::PathBuf {
 
 #[test]
 fn build_without_go_says_go_is_missing() {
-    // A PATH with the basic tools but no go.
+    without_go_says_go_is_missing(&build_script());
+}
+
+#[test]
+fn install_tools_without_go_says_go_is_missing() {
+    let script = build_script().with_file_name("install-tools");
+    let stderr = without_go_says_go_is_missing(&script);
+    assert!(
+        stderr.contains("install helm 3 and kustomize 5"),
+        "stderr: {stderr}"
+    );
+}
+
+/// Runs `script` with a PATH that has the basic tools but no go; returns its stderr.
+fn without_go_says_go_is_missing(script: &Path) -> String {
     let bin = tempfile::tempdir().expect("tempdir");
     for tool in [
         "bash",
@@ -86,7 +100,7 @@ fn build_without_go_says_go_is_missing() {
         }
     }
     let cache = tempfile::tempdir().expect("cache");
-    let out = Command::new(build_script())
+    let out = Command::new(script)
         .env("PATH", bin.path())
         .env("PLUMB_CACHE_DIR", cache.path())
         .output()
@@ -99,6 +113,7 @@ fn build_without_go_says_go_is_missing() {
         "stdout must stay empty on failure: {:?}",
         out.stdout
     );
+    stderr.into_owned()
 }
 
 fn which(tool: &str) -> Result<std::path::PathBuf, ()> {
