@@ -139,7 +139,8 @@ fn unique_items_causes(schema: &Value, path: &str, causes: &mut Vec<Cause>) {
     }
 }
 
-/// Sets the status a healthy CRD gets from Kubernetes' controllers, at once.
+/// Sets the status a healthy CRD gets from Kubernetes' controllers, at once, and the spec
+/// defaults kube-apiserver fills in.
 pub(crate) fn default_crd(crd: &mut Value) {
     let names = crd
         .pointer("/spec/names")
@@ -194,6 +195,11 @@ pub(crate) fn default_crd(crd: &mut Value) {
     ]);
     crd["status"] =
         json!({"conditions": conditions, "acceptedNames": accepted, "storedVersions": stored});
+    // kube-apiserver's defaulting gives a CRD without a conversion the strategy `None`.
+    if let Some(spec) = crd.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.entry("conversion")
+            .or_insert_with(|| json!({"strategy": "None"}));
+    }
 }
 
 /// The resource a (valid) CRD serves.
@@ -231,6 +237,8 @@ pub(crate) fn resource_info(crd: &Value) -> Option<ResourceInfo> {
     let printer_columns = preferred
         .get("additionalPrinterColumns")
         .and_then(Value::as_array)
+        // An empty list is defaulted like an absent one, as kube-apiserver does.
+        .filter(|cols| !cols.is_empty())
         .map(|cols| {
             cols.iter()
                 .map(|c| PrinterColumn {
@@ -335,6 +343,7 @@ mod tests {
         assert_eq!(types, vec!["NamesAccepted", "Established"]);
         assert_eq!(c["status"]["storedVersions"], json!(["v1alpha1"]));
         assert_eq!(c["spec"]["names"]["singular"], json!("application"));
+        assert_eq!(c["spec"]["conversion"], json!({"strategy": "None"}));
     }
 
     #[test]

@@ -12,6 +12,14 @@ fn whole_table(info: &ResourceInfo) -> bool {
     info.printer_columns.iter().any(|c| c.name == "Name")
 }
 
+/// Whether the table gets no Age column beyond the kind's own columns. A custom kind's
+/// columns are all it shows after Name, as kube-apiserver's CRD table convertor does: a
+/// CRD without `additionalPrinterColumns` has been given an Age column in their place
+/// (`crd::resource_info`), and one with columns shows no Age unless it lists one.
+fn no_extra_age(info: &ResourceInfo) -> bool {
+    whole_table(info) || info.custom || info.printer_columns.iter().any(|c| c.name == "Age")
+}
+
 /// What each row of a Table carries (`includeObject`): nothing, the object's metadata
 /// (the default), or the whole object (kubectl asks for it to `--sort-by` a field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +46,10 @@ pub(crate) fn column_definitions(info: &ResourceInfo) -> Value {
     if whole_table(info) {
         cols.clear();
     }
-    let mut has_age = whole_table(info);
     for c in &info.printer_columns {
-        if c.name == "Age" {
-            has_age = true;
-        }
         cols.push(json!({"name": c.name, "type": if c.type_ == "date" { "string" } else { c.type_.as_str() }, "format": "", "description": "", "priority": c.priority}));
     }
-    if !has_age {
+    if !no_extra_age(info) {
         cols.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}));
     }
     Value::Array(cols)
@@ -69,6 +73,9 @@ fn cell(
         };
     }
     match v {
+        // kube-apiserver's CRD columns leave a cell whose path finds nothing empty (null,
+        // which kubectl prints as blank); the built-in kinds' printers write `<none>`.
+        Value::Null if info.custom => Value::Null,
         Value::Null => json!("<none>"),
         Value::Array(a) => json!(
             a.iter()
@@ -101,14 +108,10 @@ pub(crate) fn row(
     if whole_table(info) {
         cells.clear();
     }
-    let mut has_age = whole_table(info);
     for c in &info.printer_columns {
-        if c.name == "Age" {
-            has_age = true;
-        }
         cells.push(cell(info, c, object, now));
     }
-    if !has_age {
+    if !no_extra_age(info) {
         let age = object
             .pointer("/metadata/creationTimestamp")
             .and_then(Value::as_str)
@@ -156,4 +159,55 @@ pub(crate) fn table(
         "columnDefinitions": column_definitions(info),
         "rows": objects.iter().map(|o| row(info, o, now, version, include)).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn widget_info(columns: Option<Value>) -> ResourceInfo {
+        let mut version = json!({"name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}});
+        if let Some(columns) = columns {
+            version["additionalPrinterColumns"] = columns;
+        }
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"kind": "Widget", "plural": "widgets"}, "versions": [version]}
+        });
+        crate::crd::resource_info(&crd).expect("served")
+    }
+
+    fn names(columns: &Value) -> Vec<&str> {
+        columns
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn custom_kinds_show_their_columns_and_age_only_by_default() {
+        let columns = json!([{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}]);
+        let with_columns = widget_info(Some(columns));
+        assert_eq!(names(&column_definitions(&with_columns)), ["Name", "Phase"]);
+        for defaulted in [widget_info(None), widget_info(Some(json!([])))] {
+            assert_eq!(names(&column_definitions(&defaulted)), ["Name", "Age"]);
+        }
+        // A path that finds nothing is an empty cell, not `<none>`.
+        let object =
+            json!({"metadata": {"name": "w", "creationTimestamp": "2026-01-01T00:00:00Z"}});
+        let now = time::OffsetDateTime::now_utc();
+        let row = row(
+            &with_columns,
+            &object,
+            now,
+            MetaVersion::V1,
+            IncludeObject::None,
+        );
+        assert_eq!(row["cells"], json!(["w", null]));
+    }
 }

@@ -395,6 +395,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<i32> {
         retry: (args.retry_limit != 0).then_some(RetryStrategy {
             limit: args.retry_limit,
             backoff: None,
+            refresh: false,
         }),
     };
     let tuning = SyncTuning {

@@ -214,6 +214,7 @@ fn build_source(args: &RenderArgs) -> anyhow::Result<ApplicationSource> {
                     })
                 })
                 .transpose()?,
+            disable_extension_filter: false,
         });
     }
     let explicit = [

@@ -1,5 +1,6 @@
 //! Identity of a Kubernetes resource and the sync/health vocabularies.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -64,7 +65,7 @@ pub fn group_of(api_version: &str) -> &str {
 }
 
 /// Whether what Git declares matches what runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
 pub enum SyncStatusCode {
     #[default]
     Unknown,
@@ -73,7 +74,7 @@ pub enum SyncStatusCode {
 }
 
 /// Health of a resource or an application, in Argo CD's vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
 pub enum HealthStatusCode {
     #[default]
     Unknown,

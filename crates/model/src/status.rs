@@ -9,26 +9,32 @@ use crate::application::{
     RetryStrategy,
 };
 use crate::resource::{HealthStatusCode, SyncStatusCode};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What the controller last found and did for an Application.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationStatus {
+    /// The managed resources, each with its sync status and health.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceStatus>,
+    /// Whether the live state matches the desired state, and at which revision.
     #[serde(default)]
     pub sync: SyncStatus,
+    /// The Application's health: its least healthy resource's.
     #[serde(default)]
     pub health: AppHealthStatus,
     /// Successful syncs, oldest first, at most `revisionHistoryLimit` (default 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<RevisionHistory>,
+    /// Errors and warnings about the Application.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ApplicationCondition>,
     /// When the app was last compared with its revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled_at: Option<String>,
+    /// The current or last operation and its outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation_state: Option<OperationState>,
     /// When the live state was last observed (Argo CD keeps it, deprecated, = reconciledAt).
@@ -40,22 +46,26 @@ pub struct ApplicationStatus {
     /// One entry per source of a multi-source app.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_types: Vec<String>,
+    /// Images and external URLs of the live resources.
     #[serde(default)]
     pub summary: ApplicationSummary,
     /// `appTree` when resource health is kept outside the Application (Argo CD's option);
     /// plumb keeps it inline and leaves this empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub resource_health_source: String,
+    /// The namespace of the controller that manages the Application.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub controller_namespace: String,
 }
 
 /// One managed resource as the comparison saw it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceStatus {
+    /// API group (empty for the core group).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
+    /// API version.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
     #[serde(default)]
@@ -64,49 +74,61 @@ pub struct ResourceStatus {
     pub namespace: String,
     #[serde(default)]
     pub name: String,
+    /// Whether the live resource matches the desired one.
     #[serde(default)]
     pub status: SyncStatusCode,
+    /// The resource's health, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<ResourceHealth>,
+    /// The resource is a sync hook.
     #[serde(default, skip_serializing_if = "is_false")]
     pub hook: bool,
+    /// The resource is live but no longer desired.
     #[serde(default, skip_serializing_if = "is_false")]
     pub requires_pruning: bool,
+    /// The resource's sync wave.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub sync_wave: i64,
+    /// Pruning or deleting the resource waits for a user's confirmation.
     #[serde(default, skip_serializing_if = "is_false")]
     pub requires_deletion_confirmation: bool,
 }
 
 /// A resource's health (`status`, `message`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceHealth {
+    /// `Healthy`, `Progressing`, `Suspended`, `Degraded`, `Missing` or `Unknown`.
     #[serde(default)]
     pub status: HealthStatusCode,
+    /// Why, in the health check's words.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
 
 /// The application's health.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AppHealthStatus {
+    /// `Healthy`, `Progressing`, `Suspended`, `Degraded`, `Missing` or `Unknown`.
     #[serde(default)]
     pub status: HealthStatusCode,
     /// Argo CD deprecated the app-level message but older tools read it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// When `status` last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
 }
 
 /// Whether the live state matches the revision compared with, and what was compared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncStatus {
+    /// `Synced`, `OutOfSync` or `Unknown`.
     #[serde(default)]
     pub status: SyncStatusCode,
+    /// The spec the comparison was made against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compared_to: Option<ComparedTo>,
     /// The resolved commit (or chart version) of a single-source app.
@@ -118,7 +140,7 @@ pub struct SyncStatus {
 }
 
 /// The spec parts a comparison was made against (so a spec change shows as stale).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ComparedTo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,36 +154,46 @@ pub struct ComparedTo {
 }
 
 /// One entry of the deployment history (what rollback goes back to).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionHistory {
+    /// The revision deployed (single source).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub revision: String,
+    /// The revisions deployed, one per source (multi-source).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revisions: Vec<String>,
+    /// When the sync finished.
     #[serde(default)]
     pub deployed_at: String,
+    /// When the sync started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy_started_at: Option<String>,
+    /// The entry's number, what a rollback names.
     #[serde(default)]
     pub id: i64,
+    /// The source deployed (single source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ApplicationSource>,
+    /// The sources deployed (multi-source).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<ApplicationSource>,
+    /// Who started the sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initiated_by: Option<OperationInitiator>,
 }
 
 /// A condition: an error or warning about the app, with Argo CD's type names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationCondition {
     /// `ComparisonError`, `InvalidSpecError`, `SyncError`, `OrphanedResourceWarning`, …
     #[serde(rename = "type")]
     pub kind: String,
+    /// What is wrong, for a person.
     #[serde(default)]
     pub message: String,
+    /// When the condition was first observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
 }
@@ -198,7 +230,7 @@ impl ApplicationCondition {
 }
 
 /// Images and external URLs of the app's live objects.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSummary {
     #[serde(
@@ -207,28 +239,34 @@ pub struct ApplicationSummary {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub external_urls: Vec<String>,
+    /// Container images of the live workloads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
 }
 
 /// A requested operation (`Application.operation`): today, a sync.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
+    /// A sync, and what it should do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncOperation>,
+    /// Who asked for the operation.
     #[serde(default)]
     pub initiated_by: OperationInitiator,
+    /// Free-form name/value pairs about the operation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub info: Vec<Info>,
+    /// How the operation is retried when it fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryStrategy>,
 }
 
 /// Who asked for an operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationInitiator {
+    /// The user who asked.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub username: String,
     /// Set by auto-sync and self-heal.
@@ -237,7 +275,7 @@ pub struct OperationInitiator {
 }
 
 /// A name/value pair (`spec.info`, `operation.info`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Info {
     pub name: String,
@@ -246,18 +284,23 @@ pub struct Info {
 }
 
 /// What a sync operation should do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncOperation {
     /// Revision to sync to; empty means the app's `targetRevision`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub revision: String,
+    /// Revisions to sync to, one per source (multi-source).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revisions: Vec<String>,
+    /// Delete live resources that are no longer desired.
     #[serde(default, skip_serializing_if = "is_false")]
     pub prune: bool,
+    /// Only show what the sync would do (server-side dry run).
     #[serde(default, skip_serializing_if = "is_false")]
     pub dry_run: bool,
+    /// Whether hooks run (`hook`, the default) or the manifests are only applied
+    /// (`apply`), and whether to force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_strategy: Option<SyncStrategy>,
     /// Sync only these resources (hooks do not run in a selective sync).
@@ -266,35 +309,47 @@ pub struct SyncOperation {
     /// The source to sync instead of the spec's (a rollback sets the history entry's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ApplicationSource>,
+    /// The sources to sync instead of the spec's (multi-source rollback).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<ApplicationSource>,
+    /// Manifests to sync instead of rendering the source (a local sync).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<String>,
+    /// `Name=value` options for this sync, as in `spec.syncPolicy.syncOptions`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync_options: Vec<String>,
-    /// How many self-heal syncs of this revision ran in a row (Argo CD's backoff counter).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    /// How many self-heal syncs of this revision ran in a row (Argo CD's backoff counter,
+    /// which it writes as `autoHealAttemptsCount`; plumb's first name for it is still read).
+    #[serde(
+        default,
+        rename = "autoHealAttemptsCount",
+        alias = "selfHealAttemptsCount",
+        skip_serializing_if = "is_zero"
+    )]
     pub self_heal_attempts_count: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncStrategy {
+    /// Apply the manifests (`kubectl apply`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply: Option<SyncStrategyApply>,
+    /// Apply the manifests and run hooks (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<SyncStrategyApply>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncStrategyApply {
+    /// Delete and re-create resources that cannot be patched.
     #[serde(default, skip_serializing_if = "is_false")]
     pub force: bool,
 }
 
 /// One resource of a selective sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncOperationResource {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -306,7 +361,7 @@ pub struct SyncOperationResource {
 }
 
 /// The phase of an operation, Argo CD's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
 pub enum OperationPhase {
     #[default]
     Running,
@@ -333,29 +388,38 @@ impl OperationPhase {
 }
 
 /// The state of the current or last operation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationState {
+    /// The operation as requested.
     pub operation: Operation,
+    /// `Running`, `Terminating`, `Failed`, `Error` or `Succeeded`.
     pub phase: OperationPhase,
+    /// What happened, for a person.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// What the sync did, resource by resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_result: Option<SyncOperationResult>,
+    /// When the operation started.
     #[serde(default)]
     pub started_at: String,
+    /// When it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// How many times it has been retried.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retry_count: i64,
 }
 
 /// What a sync did, resource by resource.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncOperationResult {
+    /// Each resource's outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceResult>,
+    /// The revision synced.
     #[serde(default)]
     pub revision: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -369,7 +433,7 @@ pub struct SyncOperationResult {
 }
 
 /// One resource's outcome in a sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceResult {
     #[serde(default)]
@@ -447,6 +511,17 @@ mod tests {
       "conditions": [{"type": "SharedResourceWarning", "message": "shared",
         "lastTransitionTime": "2026-12-01T10:00:00Z"}]
     }"#;
+
+    #[test]
+    fn self_heal_attempts_are_written_under_argo_cds_name() {
+        let sync: SyncOperation =
+            serde_json::from_str(r#"{"selfHealAttemptsCount": 2}"#).expect("plumb's old name");
+        assert_eq!(sync.self_heal_attempts_count, 2);
+        let written = serde_json::to_value(&sync).expect("serialise");
+        assert_eq!(written, serde_json::json!({"autoHealAttemptsCount": 2}));
+        let again: SyncOperation = serde_json::from_value(written).expect("Argo CD's name");
+        assert_eq!(again, sync);
+    }
 
     #[test]
     fn argo_cd_status_reads_and_writes_back_the_same() {

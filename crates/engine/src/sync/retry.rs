@@ -133,6 +133,7 @@ mod tests {
                 factor: Some(2),
                 max_duration: Some("3m".into()),
             }),
+            refresh: false,
         };
         let backoff = Backoff::from_strategy(&strategy).expect("backoff");
         let delays: Vec<u64> = (0..7).map(|n| backoff.delay(n).as_secs()).collect();
@@ -142,6 +143,7 @@ mod tests {
         let unlimited = RetryStrategy {
             limit: -1,
             backoff: None,
+            refresh: false,
         };
         assert!(may_retry(&unlimited, 10_000));
     }

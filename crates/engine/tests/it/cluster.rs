@@ -1031,6 +1031,7 @@ async fn losing_the_cluster_mid_sync_fails_retries_and_recovers() {
             factor: Some(2),
             max_duration: Some("2s".into()),
         }),
+        refresh: false,
     });
     let cut = proxy.cutter();
     let recorder = Recorder::new();

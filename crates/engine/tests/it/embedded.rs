@@ -1238,3 +1238,20 @@ async fn embedded_post_delete_hooks_run_only_on_app_deletion() {
     cluster::post_delete_hooks_run_only_on_app_deletion_on(&server).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_argo_crds_accept_seeds_and_documented_examples() {
+    let server = Embedded::start().await;
+    crate::argo_crds::argo_crds_accept_seeds_and_documented_examples_on(
+        &server,
+        &std::sync::Mutex::new(()),
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_argo_crds_refuse_wrong_types() {
+    let server = Embedded::start().await;
+    crate::argo_crds::argo_crds_refuse_wrong_types_on(&server, &std::sync::Mutex::new(())).await;
+    server.stop().await;
+}

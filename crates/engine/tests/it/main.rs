@@ -1,6 +1,8 @@
 //! plumb-engine's integration tests: golden data for the pure cores, and (in `cluster`)
-//! end-to-end runs against the real test cluster and (in `embedded`) plumb's embedded API server.
+//! end-to-end runs against the real test cluster and (in `embedded`) plumb's embedded API server;
+//! `argo_crds` installs plumb's Argo CD CRDs on both and applies Argo CD manifests to them.
 
+mod argo_crds;
 mod client_apply;
 mod cluster;
 mod diff_golden;

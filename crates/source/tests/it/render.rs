@@ -67,6 +67,7 @@ async fn directory_options_formats_and_provenance() {
         include: "{*.yaml,sub/**}".to_string(),
         exclude: "**/skip.yaml".to_string(),
         jsonnet: None,
+        disable_extension_filter: false,
     });
     let rendered = svc
         .render(&request(vec![src]), &cancel)
