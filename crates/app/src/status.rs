@@ -2,9 +2,9 @@
 //! conditions. Pure: the comparison and the health assessments are its inputs.
 
 use crate::desired::Desired;
+use plumb_engine::compare::Compared;
 use plumb_engine::diff::ConditionKind;
 use plumb_engine::health::{self, HealthAssessor, ResourceHealthInput};
-use plumb_engine::compare::Compared;
 use plumb_engine::hooks;
 use plumb_model::{
     AppHealthStatus, Application, ApplicationCondition, ApplicationSummary, ComparedTo,

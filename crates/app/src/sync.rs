@@ -4,9 +4,9 @@ use crate::AppError;
 use crate::desired::{Desired, app_name};
 use crate::status::{self, Comparison};
 use plumb_engine::cluster::Cluster;
+use plumb_engine::compare::{self, CompareRequest};
 use plumb_engine::health::HealthAssessor;
 use plumb_engine::settings::Settings;
-use plumb_engine::compare::{self, CompareRequest};
 use plumb_engine::sync::operation::{
     self, OperationPhase as EnginePhase, OperationResult, ResultStatus, SyncEvent, SyncRequest,
 };

@@ -400,6 +400,11 @@ impl Cluster {
         })
     }
 
+    /// The client this cluster talks through (for watches the engine does not make).
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
     /// Requests sent so far.
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -725,8 +730,14 @@ impl Cluster {
     ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
         let selector = plan.selector.as_deref();
         let fallback = plan.fallback_namespaces.as_slice();
-        let results = futures::stream::iter(plan.lists.iter().filter(|list| list.whole == whole))
+        // Built first, then streamed: see compare.rs on Send and borrowing closures.
+        let pending: Vec<_> = plan
+            .lists
+            .iter()
+            .filter(|list| list.whole == whole)
             .map(|list| async move { (list, self.list_kind(list, selector, fallback).await) })
+            .collect();
+        let results = futures::stream::iter(pending)
             .buffer_unordered(LIST_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
@@ -751,8 +762,8 @@ impl Cluster {
         &self,
         objects: Vec<&Value>,
     ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {
-        let read = futures::stream::iter(objects)
-            .map(|object| self.get(object))
+        let pending: Vec<_> = objects.into_iter().map(|object| self.get(object)).collect();
+        let read = futures::stream::iter(pending)
             .buffer_unordered(LIST_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;

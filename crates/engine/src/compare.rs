@@ -274,50 +274,58 @@ async fn dry_run_desired(
     }
     let fingerprint = diff::settings_fingerprint(&compare_settings);
     let results = cluster.compare_results();
-    let dry_runs = futures::stream::iter(prepared.objects.iter().filter(|(key, object)| {
-        // Hooks are not dry-run; neither is what an unchanged compare already answered.
-        !crate::hooks::is_hook(object)
-            && !results.is_fresh(
-                key,
-                live.get(*key),
-                &diff::object_hash(object),
-                &fingerprint,
-            )
-    }))
-    .map(|(key, object)| {
-        let live_object = live.get(key);
-        let (object_options, _) = options.for_object(object);
-        let mode = ApplyMode {
-            server_side: object_options.server_side_apply,
-            validate: object_options.validate,
-        };
-        async move {
-            if purpose == DryRunPurpose::Sync
-                && live_object.is_none()
-                && mode.server_side
-                && mode.validate
-                && !cluster.is_cached(key, object, None, mode)
-            {
-                // A new object in a sync: the server must accept it before anything is
-                // written, but its prediction is not needed (the object is missing either
-                // way, and a cached prediction for "absent" is never asked again once it is
-                // written), so only the verdict is read.
+    // The futures are built first and streamed as a Vec: a stream that maps through a
+    // borrowing closure makes the whole future not provably Send for spawned callers
+    // (rustc's higher-ranked lifetime limitation), and the controller spawns compares.
+    let pending: Vec<_> = prepared
+        .objects
+        .iter()
+        .filter(|(key, object)| {
+            // Hooks are not dry-run; neither is what an unchanged compare already answered.
+            !crate::hooks::is_hook(object)
+                && !results.is_fresh(
+                    key,
+                    live.get(*key),
+                    &diff::object_hash(object),
+                    &fingerprint,
+                )
+        })
+        .map(|(key, object)| {
+            let live_object = live.get(key);
+            let (object_options, _) = options.for_object(object);
+            let mode = ApplyMode {
+                server_side: object_options.server_side_apply,
+                validate: object_options.validate,
+            };
+            async move {
+                if purpose == DryRunPurpose::Sync
+                    && live_object.is_none()
+                    && mode.server_side
+                    && mode.validate
+                    && !cluster.is_cached(key, object, None, mode)
+                {
+                    // A new object in a sync: the server must accept it before anything is
+                    // written, but its prediction is not needed (the object is missing either
+                    // way, and a cached prediction for "absent" is never asked again once it is
+                    // written), so only the verdict is read.
+                    let outcome = cluster
+                        .check_create(object, object_options.validate)
+                        .await
+                        .map(|()| None);
+                    return (key.clone(), object_options, mode, outcome);
+                }
                 let outcome = cluster
-                    .check_create(object, object_options.validate)
+                    .predict(key, object, live_object, mode)
                     .await
-                    .map(|()| None);
-                return (key.clone(), object_options, mode, outcome);
+                    .map(Some);
+                (key.clone(), object_options, mode, outcome)
             }
-            let outcome = cluster
-                .predict(key, object, live_object, mode)
-                .await
-                .map(Some);
-            (key.clone(), object_options, mode, outcome)
-        }
-    })
-    .buffer_unordered(concurrency.max(1))
-    .collect::<Vec<_>>()
-    .await;
+        })
+        .collect();
+    let dry_runs = futures::stream::iter(pending)
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
     let absent_namespaces = match purpose {
         DryRunPurpose::Compare => {
             // Namespaces of objects the server did not find: a read-only compare asks once

@@ -85,6 +85,15 @@ pub struct ApplicationSpec {
 }
 
 impl ApplicationSpec {
+    /// The project the app belongs to (`default` when the field is empty, as Argo CD).
+    pub fn project_name(&self) -> &str {
+        if self.project.is_empty() {
+            crate::DEFAULT_PROJECT
+        } else {
+            &self.project
+        }
+    }
+
     /// The sources in effect: `sources` when non-empty, else the single `source`.
     pub fn effective_sources(&self) -> Vec<&ApplicationSource> {
         if self.sources.is_empty() {

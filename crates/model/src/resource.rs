@@ -73,6 +73,16 @@ pub enum SyncStatusCode {
     OutOfSync,
 }
 
+impl SyncStatusCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatusCode::Unknown => "Unknown",
+            SyncStatusCode::Synced => "Synced",
+            SyncStatusCode::OutOfSync => "OutOfSync",
+        }
+    }
+}
+
 /// Health of a resource or an application, in Argo CD's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
 pub enum HealthStatusCode {

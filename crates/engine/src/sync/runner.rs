@@ -60,12 +60,15 @@ impl Runner<'_> {
         }
         let mut written: Vec<&SyncTask> = Vec::new();
         for batch in batches {
-            let outcomes: Vec<(ResourceResult, Option<ClusterError>)> =
-                futures::stream::iter(batch.iter())
+            let outcomes: Vec<(ResourceResult, Option<ClusterError>)> = futures::stream::iter(
+                batch
+                    .iter()
                     .map(|task| self.execute(task))
-                    .buffer_unordered(self.request.concurrency.max(1))
-                    .collect()
-                    .await;
+                    .collect::<Vec<_>>(),
+            )
+            .buffer_unordered(self.request.concurrency.max(1))
+            .collect()
+            .await;
             let mut failed = Vec::new();
             let mut transport = None;
             for (result, error) in outcomes {
