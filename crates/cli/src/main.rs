@@ -7,6 +7,7 @@ mod diff_sync;
 mod internal;
 mod local;
 mod render;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the GitOps controller: keep every Application in the state its Git revision
+    /// declares (embedded API server by default, or --kubeconfig for a real cluster).
+    Serve(Box<serve::ServeArgs>),
     /// Run the embedded Kubernetes-compatible API server alone and write a kubeconfig.
     Local(local::LocalArgs),
     /// Offline tools: health assessment and resource actions on objects in files.
@@ -63,6 +67,7 @@ fn main() {
     internal::register_jsonnet_worker();
     let (result, failure_code) = match cli.command {
         Command::Local(args) => (local::run(args).map(|()| 0), EXIT_FAILURE),
+        Command::Serve(args) => (serve::run(*args).map(|()| 0), EXIT_FAILURE),
         Command::Admin(command) => (admin::run(command).map(|()| 0), EXIT_FAILURE),
         Command::Diff(args) => (diff_sync::run_diff(*args), diff_sync::EXIT_ERROR),
         Command::Sync(args) => (diff_sync::run_sync(*args), diff_sync::EXIT_ERROR),

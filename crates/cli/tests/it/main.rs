@@ -6,6 +6,7 @@ mod diff_sync;
 mod embedded;
 mod errors;
 mod prune_namespaces;
+mod serve;
 mod support;
 
 use std::process::{Command, Output};

@@ -1,0 +1,480 @@
+//! `plumb serve` on the embedded default, as README's first command runs it: the
+//! quickstart app goes Synced and Healthy, follows a commit, comes back after `kubectl
+//! delete`; bad Applications get conditions that say why; a kill mid-sync leaves nothing
+//! Running. One server for the whole flow (each step builds on the last).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Serve {
+    child: Child,
+    data_dir: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Serve {
+    fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let _ = std::fs::remove_file(data_dir.join("serve.json"));
+        let log = std::fs::File::create(data_dir.join("serve.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+            .args([
+                "serve",
+                "--quickstart",
+                "--port",
+                "0",
+                "--metrics-port",
+                "0",
+            ])
+            // Pods take long enough to start that a sync is seen Running before it ends.
+            .args(["--pod-start-delay-ms", "1500", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("PLUMB_LOG", "info,kube_client::client::builder=off")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start plumb serve");
+        let mut serve = Self {
+            child,
+            data_dir: data_dir.to_path_buf(),
+            kubeconfig: data_dir.join("kubeconfig"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !data_dir.join("serve.json").exists() {
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                panic!("plumb serve exited early: {status}\n{}", serve.log());
+            }
+            assert!(Instant::now() < deadline, "not serving after 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        serve.kubeconfig = data_dir.join("kubeconfig");
+        serve
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("serve.log")).unwrap_or_default()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        let kubectl = plumb_testcluster::binary("kubectl").unwrap_or_else(|e| panic!("{e}"));
+        Command::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    #[track_caller]
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+
+    fn apply(&self, yaml: &str) {
+        let path = self.data_dir.join("apply.yaml");
+        std::fs::write(&path, yaml).expect("write manifest");
+        self.kubectl_ok(&["apply", "-f", path.to_str().expect("utf-8")]);
+    }
+
+    fn app(&self, name: &str) -> Value {
+        let output = self.kubectl(&["get", "application", name, "-n", "argocd", "-o", "json"]);
+        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Waits until `check` holds for the Application, showing it (and the log) if not.
+    #[track_caller]
+    fn wait_app(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let app = self.app(name);
+            if check(&app) {
+                return app;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{name}: {what} not reached in 60 s; status: {}\nlog:\n{}",
+                    serde_json::to_string_pretty(&app["status"]).unwrap_or_default(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let endpoints: Value = serde_json::from_slice(
+            &std::fs::read(self.data_dir.join("serve.json")).expect("serve.json"),
+        )
+        .expect("serve.json parses");
+        let url = endpoints["metrics"].as_str().expect("metrics url");
+        let address = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/metrics");
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).expect("connect to metrics");
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("read metrics");
+        text
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn synced_and_healthy(app: &Value) -> bool {
+    app["status"]["sync"]["status"] == "Synced" && app["status"]["health"]["status"] == "Healthy"
+}
+
+fn condition<'a>(app: &'a Value, kind: &str) -> Option<&'a str> {
+    app["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["message"].as_str())
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .status()
+        .expect("git");
+    assert!(status.success(), "git {args:?}");
+}
+
+fn refresh(serve: &Serve, app: &str) {
+    serve.kubectl_ok(&[
+        "annotate",
+        "--overwrite",
+        "application",
+        app,
+        "-n",
+        "argocd",
+        "argocd.argoproj.io/refresh=normal",
+    ]);
+}
+
+#[test]
+fn serve_keeps_applications_in_sync() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let serve = Serve::start(data_dir.path(), &[]);
+    let repo = data_dir.path().join("quickstart-repo");
+
+    // The quickstart app deploys, and its status reads as Argo CD writes it.
+    let app = serve.wait_app("quickstart", "Synced and Healthy", synced_and_healthy);
+    let status = &app["status"];
+    assert_eq!(status["sourceType"], "Directory", "{status}");
+    assert_eq!(status["operationState"]["phase"], "Succeeded", "{status}");
+    assert_eq!(status["history"].as_array().map(Vec::len), Some(1));
+    assert!(
+        status["resources"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|r| r["kind"] == "Deployment" && r["health"]["status"] == "Healthy")),
+        "{status}"
+    );
+    let first = status["sync"]["revision"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(first.len(), 40, "{status}");
+
+    // A commit is followed (the refresh annotation asks for it now, as `argocd app get
+    // --refresh` does) and the annotation is consumed.
+    let deployment = repo.join("guestbook/deployment.yaml");
+    let text = std::fs::read_to_string(&deployment).expect("read");
+    std::fs::write(&deployment, text.replace("replicas: 1", "replicas: 2")).expect("write");
+    git(&repo, &["commit", "-q", "-am", "two replicas"]);
+    refresh(&serve, "quickstart");
+    let app = serve.wait_app("quickstart", "the new revision synced", |app| {
+        synced_and_healthy(app) && app["status"]["sync"]["revision"] != first.as_str()
+    });
+    assert!(
+        app["metadata"]["annotations"]
+            .get("argocd.argoproj.io/refresh")
+            .is_none(),
+        "{}",
+        app["metadata"]
+    );
+    let replicas = serve.kubectl_ok(&[
+        "get",
+        "deployment",
+        "guestbook-ui",
+        "-n",
+        "guestbook",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas, "2");
+
+    // Self-heal: a deleted Deployment comes back.
+    serve.kubectl_ok(&["delete", "deployment", "guestbook-ui", "-n", "guestbook"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !serve
+        .kubectl(&["get", "deployment", "guestbook-ui", "-n", "guestbook"])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "not healed\n{}", serve.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    serve.wait_app("quickstart", "healed", synced_and_healthy);
+
+    // Metrics with Argo CD's names and labels.
+    let metrics = serve.metrics();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("argocd_app_info{")
+            && l.contains("name=\"quickstart\"")
+            && l.contains("sync_status=\"Synced\"")
+            && l.contains("health_status=\"Healthy\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("argocd_app_sync_total{"), "{metrics}");
+    assert!(
+        metrics.contains("argocd_app_reconcile_bucket{"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("argocd_git_request_total{"), "{metrics}");
+
+    // A render that fails only at the new revision: the app keeps its last state.
+    std::fs::write(repo.join("guestbook/broken.yaml"), "kind: [unclosed\n").expect("write");
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "broken"]);
+    refresh(&serve, "quickstart");
+    let app = serve.wait_app("quickstart", "ComparisonError", |app| {
+        condition(app, "ComparisonError").is_some()
+    });
+    assert!(
+        condition(&app, "ComparisonError").is_some_and(|m| m.contains("broken.yaml")),
+        "{}",
+        app["status"]["conditions"]
+    );
+    assert_eq!(app["status"]["health"]["status"], "Healthy");
+    assert!(
+        serve
+            .kubectl(&["get", "deployment", "guestbook-ui", "-n", "guestbook"])
+            .status
+            .success()
+    );
+    git(&repo, &["rm", "-q", "guestbook/broken.yaml"]);
+    git(&repo, &["commit", "-q", "-m", "fixed"]);
+    refresh(&serve, "quickstart");
+    serve.wait_app("quickstart", "recovered", |app| {
+        synced_and_healthy(app) && condition(app, "ComparisonError").is_none()
+    });
+
+    // Invalid specs: each problem is a condition naming the field; nothing is deployed.
+    let url = format!("file://{}", repo.display());
+    serve.apply(&format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: bad-project, namespace: argocd}}
+spec:
+  project: nowhere
+  source: {{repoURL: '{url}', path: guestbook}}
+  destination: {{server: https://kubernetes.default.svc, namespace: bad}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: bad-path, namespace: argocd}}
+spec:
+  source: {{repoURL: '{url}', path: ../../etc}}
+  destination: {{server: https://kubernetes.default.svc, namespace: bad}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: bad-cluster, namespace: argocd}}
+spec:
+  source: {{repoURL: '{url}', path: guestbook}}
+  destination: {{name: nowhere, namespace: bad}}
+"
+    ));
+    for (name, needle) in [
+        ("bad-project", "spec.project"),
+        ("bad-path", "spec.source.path"),
+        ("bad-cluster", "spec.destination"),
+    ] {
+        let app = serve.wait_app(name, "InvalidSpecError", |app| {
+            condition(app, "InvalidSpecError").is_some()
+        });
+        let message = condition(&app, "InvalidSpecError").unwrap_or_default();
+        assert!(message.contains(needle), "{name}: {message}");
+    }
+
+    // Many apps on one broken repository: each says so, and the repository is asked once
+    // per pass, not once per app.
+    let mut many = String::new();
+    for i in 0..20 {
+        many.push_str(&format!(
+            "---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: broken-repo-{i}, namespace: argocd}}
+spec:
+  source: {{repoURL: 'file:///nonexistent/repo.git', path: app}}
+  destination: {{server: https://kubernetes.default.svc, namespace: broken}}
+"
+        ));
+    }
+    serve.apply(&many);
+    for i in 0..20 {
+        serve.wait_app(&format!("broken-repo-{i}"), "ComparisonError", |app| {
+            condition(app, "ComparisonError").is_some()
+        });
+    }
+    let metrics = serve.metrics();
+    let failed: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("argocd_git_request_total{") && l.contains("file:///nonexistent/repo.git")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        (1..=2).contains(&failed),
+        "{failed} ls-remotes for 20 apps on one repository\n{metrics}"
+    );
+
+    // Manual sync: the app says why it waits, then an operation syncs it.
+    serve.apply(&format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: manual
+  namespace: argocd
+  finalizers: [resources-finalizer.argocd.argoproj.io]
+spec:
+  source: {{repoURL: '{url}', path: guestbook}}
+  destination: {{server: https://kubernetes.default.svc, namespace: manual}}
+  syncPolicy: {{syncOptions: [CreateNamespace=true]}}
+"
+    ));
+    let app = serve.wait_app("manual", "SyncBlocked", |app| {
+        condition(app, "SyncBlocked").is_some()
+    });
+    assert!(
+        condition(&app, "SyncBlocked").is_some_and(|m| m.contains("auto-sync is off")),
+        "{}",
+        app["status"]
+    );
+    assert_eq!(app["status"]["sync"]["status"], "OutOfSync");
+    serve.kubectl_ok(&[
+        "patch",
+        "application",
+        "manual",
+        "-n",
+        "argocd",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"operation": {"initiatedBy": {"username": "tester"}, "sync": {"prune": true}}}"#,
+    ]);
+    let app = serve.wait_app("manual", "synced by hand", |app| {
+        synced_and_healthy(app) && app.get("operation").is_none()
+    });
+    assert_eq!(
+        app["status"]["operationState"]["operation"]["initiatedBy"]["username"],
+        "tester"
+    );
+    assert!(
+        condition(&app, "SyncBlocked").is_none(),
+        "{}",
+        app["status"]
+    );
+
+    // Killed mid-sync: the restarted controller resumes the operation; nothing stays Running.
+    serve.kubectl_ok(&[
+        "delete",
+        "deployment",
+        "guestbook-ui",
+        "-n",
+        "manual",
+        "--wait=true",
+    ]);
+    serve.kubectl_ok(&[
+        "patch",
+        "application",
+        "manual",
+        "-n",
+        "argocd",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"operation": {"initiatedBy": {"username": "tester"}, "sync": {}}}"#,
+    ]);
+    serve.wait_app("manual", "a running operation", |app| {
+        app["status"]["operationState"]["phase"] == "Running"
+    });
+    serve.kill();
+    let serve = Serve::start(data_dir.path(), &[]);
+    let app = serve.wait_app("manual", "the operation finished after a restart", |app| {
+        app.get("operation").is_none()
+            && app["status"]["operationState"]["phase"]
+                .as_str()
+                .is_some_and(|p| p != "Running" && p != "Terminating")
+    });
+    assert_eq!(
+        app["status"]["operationState"]["phase"], "Succeeded",
+        "{}",
+        app["status"]
+    );
+    serve.wait_app("manual", "Synced and Healthy again", synced_and_healthy);
+
+    // Deleting with the resources finalizer deletes what the app deployed, then the app.
+    serve.kubectl_ok(&[
+        "delete",
+        "application",
+        "manual",
+        "-n",
+        "argocd",
+        "--wait=false",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let gone = !serve
+            .kubectl(&["get", "application", "manual", "-n", "argocd"])
+            .status
+            .success();
+        let deployment_gone = !serve
+            .kubectl(&["get", "deployment", "guestbook-ui", "-n", "manual"])
+            .status
+            .success();
+        if gone && deployment_gone {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not finalized\n{}", serve.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Another app's resources were left alone.
+    assert!(
+        serve
+            .kubectl(&["get", "deployment", "guestbook-ui", "-n", "guestbook"])
+            .status
+            .success()
+    );
+}
