@@ -261,6 +261,22 @@ fn serve_keeps_applications_in_sync() {
     );
     assert!(metrics.contains("argocd_git_request_total{"), "{metrics}");
 
+    // Events on the Application, as `kubectl describe application` shows them.
+    let events = serve.kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        "argocd",
+        "--field-selector",
+        "involvedObject.name=quickstart",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(
+        events.contains("OperationStarted") && events.contains("OperationCompleted"),
+        "{events}"
+    );
+
     // A render that fails only at the new revision: the app keeps its last state.
     std::fs::write(repo.join("guestbook/broken.yaml"), "kind: [unclosed\n").expect("write");
     git(&repo, &["add", "."]);
@@ -408,18 +424,48 @@ spec:
     );
 
     // Killed mid-sync: the restarted controller resumes the operation; nothing stays Running.
-    serve.kubectl_ok(&[
-        "delete",
-        "deployment",
-        "guestbook-ui",
-        "-n",
-        "manual",
-        "--wait=true",
-    ]);
+    // Two waves keep the sync running while wave 0's Deployment becomes Healthy.
+    std::fs::create_dir_all(repo.join("slow")).expect("mkdir");
+    std::fs::write(
+        repo.join("slow/all.yaml"),
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: slow, annotations: {argocd.argoproj.io/sync-wave: '0'}}
+spec:
+  selector: {matchLabels: {app: slow}}
+  template:
+    metadata: {labels: {app: slow}}
+    spec: {containers: [{name: c, image: nginx:1.27}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: after-slow, annotations: {argocd.argoproj.io/sync-wave: '1'}}
+data: {a: b}
+",
+    )
+    .expect("write");
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "slow"]);
+    serve.apply(&format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: slow, namespace: argocd}}
+spec:
+  source: {{repoURL: '{url}', path: slow}}
+  destination: {{server: https://kubernetes.default.svc, namespace: slow}}
+  syncPolicy: {{syncOptions: [CreateNamespace=true]}}
+  revisionHistoryLimit: 1
+"
+    ));
+    // Revisions resolved within the last minute are shared: a refresh asks Git again.
+    refresh(&serve, "slow");
+    serve.wait_app("slow", "compared", |app| {
+        app["status"]["sync"]["status"] == "OutOfSync"
+    });
     serve.kubectl_ok(&[
         "patch",
         "application",
-        "manual",
+        "slow",
         "-n",
         "argocd",
         "--type",
@@ -427,12 +473,12 @@ spec:
         "-p",
         r#"{"operation": {"initiatedBy": {"username": "tester"}, "sync": {}}}"#,
     ]);
-    serve.wait_app("manual", "a running operation", |app| {
+    serve.wait_app("slow", "a running operation", |app| {
         app["status"]["operationState"]["phase"] == "Running"
     });
     serve.kill();
     let serve = Serve::start(data_dir.path(), &[]);
-    let app = serve.wait_app("manual", "the operation finished after a restart", |app| {
+    let app = serve.wait_app("slow", "the operation finished after a restart", |app| {
         app.get("operation").is_none()
             && app["status"]["operationState"]["phase"]
                 .as_str()
@@ -443,7 +489,19 @@ spec:
         "{}",
         app["status"]
     );
-    serve.wait_app("manual", "Synced and Healthy again", synced_and_healthy);
+    serve.wait_app("slow", "Synced and Healthy", synced_and_healthy);
+    assert_eq!(
+        serve.kubectl_ok(&[
+            "get",
+            "configmap",
+            "after-slow",
+            "-n",
+            "slow",
+            "-o",
+            "jsonpath={.data.a}",
+        ]),
+        "b"
+    );
 
     // Deleting with the resources finalizer deletes what the app deployed, then the app.
     serve.kubectl_ok(&[
