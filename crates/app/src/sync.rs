@@ -4,7 +4,7 @@ use crate::AppError;
 use crate::desired::{Desired, app_name};
 use crate::status::{self, Comparison};
 use plumb_engine::cluster::Cluster;
-use plumb_engine::compare::{self, CompareRequest};
+use plumb_engine::compare::{self, CompareRequest, LiveReader};
 use plumb_engine::health::HealthAssessor;
 use plumb_engine::settings::Settings;
 use plumb_engine::sync::operation::{
@@ -15,6 +15,7 @@ use plumb_model::{
     Application, Operation, OperationPhase, ResourceKey, ResourceResult, SyncOperationResult,
 };
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +25,9 @@ pub struct AppEnv<'a> {
     pub cluster: &'a Cluster,
     pub assessor: &'a HealthAssessor,
     pub settings: &'a Settings,
+    /// Where compares and sync attempts read the live state, instead of listing the
+    /// cluster (the controller's watch cache).
+    pub live: Option<&'a Arc<dyn LiveReader>>,
 }
 
 /// How long and how wide a sync runs.
@@ -77,6 +81,7 @@ pub async fn compare(
             app_ignore: &app.spec.ignore_differences,
             options: &options,
             concurrency: tuning.concurrency,
+            live_reader: env.live.map(|reader| reader.as_ref()),
         },
     )
     .await?;
@@ -171,6 +176,7 @@ pub async fn sync(
     request.wave_timeout = tuning.wave_timeout;
     request.poll_interval = tuning.poll_interval;
     request.concurrency = tuning.concurrency;
+    request.live_reader = env.live.cloned();
     let engine = operation::run_sync(env.cluster, env.assessor, &request, cancel, events).await;
     Ok(outcome(
         app,

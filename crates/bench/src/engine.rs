@@ -257,6 +257,7 @@ fn recompare() -> anyhow::Result<Outcome> {
             app_ignore: &[],
             options: &options,
             concurrency: 32,
+            live_reader: None,
         };
         let cold_cpu = thread_cpu_time()?;
         let cold = compare::compare(&engine, compare_request).await?;

@@ -308,6 +308,7 @@ async fn diff(args: DiffArgs) -> anyhow::Result<i32> {
         cluster: &cluster,
         assessor: &assessor,
         settings: &settings,
+        live: None,
     };
     let comparison = plumb_app::sync::compare(
         env,
@@ -377,6 +378,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<i32> {
         cluster: &cluster,
         assessor: &assessor,
         settings: &settings,
+        live: None,
     };
     let operation = Operation {
         sync: Some(SyncOperation {

@@ -106,7 +106,7 @@ pub struct Controller {
     tuning: SyncTuning,
     pub metrics: metrics::Metrics,
     events: events::EventRecorder,
-    watches: live::LiveWatches,
+    watches: live::LiveCache,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -159,13 +159,16 @@ impl Controller {
             running: Mutex::new(HashMap::new()),
             tuning: config.tuning,
             metrics: metrics::Metrics::default(),
-            watches: live::LiveWatches::default(),
+            watches: live::LiveCache::default(),
         }))
     }
 
     /// The metrics text, with the figures other parts keep.
     pub fn render_metrics(&self) -> String {
         let cache = self.sources.service().cache_stats();
+        for (server, objects) in self.watches.object_counts() {
+            self.metrics.set_cluster_objects(&server, objects);
+        }
         self.metrics.render(&metrics::Gauges {
             queue_depth: self.queue.len(),
             render_cache_hits: cache.hits,

@@ -5,16 +5,18 @@ use crate::decide::{self, Decision, Observed};
 use crate::destinations::Destination;
 use crate::metrics::AppInfo;
 use crate::patch::merge_diff;
-use crate::{Controller, REFRESH_ANNOTATION, RESOURCES_FINALIZER, Running, read};
+use crate::{Controller, REFRESH_ANNOTATION, RESOURCES_FINALIZER, Running, live, read};
 use kube::api::{Patch, PatchParams};
 use plumb_app::sync::{AppEnv, SyncInput};
 use plumb_app::{AppError, RenderOverrides, now_rfc3339};
+use plumb_engine::compare::LiveReader;
 use plumb_engine::sync::PropagationPolicy;
 use plumb_model::{
     Application, ApplicationCondition, ApplicationStatus, Operation, OperationPhase,
     OperationState, RevisionHistory, SyncStatusCode, condition_type,
 };
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -312,10 +314,20 @@ impl Controller {
             let live = read(&self.live);
             (live.settings.clone(), live.assessor.clone())
         };
+        let live_view = self
+            .live_view(
+                &app,
+                &destination,
+                &desired,
+                &settings.engine,
+                overrides.hard_refresh,
+            )
+            .await;
         let env = AppEnv {
             cluster: &destination.cluster,
             assessor: &assessor,
             settings: &settings.engine,
+            live: live_view.as_ref(),
         };
         let requests_before = destination.cluster.request_count();
         let comparison = plumb_app::sync::compare(env, &app, &desired, &[], self.tuning).await;
@@ -454,6 +466,69 @@ impl Controller {
             started.elapsed().as_secs_f64(),
         );
         Ok(next)
+    }
+
+    /// The app's view of its destination's live cache, when the cache holds every kind
+    /// the app declares or had resources of (after starting the watches of kinds not yet
+    /// watched). A hard refresh reads the cluster instead, and so finds objects the app
+    /// tracks in kinds the cache does not watch.
+    async fn live_view(
+        &self,
+        app: &Application,
+        destination: &Destination,
+        desired: &plumb_app::Desired,
+        settings: &plumb_engine::settings::Settings,
+        hard_refresh: bool,
+    ) -> Option<Arc<dyn LiveReader>> {
+        let group_version_kind = |api_version: &str, kind: &str| {
+            let group = plumb_model::group_of(api_version).to_string();
+            let version = api_version.rsplit('/').next().unwrap_or(api_version);
+            (group, version.to_string(), kind.to_string())
+        };
+        let desired_kinds = desired.objects.iter().map(|object| {
+            group_version_kind(
+                plumb_engine::json::api_version(object),
+                plumb_engine::json::kind(object),
+            )
+        });
+        let had: Vec<(String, String, String)> = app
+            .status
+            .as_ref()
+            .map(|s| {
+                s.resources
+                    .iter()
+                    .map(|r| (r.group.clone(), r.version.clone(), r.kind.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let kinds: BTreeSet<(String, String, String)> =
+            desired_kinds.chain(had.iter().cloned()).collect();
+        let cache = self.watches.watch(
+            &self.queue,
+            destination,
+            kinds.iter().cloned(),
+            settings.tracking_method,
+        );
+        let kind_keys: Vec<live::KindKey> = kinds
+            .iter()
+            .map(|(group, _, kind)| (group.clone(), kind.clone()))
+            .collect();
+        if hard_refresh || !live::wait_covered(&cache, &kind_keys).await {
+            return None;
+        }
+        let read_whole = settings
+            .ignore_differences
+            .iter()
+            .chain(&app.spec.ignore_differences)
+            .any(|rule| !rule.managed_fields_managers.is_empty());
+        Some(Arc::new(live::AppLiveView {
+            cache,
+            extra_kinds: had
+                .into_iter()
+                .map(|(group, _, kind)| (group, kind))
+                .collect(),
+            read_whole,
+        }))
     }
 
     /// Replaces the comparison's conditions (keeping a failed sync's) and the sync status.
@@ -854,10 +929,14 @@ impl Controller {
             let live = read(&self.live);
             (live.settings.engine.clone(), live.assessor.clone())
         };
+        let live_view = self
+            .live_view(app, &destination, &desired, &settings, false)
+            .await;
         let env = AppEnv {
             cluster: &destination.cluster,
             assessor: &assessor,
             settings: &settings,
+            live: live_view.as_ref(),
         };
         let name = app.metadata.name.clone().unwrap_or_default();
         let events = move |event: &plumb_engine::sync::operation::SyncEvent| {

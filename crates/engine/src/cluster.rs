@@ -758,7 +758,7 @@ impl Cluster {
 
     /// Reads each object whole ([`LIST_CONCURRENCY`] at a time); one gone meanwhile is left
     /// out.
-    async fn read_each(
+    pub async fn read_each(
         &self,
         objects: Vec<&Value>,
     ) -> Result<BTreeMap<ResourceKey, Value>, ClusterError> {

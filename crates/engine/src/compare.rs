@@ -39,6 +39,28 @@ pub struct CompareRequest<'a> {
     pub options: &'a SyncOptions,
     /// Concurrent dry-run requests.
     pub concurrency: usize,
+    /// Where the live state is read from instead of listing the cluster, when it can say.
+    pub live_reader: Option<&'a dyn LiveReader>,
+}
+
+/// Live state held outside the cluster (a controller's watch cache), read instead of the
+/// discovery and the cluster-wide lists a compare otherwise makes: with many apps on one
+/// cluster, those lists cost each app time in proportion to all apps' objects.
+pub trait LiveReader: Send + Sync + std::fmt::Debug {
+    /// The live objects at `desired`'s keys and every object tracked by `app`, or `None`
+    /// when the reader does not hold every kind involved (the compare then lists the
+    /// cluster). Objects the reader knows exist but does not hold go into
+    /// [`CachedLive::unread`] and are read from the cluster one by one.
+    fn read(&self, app: &str, desired: &BTreeMap<ResourceKey, Value>) -> Option<CachedLive>;
+}
+
+/// What a [`LiveReader`] holds of an app's live state.
+#[derive(Debug, Default)]
+pub struct CachedLive {
+    pub objects: BTreeMap<ResourceKey, Value>,
+    /// Identifying stubs (`apiVersion`, `kind`, `metadata.name`/`namespace`) of live
+    /// objects to read whole.
+    pub unread: Vec<Value>,
 }
 
 /// Why desired objects are dry-run, which decides what a dry-run "not found" means.
@@ -75,12 +97,19 @@ pub(crate) async fn compare_for(
         app_ignore,
         options,
         concurrency,
+        live_reader,
     } = request;
-    // One discovery answers both the kinds' scopes and which kinds to list.
-    let discovery = cluster
-        .discover_all()
-        .await
-        .map_err(CompareFailure::Cluster)?;
+    // Without a reader, one discovery answers both the kinds' scopes (resolved from what it
+    // found, with no request of their own) and which kinds to list.
+    let discovery = match live_reader {
+        None => Some(
+            cluster
+                .discover_all()
+                .await
+                .map_err(CompareFailure::Cluster)?,
+        ),
+        Some(_) => None,
+    };
     let scopes = cluster
         .scopes(desired)
         .await
@@ -106,6 +135,42 @@ pub(crate) async fn compare_for(
             .chain(app_ignore.iter().cloned()),
     )
     .map_err(|e| CompareFailure::Invalid(e.to_string()))?;
+    if let Some(cached) = live_reader.and_then(|reader| reader.read(app, &prepared.objects)) {
+        let mut live = cached.objects;
+        live.extend(
+            cluster
+                .read_each(cached.unread.iter().collect())
+                .await
+                .map_err(CompareFailure::Cluster)?,
+        );
+        let request = LiveCompare {
+            app,
+            destination_namespace,
+            desired,
+            prepared: &prepared,
+            live: &live,
+            ignore: &ignore,
+            settings,
+            options,
+            concurrency,
+        };
+        let dry_run = compare_live_for(cluster, request, purpose).await?;
+        return Ok(Compared {
+            prepared,
+            live,
+            comparison: dry_run.comparison,
+            dry_run_errors: dry_run.errors,
+            strictly_dry_run: dry_run.strictly_dry_run,
+            ignore,
+        });
+    }
+    let discovery = match discovery {
+        Some(discovery) => discovery,
+        None => cluster
+            .discover_all()
+            .await
+            .map_err(CompareFailure::Cluster)?,
+    };
     let namespaces = if destination_namespace.is_empty() {
         Vec::new()
     } else {
@@ -283,12 +348,7 @@ async fn dry_run_desired(
         .filter(|(key, object)| {
             // Hooks are not dry-run; neither is what an unchanged compare already answered.
             !crate::hooks::is_hook(object)
-                && !results.is_fresh(
-                    key,
-                    live.get(*key),
-                    &diff::object_hash(object),
-                    &fingerprint,
-                )
+                && !results.is_fresh(key, object, live.get(*key), &fingerprint)
         })
         .map(|(key, object)| {
             let live_object = live.get(key);

@@ -33,7 +33,7 @@ pub enum SettingsError {
 
 /// How plumb marks the live objects an Application owns (Argo CD's
 /// `application.resourceTrackingMethod`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TrackingMethod {
     /// `argocd.argoproj.io/tracking-id: <app>:<group>/<kind>:<namespace>/<name>` (default).
     #[default]

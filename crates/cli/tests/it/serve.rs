@@ -260,6 +260,39 @@ fn serve_keeps_applications_in_sync() {
         "{metrics}"
     );
     assert!(metrics.contains("argocd_git_request_total{"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("argocd_cluster_api_resource_objects{") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
+    // Steady state: a refresh of the unchanged app is answered from the live cache and the
+    // compare cache, with no request to the cluster (no list, no GET, no dry-run).
+    let requests = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("argocd_app_k8s_request_total{") && l.contains("name=\"quickstart\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let before = requests(&metrics);
+    assert!(
+        before > 0,
+        "the first compares' requests are counted\n{metrics}"
+    );
+    for _ in 0..3 {
+        refresh(&serve, "quickstart");
+        serve.wait_app("quickstart", "the refresh served", |app| {
+            app["metadata"]["annotations"]
+                .get("argocd.argoproj.io/refresh")
+                .is_none()
+        });
+    }
+    let after = requests(&serve.metrics());
+    assert_eq!(before, after, "requests for refreshes of an unchanged app");
 
     // Events on the Application, as `kubectl describe application` shows them.
     let events = serve.kubectl_ok(&[

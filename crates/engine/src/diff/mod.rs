@@ -402,7 +402,8 @@ impl Default for CompareCache {
 
 #[derive(Debug, Clone)]
 struct CachedComparison {
-    live_resource_version: String,
+    /// [`live_fingerprint`] of the live object the result was computed against.
+    live_version: u64,
     desired_hash: [u8; 32],
     settings_fingerprint: [u8; 32],
     result: ResourceComparison,
@@ -422,10 +423,71 @@ pub fn settings_fingerprint(settings: &CompareSettings) -> [u8; 32] {
     sha2::Sha256::digest(format!("{settings:?}").as_bytes()).into()
 }
 
-fn resource_version(object: Option<&Value>) -> String {
-    object
-        .map(|o| json::str_at(o, &["metadata", "resourceVersion"]).to_string())
-        .unwrap_or_default()
+/// What a cached comparison's live side is recognised by: every field of the live object
+/// except those a desired object without `status` cannot change the result of — `status`,
+/// `metadata.resourceVersion`, `metadata.managedFields` and `metadata.generation`. A
+/// Deployment whose status moves while its pods start (each move a new resourceVersion)
+/// keeps its cached comparison: a dry-run of the same apply would predict the same object
+/// with the same new status. Any other change (`kubectl edit`, a label, an annotation) is a
+/// new fingerprint. `0` is an absent object.
+pub fn live_fingerprint(live: Option<&Value>, desired_has_status: bool) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let Some(live) = live else {
+        return 0;
+    };
+    // SipHash with fixed keys: the same object hashes the same for the process's lifetime.
+    let mut hasher = std::hash::DefaultHasher::new();
+    fn walk(value: &Value, hasher: &mut std::hash::DefaultHasher) {
+        match value {
+            Value::Null => 0u8.hash(hasher),
+            Value::Bool(b) => (1u8, b).hash(hasher),
+            Value::Number(n) => (2u8, n.to_string()).hash(hasher),
+            Value::String(s) => (3u8, s).hash(hasher),
+            Value::Array(items) => {
+                (4u8, items.len()).hash(hasher);
+                for item in items {
+                    walk(item, hasher);
+                }
+            }
+            Value::Object(map) => {
+                (5u8, map.len()).hash(hasher);
+                for (key, item) in map {
+                    key.hash(hasher);
+                    walk(item, hasher);
+                }
+            }
+        }
+    }
+    let Some(map) = live.as_object() else {
+        walk(live, &mut hasher);
+        return hasher.finish().max(1);
+    };
+    for (key, item) in map {
+        if key == "status" && !desired_has_status {
+            continue;
+        }
+        key.hash(&mut hasher);
+        match (key.as_str(), item.as_object()) {
+            ("metadata", Some(metadata)) => {
+                for (field, value) in metadata {
+                    if matches!(
+                        field.as_str(),
+                        "resourceVersion" | "managedFields" | "generation"
+                    ) {
+                        continue;
+                    }
+                    field.hash(&mut hasher);
+                    walk(value, &mut hasher);
+                }
+            }
+            _ => walk(item, &mut hasher),
+        }
+    }
+    hasher.finish().max(1)
+}
+
+fn has_status(desired: &Value) -> bool {
+    desired.get("status").is_some()
 }
 
 impl CompareCache {
@@ -450,23 +512,26 @@ impl CompareCache {
     pub fn is_fresh(
         &self,
         key: &ResourceKey,
+        desired: &Value,
         live: Option<&Value>,
-        desired_hash: &[u8; 32],
         fingerprint: &[u8; 32],
     ) -> bool {
-        self.lookup(key, live, desired_hash, fingerprint).is_some()
+        self.lookup(key, desired, &object_hash(desired), live, fingerprint)
+            .is_some()
     }
 
     fn lookup(
         &self,
         key: &ResourceKey,
-        live: Option<&Value>,
+        desired: &Value,
         desired_hash: &[u8; 32],
+        live: Option<&Value>,
         fingerprint: &[u8; 32],
     ) -> Option<ResourceComparison> {
+        let live_version = live_fingerprint(live, has_status(desired));
         let mut entries = self.entries();
         let entry = entries.get(key)?;
-        (entry.live_resource_version == resource_version(live)
+        (entry.live_version == live_version
             && entry.desired_hash == *desired_hash
             && entry.settings_fingerprint == *fingerprint)
             .then(|| entry.result.clone())
@@ -474,23 +539,29 @@ impl CompareCache {
 
     fn store(
         &self,
-        live: Option<&Value>,
+        desired: &Value,
         desired_hash: [u8; 32],
+        live: Option<&Value>,
         fingerprint: [u8; 32],
         result: &ResourceComparison,
     ) {
         // Without a resourceVersion (objects not read from a server) nothing is cached.
-        let version = resource_version(live);
-        if live.is_some() && version.is_empty() {
+        if live.is_some_and(|l| json::str_at(l, &["metadata", "resourceVersion"]).is_empty()) {
             return;
         }
+        // The result is kept without its object views: only the status, flags and diff
+        // text are read from a cached result, and the views would hold two more copies of
+        // every managed object for as long as the process runs.
+        let mut kept = result.clone();
+        kept.live = None;
+        kept.predicted = None;
         self.entries().insert(
             result.key.clone(),
             CachedComparison {
-                live_resource_version: version,
+                live_version: live_fingerprint(live, has_status(desired)),
                 desired_hash,
                 settings_fingerprint: fingerprint,
-                result: result.clone(),
+                result: kept,
             },
         );
     }
@@ -547,7 +618,7 @@ pub fn compare_app(
         }
         let desired_hash = cache.map(|_| object_hash(object));
         if let (Some(cache), Some(hash)) = (cache, &desired_hash)
-            && let Some(cached) = cache.lookup(key, live_object, hash, &fingerprint)
+            && let Some(cached) = cache.lookup(key, object, hash, live_object, &fingerprint)
         {
             comparison.resources.push(cached);
             continue;
@@ -559,7 +630,7 @@ pub fn compare_app(
                 if let (Some(cache), Some(hash), true) =
                     (cache, desired_hash, predicted.contains_key(key))
                 {
-                    cache.store(live_object, hash, fingerprint, &result);
+                    cache.store(object, hash, live_object, fingerprint, &result);
                 }
                 comparison.resources.push(result)
             }

@@ -49,6 +49,8 @@ pub struct SyncRequest {
     pub concurrency: usize,
     /// How often health is polled while waiting.
     pub poll_interval: Duration,
+    /// Where each attempt reads the live state from, instead of listing the cluster.
+    pub live_reader: Option<std::sync::Arc<dyn crate::compare::LiveReader>>,
 }
 
 impl SyncRequest {
@@ -74,6 +76,7 @@ impl SyncRequest {
             wave_timeout: Duration::from_secs(300),
             concurrency: 16,
             poll_interval: Duration::from_millis(500),
+            live_reader: None,
         }
     }
 }
@@ -294,6 +297,7 @@ async fn attempt(
             app_ignore: &request.ignore_differences,
             options: &request.options,
             concurrency: request.concurrency,
+            live_reader: request.live_reader.as_deref(),
         },
         DryRunPurpose::Sync,
     )

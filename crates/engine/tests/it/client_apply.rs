@@ -105,6 +105,7 @@ async fn compare_statuses(
             app_ignore: &[],
             options,
             concurrency: 4,
+            live_reader: None,
         },
     )
     .await

@@ -160,6 +160,7 @@ pub(crate) fn compare_request<'a>(
         app_ignore: &[],
         options: &OPTIONS,
         concurrency: 8,
+        live_reader: None,
     }
 }
 

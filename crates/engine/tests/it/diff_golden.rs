@@ -392,21 +392,14 @@ fn compare_cache_holds_at_most_its_capacity_keeping_the_latest() {
     let fresh: Vec<&str> = prepared
         .objects
         .iter()
-        .filter(|(key, object)| {
-            cache.is_fresh(
-                key,
-                live.get(*key),
-                &diff::object_hash(object),
-                &fingerprint,
-            )
-        })
+        .filter(|(key, object)| cache.is_fresh(key, object, live.get(*key), &fingerprint))
         .map(|(key, _)| key.name.as_str())
         .collect();
     assert_eq!(fresh, ["c6", "c7", "c8", "c9"]);
 }
 
 #[test]
-fn compare_cache_is_keyed_by_resource_version_desired_and_settings() {
+fn compare_cache_is_keyed_by_live_content_desired_and_settings() {
     let desired = vec![
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}),
     ];
@@ -431,19 +424,29 @@ fn compare_cache_is_keyed_by_resource_version_desired_and_settings() {
     );
     assert_eq!(first.resources[0].status, SyncStatusCode::Synced);
     assert_eq!(cache.len(), 1);
-    // Same resourceVersion: the cached answer stands (the server guarantees the content is
-    // unchanged at the same resourceVersion, so the edit below is never looked at).
-    live.get_mut(&key).expect("live")["data"]["a"] = json!("2");
+    // Only what the server moves on its own changed (resourceVersion, managedFields,
+    // status): the cached answer stands, even against a prediction that would now differ.
+    {
+        let object = live.get_mut(&key).expect("live");
+        object["metadata"]["resourceVersion"] = json!("42");
+        object["metadata"]["managedFields"] = json!([{"manager": "kubelet"}]);
+        object["status"] = json!({"observed": 3});
+    }
+    let stale_prediction = predicted_from(&prepared, &BTreeMap::new());
     let cached = diff::compare_app(
         &prepared,
         &live,
-        &predicted_from(&prepared, &live),
+        &stale_prediction,
         &settings(vec![]),
         Some(&cache),
     );
     assert_eq!(cached.resources[0].status, SyncStatusCode::Synced);
-    // A new resourceVersion is compared afresh.
-    live.get_mut(&key).expect("live")["metadata"]["resourceVersion"] = json!("42");
+    assert!(
+        cached.resources[0].live.is_none(),
+        "cached results hold no object views"
+    );
+    // A change of content (a `kubectl edit`) is compared afresh.
+    live.get_mut(&key).expect("live")["data"]["a"] = json!("2");
     let fresh = diff::compare_app(
         &prepared,
         &live,
