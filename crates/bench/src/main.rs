@@ -16,6 +16,7 @@
 //! and this file only dispatches.
 
 mod apiserver;
+mod controller;
 mod engine;
 mod git_fetch;
 mod harness;
@@ -35,6 +36,7 @@ fn all_scenarios() -> Vec<&'static Scenario> {
         engine::SCENARIOS,
         git_fetch::SCENARIOS,
         workloads::SCENARIOS,
+        controller::SCENARIOS,
     ];
     areas.iter().flat_map(|area| area.iter()).collect()
 }

@@ -128,7 +128,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             namespace: args.namespace.clone(),
             source,
             tuning: plumb_app::sync::SyncTuning::default(),
-            initial_settings: Default::default(),
+            initial_settings: initial_settings(&client, &args.namespace).await,
         },
     )?;
 
@@ -377,5 +377,37 @@ async fn serve_http(
                 .serve_connection(io, service)
                 .await;
         });
+    }
+}
+
+/// The settings in the ConfigMaps when plumb starts: what is read only at start (the
+/// processor counts, as Argo CD reads its command parameters) comes from here; the rest is
+/// reloaded live by the controller. Unreadable or invalid maps leave the defaults, and say so.
+async fn initial_settings(
+    client: &kube::Client,
+    namespace: &str,
+) -> plumb_controller::settings::ControllerSettings {
+    use plumb_controller::settings::{ARGOCD_CM, ARGOCD_CMD_PARAMS_CM, ControllerSettings};
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let mut data = Vec::new();
+    for name in [ARGOCD_CM, ARGOCD_CMD_PARAMS_CM] {
+        let map = match api.get_opt(name).await {
+            Ok(map) => map.and_then(|m| m.data).unwrap_or_default(),
+            Err(error) => {
+                eprintln!("warning: reading ConfigMap {namespace}/{name}: {error}; using defaults");
+                Default::default()
+            }
+        };
+        data.push(map);
+    }
+    match ControllerSettings::from_config_maps(&data[0], &data[1]) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!(
+                "warning: {namespace}/{ARGOCD_CM} or {ARGOCD_CMD_PARAMS_CM} is not valid ({error}); using defaults"
+            );
+            ControllerSettings::default()
+        }
     }
 }

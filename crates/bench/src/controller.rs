@@ -1,0 +1,347 @@
+//! Controller scenarios: `plumb serve` (the controller and its embedded API server, one
+//! child process) keeping many Applications in sync, against a writer that applies the
+//! same objects straight to the same kind of server in the same run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use crate::harness::{Outcome, Scenario};
+use crate::targets::{self, Target};
+
+pub const SCENARIOS: &[Scenario] = &[Scenario {
+    name: "controller-1000-apps",
+    about: "1,000 Applications x 10 objects under plumb serve: seconds to all Synced and Healthy",
+    run: thousand_apps,
+}];
+
+const APPS: usize = 1000;
+/// Pods of the embedded server start this long after they are scheduled, on both sides.
+const POD_START_DELAY_MS: &str = "500";
+/// Concurrent `kubectl apply --server-side` processes of the baseline writer.
+const WRITERS: usize = 8;
+
+/// One app's objects: 3 Deployments, 3 Services, 4 ConfigMaps.
+fn app_objects(app: usize) -> Vec<String> {
+    let mut docs = Vec::new();
+    for j in 0..3 {
+        docs.push(format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d{j}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: d{j}}}}}\n  template:\n    metadata: {{labels: {{app: d{j}}}}}\n    spec: {{containers: [{{name: c, image: nginx:1.27}}]}}\n"
+        ));
+        docs.push(format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s{j}}}\nspec: {{selector: {{app: d{j}}}, ports: [{{port: 80}}]}}\n"
+        ));
+    }
+    for j in 0..4 {
+        docs.push(format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{j}}}\ndata: {{k: v{app}}}\n"
+        ));
+    }
+    docs
+}
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.invalid")
+        .status()
+        .context("running git")?;
+    anyhow::ensure!(status.success(), "git {args:?} failed");
+    Ok(())
+}
+
+/// The repository (one directory per app) and the Applications pointing at it.
+fn write_repo(root: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let repo = root.join("repo");
+    for app in 0..APPS {
+        let dir = repo.join(format!("apps/a{app}"));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("all.yaml"), app_objects(app).join("---\n"))?;
+    }
+    git(&repo, &["init", "-q", "-b", "main"])?;
+    git(&repo, &["add", "."])?;
+    git(&repo, &["commit", "-q", "-m", "bench"])?;
+    let apps: Vec<String> = (0..APPS)
+        .map(|app| {
+            format!(
+                "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: a{app}, namespace: argocd}}\nspec:\n  source: {{repoURL: 'file://{}', targetRevision: main, path: apps/a{app}}}\n  destination: {{server: https://kubernetes.default.svc, namespace: a{app}}}\n  syncPolicy: {{automated: {{prune: true, selfHeal: true}}, syncOptions: [CreateNamespace=true]}}\n",
+                repo.display()
+            )
+        })
+        .collect();
+    let apps_file = root.join("apps.yaml");
+    std::fs::write(&apps_file, apps.join("---\n"))?;
+    Ok((repo, apps_file))
+}
+
+fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = targets::kubectl(kubeconfig)?.args(args).output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Waits until `done` says the listed `kind` objects are all there, polling once a second.
+fn wait_until(
+    kubeconfig: &Path,
+    kind: &str,
+    limit: Duration,
+    done: impl Fn(&[Value]) -> usize,
+    want: usize,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let text = kubectl_ok(kubeconfig, &["get", kind, "-A", "-o", "json"])?;
+        let list: Value = serde_json::from_str(&text)?;
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let count = done(&items);
+        if count >= want {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            start.elapsed() < limit,
+            "{count} of {want} {kind} ready after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn available_deployments(items: &[Value]) -> usize {
+    items
+        .iter()
+        .filter(|d| d["status"]["availableReplicas"].as_i64() == Some(1))
+        .count()
+}
+
+fn synced_and_healthy(items: &[Value]) -> usize {
+    items
+        .iter()
+        .filter(|a| {
+            a["status"]["sync"]["status"] == "Synced"
+                && a["status"]["health"]["status"] == "Healthy"
+        })
+        .count()
+}
+
+/// The baseline: the same 10,000 objects (and their namespaces) written with
+/// `kubectl apply --server-side` by [`WRITERS`] processes at once, to a fresh embedded
+/// server with the same Pod start delay; timed until every Deployment is Available.
+fn writer_baseline(root: &Path) -> anyhow::Result<f64> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let target = runtime.block_on(Target::embedded_with(&[
+        "--pod-start-delay-ms",
+        POD_START_DELAY_MS,
+    ]))?;
+    let kubeconfig = target.kubeconfig();
+    let mut files = Vec::new();
+    for writer in 0..WRITERS {
+        let mut docs = Vec::new();
+        for app in (writer..APPS).step_by(WRITERS) {
+            docs.push(format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: a{app}}}\n"
+            ));
+            for doc in app_objects(app) {
+                docs.push(doc.replacen(
+                    "metadata: {",
+                    &format!("metadata: {{namespace: a{app}, "),
+                    1,
+                ));
+            }
+        }
+        let file = root.join(format!("writer-{writer}.yaml"));
+        std::fs::write(&file, docs.join("---\n"))?;
+        files.push(file);
+    }
+    let start = Instant::now();
+    let writers: Vec<Child> = files
+        .iter()
+        .map(|file| {
+            targets::kubectl(&kubeconfig)?
+                .args(["apply", "--server-side", "-f"])
+                .arg(file)
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting kubectl apply")
+        })
+        .collect::<anyhow::Result<_>>()?;
+    for mut writer in writers {
+        anyhow::ensure!(writer.wait()?.success(), "kubectl apply failed");
+    }
+    let written = start.elapsed().as_secs_f64();
+    wait_until(
+        &kubeconfig,
+        "deployments",
+        Duration::from_secs(600),
+        available_deployments,
+        APPS * 3,
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!(
+        "baseline: {WRITERS} concurrent kubectl apply --server-side of {} objects: written in {written:.1} s, all Deployments Available after {seconds:.1} s",
+        APPS * 11
+    );
+    runtime.block_on(target.stop());
+    Ok(seconds)
+}
+
+struct Serve {
+    child: Child,
+    kubeconfig: PathBuf,
+}
+
+impl Serve {
+    fn start(plumb: &Path, data_dir: &Path) -> anyhow::Result<Serve> {
+        let _ = std::fs::remove_file(data_dir.join("serve.json"));
+        let mut child = Command::new(plumb)
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--metrics-port",
+                "0",
+                "--allow-file-repos",
+            ])
+            .args(["--pod-start-delay-ms", POD_START_DELAY_MS])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("PLUMB_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting plumb serve")?;
+        let start = Instant::now();
+        while !data_dir.join("serve.json").exists() {
+            if let Some(status) = child.try_wait()? {
+                anyhow::bail!("plumb serve exited early with {status}");
+            }
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(60),
+                "plumb serve did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Serve {
+            child,
+            kubeconfig: data_dir.join("kubeconfig"),
+        })
+    }
+
+    /// User plus system CPU seconds of the process so far.
+    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // utime and stime are fields 14 and 15 of stat; 12 and 13 after the command name.
+        let ticks: f64 = fields
+            .get(11..13)
+            .context("short /proc stat")?
+            .iter()
+            .map(|t| t.parse::<f64>().unwrap_or(0.0))
+            .sum();
+        Ok(ticks / 100.0)
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resource versions of every Application: a write changes one.
+fn app_versions(kubeconfig: &Path) -> anyhow::Result<Vec<String>> {
+    let text = kubectl_ok(
+        kubeconfig,
+        &[
+            "get",
+            "applications",
+            "-n",
+            "argocd",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.resourceVersion}{\"\\n\"}{end}",
+        ],
+    )?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+fn thousand_apps() -> anyhow::Result<Outcome> {
+    let plumb = targets::plumb_binary()?;
+    let root = tempfile::tempdir()?;
+    let (_repo, apps_file) = write_repo(root.path())?;
+    let baseline = writer_baseline(root.path())?;
+
+    // Processors as an operator of 1,000 apps sets them (read at start, as Argo CD reads
+    // its parameters), and a short reconciliation period so the steady state shows passes.
+    let data_dir = root.path().join("serve");
+    std::fs::create_dir_all(&data_dir)?;
+    let serve = Serve::start(&plumb, &data_dir)?;
+    let settings = root.path().join("settings.yaml");
+    std::fs::write(
+        &settings,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cmd-params-cm, namespace: argocd}\ndata: {controller.status.processors: \"50\", controller.operation.processors: \"50\"}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd}\ndata: {timeout.reconciliation: 20s, timeout.reconciliation.jitter: 0s}\n",
+    )?;
+    kubectl_ok(
+        &serve.kubeconfig,
+        &["apply", "-f", &settings.to_string_lossy()],
+    )?;
+    serve.stop();
+    let serve = Serve::start(&plumb, &data_dir)?;
+
+    let start = Instant::now();
+    kubectl_ok(
+        &serve.kubeconfig,
+        &["apply", "-f", &apps_file.to_string_lossy()],
+    )?;
+    wait_until(
+        &serve.kubeconfig,
+        "applications",
+        Duration::from_secs(900),
+        synced_and_healthy,
+        APPS,
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", serve.child.id()))?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0;
+
+    // Steady state: three reconciliation periods of the unchanged apps, after one period
+    // for the sync's last status writes to settle.
+    std::thread::sleep(Duration::from_secs(25));
+    let versions = app_versions(&serve.kubeconfig)?;
+    let cpu_before = serve.cpu_seconds()?;
+    std::thread::sleep(Duration::from_secs(60));
+    let cpu = serve.cpu_seconds()? - cpu_before;
+    let after = app_versions(&serve.kubeconfig)?;
+    let writes = versions.iter().zip(&after).filter(|(a, b)| a != b).count();
+    eprintln!(
+        "plumb serve: all {APPS} Synced and Healthy after {seconds:.1} s; RSS (controller + embedded API server + {} Pods) {rss:.0} MiB; steady state: {:.2} s CPU per 20 s pass over 3 passes (the API server's share included), {writes} Applications written",
+        APPS * 3,
+        cpu / 3.0
+    );
+    serve.stop();
+    Ok(Outcome {
+        figure: seconds,
+        unit: "s",
+        baseline_label: format!(
+            "{WRITERS} concurrent kubectl apply --server-side of the same objects, to all Deployments Available"
+        ),
+        baseline,
+        higher_is_better: false,
+        fixed_budget: false,
+    })
+}
