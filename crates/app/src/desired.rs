@@ -63,6 +63,9 @@ pub struct AppSources {
     service: SourceService,
     revisions: Mutex<HashMap<(String, String), Remembered>>,
     revision_ttl: Duration,
+    /// Bumped when the credentials change: an answer obtained under older credentials is
+    /// not remembered (it may finish after the memo was cleared).
+    credentials_generation: std::sync::atomic::AtomicU64,
     /// ls-remotes made, per repository (for `argocd_git_request_*`).
     git_requests: Mutex<HashMap<String, GitRequestStats>>,
 }
@@ -91,12 +94,25 @@ impl AppSources {
             service,
             revisions: Mutex::new(HashMap::new()),
             revision_ttl,
+            credentials_generation: std::sync::atomic::AtomicU64::new(0),
             git_requests: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn service(&self) -> &SourceService {
         &self.service
+    }
+
+    /// Puts new repository credentials in force. Remembered revisions are forgotten: an
+    /// answer (or a refusal) given under the old credentials says nothing about the new.
+    pub fn set_credentials(&self, store: plumb_source::CredentialStore) {
+        self.service.set_credentials(store);
+        self.credentials_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.revisions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// ls-remotes made so far, by repository URL (one entry per repository ever resolved).
@@ -132,6 +148,9 @@ impl AppSources {
             let outcome = match remembered {
                 Some(remembered) => remembered.outcome,
                 None => {
+                    let generation = self
+                        .credentials_generation
+                        .load(std::sync::atomic::Ordering::SeqCst);
                     let started = Instant::now();
                     let outcome = self
                         .service
@@ -150,20 +169,25 @@ impl AppSources {
                         entry.seconds += started.elapsed().as_secs_f64();
                     }
                     let mut memo = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
-                    if memo.len() >= MAX_REMEMBERED_REVISIONS {
-                        let ttl = self.revision_ttl;
-                        memo.retain(|_, r| r.at.elapsed() < ttl);
+                    let current = self
+                        .credentials_generation
+                        .load(std::sync::atomic::Ordering::SeqCst);
+                    if current == generation {
                         if memo.len() >= MAX_REMEMBERED_REVISIONS {
-                            memo.clear();
+                            let ttl = self.revision_ttl;
+                            memo.retain(|_, r| r.at.elapsed() < ttl);
+                            if memo.len() >= MAX_REMEMBERED_REVISIONS {
+                                memo.clear();
+                            }
                         }
+                        memo.insert(
+                            key,
+                            Remembered {
+                                at: Instant::now(),
+                                outcome: outcome.clone(),
+                            },
+                        );
                     }
-                    memo.insert(
-                        key,
-                        Remembered {
-                            at: Instant::now(),
-                            outcome: outcome.clone(),
-                        },
-                    );
                     outcome
                 }
             };

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod patch;
 pub mod queue;
 mod reconcile;
+pub mod repos;
 pub mod settings;
 
 use futures::StreamExt;
@@ -180,10 +181,12 @@ impl Controller {
     /// Runs until `cancel`: watches, workers, periodic refresh.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let processors = read(&self.live).settings.status_processors.max(1);
+        self.load_repo_secrets().await;
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.clone().watch_apps(cancel.clone()));
         tasks.spawn(self.clone().watch_projects(cancel.clone()));
         tasks.spawn(self.clone().watch_settings(cancel.clone()));
+        tasks.spawn(self.clone().watch_repo_secrets(cancel.clone()));
         for _ in 0..processors {
             tasks.spawn(self.clone().work(cancel.clone()));
         }
@@ -401,6 +404,109 @@ impl Controller {
             }
             last_applied = Some((cm.clone(), params.clone()));
             self.apply_settings(&cm, &params);
+        }
+    }
+
+    /// Reads the repository Secrets once before the first reconcile, so apps on private
+    /// repositories do not fail to authenticate while the watch lists them.
+    async fn load_repo_secrets(&self) {
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let params = kube::api::ListParams::default().labels(repos::REPO_SECRET_SELECTOR);
+        match api.list(&params).await {
+            Ok(list) => {
+                let secrets: BTreeMap<String, repos::RepoSecretData> = list
+                    .items
+                    .into_iter()
+                    .filter_map(repos::parse_secret)
+                    .collect();
+                self.set_repo_credentials(&secrets);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "listing repository Secrets; the watch will retry");
+            }
+        }
+    }
+
+    fn set_repo_credentials(&self, secrets: &BTreeMap<String, repos::RepoSecretData>) {
+        let (store, problems) = repos::credential_store(secrets);
+        for problem in problems {
+            tracing::warn!("repository credentials: {problem}");
+        }
+        self.sources.set_credentials(store);
+        tracing::info!(secrets = secrets.len(), "repository credentials loaded");
+    }
+
+    /// Keeps the repository credentials in step with the `repository` and `repo-creds`
+    /// Secrets. A change re-queues every app, so one that failed to authenticate tries again
+    /// at once; a Secret that does not parse is left out and logged by name.
+    async fn watch_repo_secrets(self: Arc<Self>, cancel: CancellationToken) {
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let config = watcher::Config::default().labels(repos::REPO_SECRET_SELECTOR);
+        let stream = watcher(api, config);
+        let mut stream = std::pin::pin!(stream);
+        let mut secrets: BTreeMap<String, repos::RepoSecretData> = BTreeMap::new();
+        let mut pending: BTreeMap<String, repos::RepoSecretData> = BTreeMap::new();
+        let mut listing = false;
+        let mut last_applied: Option<BTreeMap<String, repos::RepoSecretData>> = None;
+        loop {
+            let event = tokio::select! {
+                _ = cancel.cancelled() => return,
+                event = stream.next() => event,
+            };
+            let Some(event) = event else { return };
+            let parse = repos::parse_secret;
+            match event {
+                Ok(watcher::Event::Init) => {
+                    listing = true;
+                    pending.clear();
+                    continue;
+                }
+                Ok(watcher::Event::InitApply(secret)) => {
+                    if let Some((name, data)) = parse(secret) {
+                        pending.insert(name, data);
+                    }
+                    continue;
+                }
+                Ok(watcher::Event::InitDone) => {
+                    listing = false;
+                    secrets = std::mem::take(&mut pending);
+                }
+                Ok(watcher::Event::Apply(secret)) => {
+                    let name = secret.metadata.name.clone();
+                    match parse(secret) {
+                        Some((name, data)) => {
+                            secrets.insert(name, data);
+                        }
+                        // The label was changed to something else: no longer ours.
+                        None => {
+                            if let Some(name) = name {
+                                secrets.remove(&name);
+                            }
+                        }
+                    }
+                }
+                Ok(watcher::Event::Delete(secret)) => {
+                    if let Some(name) = secret.metadata.name {
+                        secrets.remove(&name);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "watching repository Secrets; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            if listing || last_applied.as_ref() == Some(&secrets) {
+                continue;
+            }
+            last_applied = Some(secrets.clone());
+            self.set_repo_credentials(&secrets);
+            let names: Vec<String> = read(&self.apps).keys().cloned().collect();
+            for name in names {
+                self.queue.add(&name);
+            }
         }
     }
 

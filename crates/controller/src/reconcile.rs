@@ -774,7 +774,9 @@ impl Controller {
             .await;
         tracing::info!(app = %name, revision = %target, resumed, "operation started");
 
-        let outcome = self.execute(&app, &operation, cancel).await;
+        let outcome = self
+            .execute_reporting_progress(&app, &operation, cancel)
+            .await;
         let finished_at = now_rfc3339();
         let (phase, message, result, retry_count, revisions) = match outcome {
             Ok((outcome, revisions)) => (
@@ -895,12 +897,58 @@ impl Controller {
         tracing::info!(app = %name, phase = phase.as_str(), %message, "operation finished");
     }
 
-    /// Renders the operation's revision and syncs it.
+    /// [`execute`](Self::execute), with what the sync waits for written to
+    /// `status.operationState.message` as it goes (at most once a second), as Argo CD shows
+    /// "waiting for healthy state of …" while a wave is not yet healthy. The last progress
+    /// write finishes before the operation's final state is written.
+    async fn execute_reporting_progress(
+        &self,
+        app: &Application,
+        operation: &Operation,
+        cancel: &CancellationToken,
+    ) -> Result<(plumb_app::sync::SyncOutcome, Vec<String>), AppError> {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let (progress, mut updates) = tokio::sync::watch::channel(String::new());
+        let finished = CancellationToken::new();
+        let run = async {
+            let outcome = self.execute(app, operation, cancel, &progress).await;
+            finished.cancel();
+            outcome
+        };
+        let report = async {
+            let mut written = String::new();
+            loop {
+                tokio::select! {
+                    changed = updates.changed() => if changed.is_err() { return },
+                    _ = finished.cancelled() => return,
+                }
+                let message = updates.borrow_and_update().clone();
+                if message.is_empty() || message == written {
+                    continue;
+                }
+                let patch = json!({"status": {"operationState": {"message": message}}});
+                if let Err(error) = self.patch_app(&name, &patch).await {
+                    tracing::debug!(app = %name, %error, "recording the operation's progress");
+                }
+                written = message;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = finished.cancelled() => return,
+                }
+            }
+        };
+        let (outcome, ()) = tokio::join!(run, report);
+        outcome
+    }
+
+    /// Renders the operation's revision and syncs it; `progress` gets what the sync is
+    /// waiting for.
     async fn execute(
         &self,
         app: &Application,
         operation: &Operation,
         cancel: &CancellationToken,
+        progress: &tokio::sync::watch::Sender<String>,
     ) -> Result<(plumb_app::sync::SyncOutcome, Vec<String>), AppError> {
         let sync = operation.sync.clone().unwrap_or_default();
         let mut sources = sync.sources.clone();
@@ -940,7 +988,18 @@ impl Controller {
         };
         let name = app.metadata.name.clone().unwrap_or_default();
         let events = move |event: &plumb_engine::sync::operation::SyncEvent| {
+            use plumb_engine::sync::operation::SyncEvent;
             tracing::debug!(app = %name, ?event, "sync");
+            match event {
+                SyncEvent::Waiting(message) => {
+                    progress.send_replace(message.clone());
+                }
+                SyncEvent::Retrying { delay, reason } => {
+                    progress
+                        .send_replace(format!("retrying in {}s: {reason}", delay.as_secs().max(1)));
+                }
+                _ => {}
+            }
         };
         let outcome = plumb_app::sync::sync(
             env,

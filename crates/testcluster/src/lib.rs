@@ -30,6 +30,7 @@ pub mod differential;
 mod error;
 mod pki;
 mod processes;
+pub mod servers;
 
 pub use binaries::{BIN_DIR_ENV, BINARIES, bin_dir, binary, build_script, run_build_script};
 pub use cluster::{Component, Options, TestCluster, component_log_tail};

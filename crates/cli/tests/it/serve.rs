@@ -568,4 +568,218 @@ spec:
             .status
             .success()
     );
+
+    private_repository_through_secrets(&serve, &repo);
+    stuck_operations_terminate_and_delete(&serve, &repo);
+}
+
+/// A repository behind basic auth: refused without credentials, and with a wrong password
+/// (the message names the repository, never the password); a `repo-creds` template with the
+/// right one is picked up from its Secret without a restart, and the app syncs.
+fn private_repository_through_secrets(serve: &Serve, repo: &Path) {
+    use plumb_testcluster::servers::{GitHttpServer, HTTP_PASSWORD, HTTP_USER};
+    let server = GitHttpServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let bare = server.repos().join("private.git");
+    git(
+        repo,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            ".",
+            bare.to_str().expect("utf-8 path"),
+        ],
+    );
+    // plumb fetches partially (`--filter`); the server must allow it.
+    for (key, value) in [
+        ("uploadpack.allowFilter", "true"),
+        ("uploadpack.allowAnySHA1InWant", "true"),
+    ] {
+        git(&bare, &["config", key, value]);
+    }
+    let url = server.private_url("private");
+    serve.apply(&format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: private, namespace: argocd}}
+spec:
+  source: {{repoURL: '{url}', path: guestbook}}
+  destination: {{server: https://kubernetes.default.svc, namespace: private}}
+  syncPolicy: {{automated: {{}}, syncOptions: [CreateNamespace=true]}}
+"
+    ));
+    let refused = |app: &Value| {
+        condition(app, "ComparisonError").is_some_and(|m| m.contains("authentication failed"))
+    };
+    let app = serve.wait_app("private", "refused without credentials", refused);
+    assert!(
+        condition(&app, "ComparisonError").is_some_and(|m| m.contains(&url)),
+        "{}",
+        app["status"]["conditions"]
+    );
+    let wrong = "not-the-password";
+    serve.apply(&format!(
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: private-repo
+  namespace: argocd
+  labels: {{argocd.argoproj.io/secret-type: repository}}
+stringData: {{url: '{url}', username: {HTTP_USER}, password: {wrong}}}
+"
+    ));
+    refresh(serve, "private");
+    let app = serve.wait_app("private", "refused with a wrong password", |app| {
+        refused(app)
+            && app["metadata"]["annotations"]
+                .get("argocd.argoproj.io/refresh")
+                .is_none()
+    });
+    assert!(
+        !app.to_string().contains(wrong) && !serve.log().contains(wrong),
+        "the password leaked"
+    );
+    // The repository Secret now carries no credentials, so the template's apply.
+    serve.apply(&format!(
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: private-repo
+  namespace: argocd
+  labels: {{argocd.argoproj.io/secret-type: repository}}
+stringData: {{url: '{url}', username: '', password: ''}}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: local-creds
+  namespace: argocd
+  labels: {{argocd.argoproj.io/secret-type: repo-creds}}
+stringData: {{url: 'http://127.0.0.1:{port}/private/', username: {HTTP_USER}, password: {HTTP_PASSWORD}}}
+",
+        port = server.port
+    ));
+    serve.wait_app("private", "synced from the private repository", |app| {
+        synced_and_healthy(app) && condition(app, "ComparisonError").is_none()
+    });
+    assert!(!serve.log().contains(HTTP_PASSWORD), "the password leaked");
+}
+
+/// An operation stuck on a wave that never becomes healthy ends when terminated ("Operation
+/// terminated", the request cleared); an app deleted while its sync is stuck is deleted with
+/// its resources.
+fn stuck_operations_terminate_and_delete(serve: &Serve, repo: &Path) {
+    std::fs::create_dir_all(repo.join("stuck")).expect("mkdir");
+    std::fs::write(
+        repo.join("stuck/all.yaml"),
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: never-ready, annotations: {argocd.argoproj.io/sync-wave: '0'}}
+spec:
+  selector: {matchLabels: {app: never-ready}}
+  template:
+    metadata: {labels: {app: never-ready, testcluster.plumb.dev/failure: image-pull}}
+    spec: {containers: [{name: c, image: nginx:1.27}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: after-stuck, annotations: {argocd.argoproj.io/sync-wave: '1'}}
+data: {a: b}
+",
+    )
+    .expect("write");
+    git(repo, &["add", "."]);
+    git(repo, &["commit", "-q", "-m", "stuck"]);
+    let url = format!("file://{}", repo.display());
+    for name in ["terminated", "deleted"] {
+        serve.apply(&format!(
+            "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+  namespace: argocd
+  finalizers: [resources-finalizer.argocd.argoproj.io]
+spec:
+  source: {{repoURL: '{url}', path: stuck}}
+  destination: {{server: https://kubernetes.default.svc, namespace: {name}}}
+  syncPolicy: {{syncOptions: [CreateNamespace=true]}}
+"
+        ));
+        refresh(serve, name);
+        serve.wait_app(name, "compared", |app| {
+            app["status"]["sync"]["status"] == "OutOfSync"
+        });
+        serve.kubectl_ok(&[
+            "patch",
+            "application",
+            name,
+            "-n",
+            "argocd",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"operation": {"initiatedBy": {"username": "tester"}, "sync": {}}}"#,
+        ]);
+        serve.wait_app(name, "stuck on wave 0", |app| {
+            app["status"]["operationState"]["phase"] == "Running"
+                && app["status"]["operationState"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("healthy"))
+        });
+    }
+
+    serve.kubectl_ok(&[
+        "patch",
+        "application",
+        "terminated",
+        "-n",
+        "argocd",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status": {"operationState": {"phase": "Terminating"}}}"#,
+    ]);
+    let app = serve.wait_app("terminated", "the operation terminated", |app| {
+        app.get("operation").is_none() && app["status"]["operationState"]["phase"] == "Failed"
+    });
+    assert!(
+        app["status"]["operationState"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("terminated")),
+        "{}",
+        app["status"]["operationState"]
+    );
+    assert!(
+        !serve
+            .kubectl(&["get", "configmap", "after-stuck", "-n", "terminated"])
+            .status
+            .success(),
+        "wave 1 was written after the terminate"
+    );
+
+    serve.kubectl_ok(&[
+        "delete",
+        "application",
+        "deleted",
+        "-n",
+        "argocd",
+        "--wait=false",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while serve
+        .kubectl(&["get", "application", "deleted", "-n", "argocd"])
+        .status
+        .success()
+        || serve
+            .kubectl(&["get", "deployment", "never-ready", "-n", "deleted"])
+            .status
+            .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "deleted mid-sync, not finalized\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

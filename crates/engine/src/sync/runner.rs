@@ -485,10 +485,21 @@ impl Runner<'_> {
                     ),
                 ));
             }
-            (self.events)(&SyncEvent::Waiting(format!(
-                "waiting for {} resource(s) to become healthy",
-                pending.len()
-            )));
+            // Argo CD names the resource ("waiting for healthy state of apps/Deployment/x").
+            // Argo CD names what it waits for ("waiting for healthy state of
+            // apps/Deployment/x", "waiting for completion of hook batch/Job/y").
+            let what = match pending.first() {
+                Some(task) if task.action == TaskAction::Hook => {
+                    format!("completion of hook {}", task.key)
+                }
+                Some(task) => format!("healthy state of {}", task.key),
+                None => String::new(),
+            };
+            let more = match pending.len() {
+                0 | 1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            (self.events)(&SyncEvent::Waiting(format!("waiting for {what}{more}")));
             tokio::select! {
                 _ = tokio::time::sleep(self.request.poll_interval) => {}
                 _ = self.cancel.cancelled() => {}

@@ -1124,7 +1124,7 @@ pub(crate) async fn terminate_stops_a_waiting_operation_on(target: &impl Target)
     assert!(
         waited
             .iter()
-            .all(|m| m == "waiting for 1 resource(s) to become healthy"),
+            .all(|m| m == &format!("waiting for healthy state of apps/Deployment/{ns}/stuck")),
         "{waited:#?}"
     );
     assert!(target.exists("deployment", "stuck", &ns));

@@ -31,7 +31,7 @@ fn store(secrets: Vec<RepositorySecret>) -> CredentialStore {
 
 #[tokio::test]
 async fn resolves_branches_tags_shas_and_semver_over_http() {
-    let server = HttpServer::start();
+    let server = HttpServer::start().expect("lighttpd with git http-backend");
     let repo = Repo::create(&server.repos(), "app");
     let first = repo.commit(&[("a/cm.yaml", &cm("one"))], "first");
     repo.tag("v1.0.0", true);
@@ -103,7 +103,7 @@ async fn resolves_branches_tags_shas_and_semver_over_http() {
 
 #[tokio::test]
 async fn basic_auth_from_repository_secrets() {
-    let server = HttpServer::start();
+    let server = HttpServer::start().expect("lighttpd with git http-backend");
     let repo = Repo::create(&server.repos(), "secret-app");
     let sha = repo.commit(&[("cm.yaml", &cm("private"))], "private");
     let url = server.private_url("secret-app");
@@ -352,7 +352,7 @@ async fn unreachable_and_hanging_servers() {
 
 #[tokio::test]
 async fn concurrent_renders_of_one_commit_share_one_fetch_and_checkout() {
-    let server = HttpServer::start();
+    let server = HttpServer::start().expect("lighttpd with git http-backend");
     let repo = Repo::create(&server.repos(), "mono");
     let files: Vec<(String, String)> = (0..20)
         .map(|i| (format!("apps/app{i}/cm.yaml"), cm(&format!("app{i}"))))

@@ -92,7 +92,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fifty_megabyte_blob_outside_the_path_stays_on_the_server() {
-    let http = HttpServer::start();
+    let http = HttpServer::start().expect("lighttpd with git http-backend");
     let ssh = SshServer::start();
     let repo = big_repo(&http);
     let cancel = CancellationToken::new();
@@ -264,7 +264,7 @@ async fn turning_partial_clone_off_reclones_in_full() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shallow_depth_fetches_the_pinned_commit_only() {
-    let http = HttpServer::start();
+    let http = HttpServer::start().expect("lighttpd with git http-backend");
     let repo = Repo::create(&http.repos(), "deep");
     let mut shas = Vec::new();
     for i in 0..6 {

@@ -6,70 +6,27 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-pub const HTTP_USER: &str = "alice";
-pub const HTTP_PASSWORD: &str = "correct-horse-battery";
+pub use plumb_testcluster::servers::{HTTP_PASSWORD, HTTP_USER};
 
 /// A port that was free a moment ago (servers that cannot report a port-0 bind get this).
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("addr").port()
+    plumb_testcluster::servers::free_port().expect("a free port")
 }
 
-fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "{what} exited with {status}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!(
-        "{what} did not listen on port {port}: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-}
-
-/// Starts a server on a free port: `spawn` writes its config for the port and starts it. A
-/// server that exits at once lost the port to someone else in between and is started again
-/// on another; returns it once it listens (`log` is shown if it never does).
+/// [`plumb_testcluster::servers::start_on_free_port`] for spawners that cannot fail.
 pub fn start_on_free_port(
     what: &str,
     log: &Path,
     mut spawn: impl FnMut(u16) -> Child,
 ) -> (Child, u16) {
-    for attempt in 0..5 {
-        let port = free_port();
-        let mut child = spawn(port);
-        std::thread::sleep(Duration::from_millis(50));
-        if let Ok(Some(_)) = child.try_wait()
-            && attempt < 4
-        {
-            continue; // the port was taken in between: try another
-        }
-        wait_for_port(port, &mut child, what, log);
-        return (child, port);
-    }
-    panic!("{what} could not start")
+    plumb_testcluster::servers::start_on_free_port(what, log, |port| Ok(spawn(port)))
+        .unwrap_or_else(|error| panic!("{what}: {error}"))
 }
 
 /// lighttpd in the foreground with the config file `conf`.
 pub fn spawn_lighttpd(conf: &Path) -> Child {
-    Command::new("lighttpd")
-        .args(["-D", "-f"])
-        .arg(conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("lighttpd (scripts/install-test-deps installs it)")
+    plumb_testcluster::servers::spawn_lighttpd(conf).expect("lighttpd")
 }
 
 /// Runs `command`, panicking with its standard error unless it succeeds.
@@ -184,72 +141,9 @@ impl Repo {
     }
 }
 
-/// lighttpd with `git http-backend` at `/git/` (public) and `/private/` (basic auth), and
-/// static files from `www/`.
-pub struct HttpServer {
-    child: Child,
-    pub port: u16,
-    pub dir: tempfile::TempDir,
-}
-
-impl HttpServer {
-    pub fn start() -> HttpServer {
-        let dir = tempfile::tempdir().expect("tmp");
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("repos")).expect("mkdir");
-        std::fs::create_dir_all(root.join("www")).expect("mkdir");
-        std::fs::write(root.join("users"), format!("{HTTP_USER}:{HTTP_PASSWORD}\n"))
-            .expect("users");
-        let backend = "/usr/lib/git-core/git-http-backend/";
-        let (child, port) = start_on_free_port("lighttpd", &root.join("error.log"), |port| {
-            let config = format!(
-                r#"server.document-root = "{root}/www"
-server.port = {port}
-server.bind = "127.0.0.1"
-server.modules = ("mod_alias", "mod_setenv", "mod_auth", "mod_authn_file", "mod_cgi")
-server.errorlog = "{root}/error.log"
-mimetype.assign = (".yaml" => "text/yaml", ".tgz" => "application/gzip")
-alias.url = ( "/git/" => "{backend}", "/private/" => "{backend}" )
-$HTTP["url"] =~ "^/(git|private)/" {{
-  cgi.assign = ( "" => "" )
-  setenv.add-environment = ( "GIT_PROJECT_ROOT" => "{root}/repos", "GIT_HTTP_EXPORT_ALL" => "1" )
-}}
-auth.backend = "plain"
-auth.backend.plain.userfile = "{root}/users"
-auth.require = ( "/private/" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
-"#,
-                root = root.display()
-            );
-            std::fs::write(root.join("lighttpd.conf"), config).expect("config");
-            spawn_lighttpd(&root.join("lighttpd.conf"))
-        });
-        HttpServer { child, port, dir }
-    }
-
-    pub fn repos(&self) -> PathBuf {
-        self.dir.path().join("repos")
-    }
-
-    pub fn www(&self) -> PathBuf {
-        self.dir.path().join("www")
-    }
-
-    /// URL of a repository under `repos/` (`name` without `.git`).
-    pub fn public_url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/git/{name}.git", self.port)
-    }
-
-    pub fn private_url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/private/{name}.git", self.port)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// lighttpd with `git http-backend` (public `/git/`, basic-auth `/private/`) and static
+/// files, shared with the other crates' tests.
+pub use plumb_testcluster::servers::GitHttpServer as HttpServer;
 
 /// OpenSSH's sshd on a loopback port with a generated host key, accepting one generated user
 /// key for the current user.

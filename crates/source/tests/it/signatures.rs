@@ -189,7 +189,7 @@ async fn renders_only_revisions_signed_by_a_required_key() {
     let signer = Signer::new();
     let trusted = signer.generate("Trusted Signer <trusted@example.com>");
     let stranger = signer.generate("Unknown Signer <unknown@example.com>");
-    let http = HttpServer::start();
+    let http = HttpServer::start().expect("lighttpd with git http-backend");
     let repo = Repo::create(&http.repos(), "signed");
     let good = signer.commit(&repo, &[("app/cm.yaml", &cm("one"))], Some(&trusted));
     let unsigned = signer.commit(&repo, &[("app/cm.yaml", &cm("two"))], None);

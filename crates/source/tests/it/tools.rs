@@ -407,7 +407,7 @@ fn package_chart(work: &Path, out: &Path, name: &str) {
 
 #[tokio::test]
 async fn helm_charts_from_an_http_repository_and_as_dependencies() {
-    let server = HttpServer::start();
+    let server = HttpServer::start().expect("lighttpd with git http-backend");
     let work = tempfile::tempdir().expect("tmp");
     let charts = server.www().join("charts");
     std::fs::create_dir_all(&charts).expect("mkdir");
