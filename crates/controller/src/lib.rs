@@ -181,12 +181,15 @@ impl Controller {
     /// Runs until `cancel`: watches, workers, periodic refresh.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let processors = read(&self.live).settings.status_processors.max(1);
-        self.load_repo_secrets().await;
+        let repo_secrets = self.load_repo_secrets().await;
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.clone().watch_apps(cancel.clone()));
         tasks.spawn(self.clone().watch_projects(cancel.clone()));
         tasks.spawn(self.clone().watch_settings(cancel.clone()));
-        tasks.spawn(self.clone().watch_repo_secrets(cancel.clone()));
+        tasks.spawn(
+            self.clone()
+                .watch_repo_secrets(repo_secrets, cancel.clone()),
+        );
         for _ in 0..processors {
             tasks.spawn(self.clone().work(cancel.clone()));
         }
@@ -409,7 +412,8 @@ impl Controller {
 
     /// Reads the repository Secrets once before the first reconcile, so apps on private
     /// repositories do not fail to authenticate while the watch lists them.
-    async fn load_repo_secrets(&self) {
+    /// Returns what was put in force (`None` when the list failed).
+    async fn load_repo_secrets(&self) -> Option<BTreeMap<String, repos::RepoSecretData>> {
         let api: Api<k8s_openapi::api::core::v1::Secret> =
             Api::namespaced(self.client.clone(), &self.namespace);
         let params = kube::api::ListParams::default().labels(repos::REPO_SECRET_SELECTOR);
@@ -421,9 +425,11 @@ impl Controller {
                     .filter_map(repos::parse_secret)
                     .collect();
                 self.set_repo_credentials(&secrets);
+                Some(secrets)
             }
             Err(error) => {
                 tracing::warn!(%error, "listing repository Secrets; the watch will retry");
+                None
             }
         }
     }
@@ -440,7 +446,15 @@ impl Controller {
     /// Keeps the repository credentials in step with the `repository` and `repo-creds`
     /// Secrets. A change re-queues every app, so one that failed to authenticate tries again
     /// at once; a Secret that does not parse is left out and logged by name.
-    async fn watch_repo_secrets(self: Arc<Self>, cancel: CancellationToken) {
+    ///
+    /// `loaded` is what [`load_repo_secrets`](Self::load_repo_secrets) put in force: the
+    /// watch's first list finding the same Secrets changes nothing (putting the same
+    /// credentials in force again would forget every remembered revision).
+    async fn watch_repo_secrets(
+        self: Arc<Self>,
+        loaded: Option<BTreeMap<String, repos::RepoSecretData>>,
+        cancel: CancellationToken,
+    ) {
         let api: Api<k8s_openapi::api::core::v1::Secret> =
             Api::namespaced(self.client.clone(), &self.namespace);
         let config = watcher::Config::default().labels(repos::REPO_SECRET_SELECTOR);
@@ -449,7 +463,7 @@ impl Controller {
         let mut secrets: BTreeMap<String, repos::RepoSecretData> = BTreeMap::new();
         let mut pending: BTreeMap<String, repos::RepoSecretData> = BTreeMap::new();
         let mut listing = false;
-        let mut last_applied: Option<BTreeMap<String, repos::RepoSecretData>> = None;
+        let mut last_applied = loaded;
         loop {
             let event = tokio::select! {
                 _ = cancel.cancelled() => return,
