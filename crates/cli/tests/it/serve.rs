@@ -783,3 +783,134 @@ spec:
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Killed with SIGKILL while a sync runs, twenty times over: every restart finds the
+/// operation and finishes it (never left Running, the request cleared), and what each
+/// round's revision declares is all there — no wave half-written and forgotten.
+#[test]
+fn serve_killed_mid_sync_twenty_times() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let mut serve = Serve::start(data_dir.path(), &[]);
+    let repo = data_dir.path().join("quickstart-repo");
+    let url = format!("file://{}", repo.display());
+    let write_round = |round: usize| {
+        std::fs::create_dir_all(repo.join("rounds")).expect("mkdir");
+        // The Deployment's template changes each round, so wave 0 rolls out (and waits for
+        // its new Pod) before wave 1 is written.
+        std::fs::write(
+            repo.join("rounds/all.yaml"),
+            format!(
+                "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: rolling, annotations: {{argocd.argoproj.io/sync-wave: '0'}}}}
+spec:
+  selector: {{matchLabels: {{app: rolling}}}}
+  template:
+    metadata: {{labels: {{app: rolling}}, annotations: {{round: '{round}'}}}}
+    spec: {{containers: [{{name: c, image: nginx:1.27}}]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: round, annotations: {{argocd.argoproj.io/sync-wave: '1'}}}}
+data: {{round: '{round}'}}
+"
+            ),
+        )
+        .expect("write");
+        git(&repo, &["add", "."]);
+        git(&repo, &["commit", "-q", "-m", &format!("round {round}")]);
+    };
+    write_round(0);
+    serve.apply(&format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: rounds, namespace: argocd}}
+spec:
+  source: {{repoURL: '{url}', path: rounds}}
+  destination: {{server: https://kubernetes.default.svc, namespace: rounds}}
+  syncPolicy: {{syncOptions: [CreateNamespace=true]}}
+  revisionHistoryLimit: 30
+"
+    ));
+    let mut killed_running = 0;
+    for round in 1..=20 {
+        write_round(round);
+        let head = {
+            let output = Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .current_dir(&repo)
+                .output()
+                .expect("git rev-parse");
+            String::from_utf8_lossy(&output.stdout).trim().to_string()
+        };
+        serve.kubectl_ok(&[
+            "patch",
+            "application",
+            "rounds",
+            "-n",
+            "argocd",
+            "--type",
+            "merge",
+            "-p",
+            &format!(
+                r#"{{"operation": {{"initiatedBy": {{"username": "tester"}}, "sync": {{"revision": "{head}"}}}}}}"#
+            ),
+        ]);
+        // Kill at a different point each round: as soon as the operation is seen running,
+        // or a little later, in the middle of wave 0's rollout.
+        serve.wait_app("rounds", "a running operation", |app| {
+            app["status"]["operationState"]["phase"] == "Running"
+                && app["status"]["operationState"]["operation"]["sync"]["revision"] == head.as_str()
+        });
+        std::thread::sleep(Duration::from_millis(100 * (round as u64 % 8)));
+        if serve.app("rounds")["status"]["operationState"]["phase"] == "Running" {
+            killed_running += 1;
+        }
+        serve.kill();
+        serve = Serve::start(data_dir.path(), &[]);
+        let app = serve.wait_app("rounds", "the operation finished after a restart", |app| {
+            app.get("operation").is_none()
+                && app["status"]["operationState"]["operation"]["sync"]["revision"] == head.as_str()
+                && app["status"]["operationState"]["phase"]
+                    .as_str()
+                    .is_some_and(|p| p != "Running" && p != "Terminating")
+        });
+        assert_eq!(
+            app["status"]["operationState"]["phase"], "Succeeded",
+            "round {round}: {}",
+            app["status"]["operationState"]
+        );
+        assert_eq!(
+            app["status"]["sync"]["revision"], head,
+            "round {round}: {}",
+            app["status"]["sync"]
+        );
+        for (kind, path) in [
+            ("configmap/round", "{.data.round}"),
+            (
+                "deployment/rolling",
+                "{.spec.template.metadata.annotations.round}",
+            ),
+        ] {
+            assert_eq!(
+                serve.kubectl_ok(&[
+                    "get",
+                    kind,
+                    "-n",
+                    "rounds",
+                    "-o",
+                    &format!("jsonpath={path}")
+                ]),
+                round.to_string(),
+                "round {round}: {kind}"
+            );
+        }
+    }
+    assert!(
+        killed_running >= 15,
+        "only {killed_running} of 20 kills hit a running operation"
+    );
+    let app = serve.wait_app("rounds", "Synced and Healthy", synced_and_healthy);
+    let history = app["status"]["history"].as_array().map(Vec::len);
+    assert_eq!(history, Some(20), "{}", app["status"]["history"]);
+}
