@@ -12,7 +12,7 @@ use plumb_source::{RenderRequest, SourceConfig, SourceService};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +58,9 @@ struct Remembered {
     outcome: Result<String, String>,
 }
 
+/// One resolve in progress: its outcome (a commit SHA or the error) once known.
+type Flight = tokio::sync::OnceCell<Result<String, String>>;
+
 /// The source service plus the memo of resolved revisions.
 pub struct AppSources {
     service: SourceService,
@@ -66,6 +69,8 @@ pub struct AppSources {
     /// Bumped when the credentials change: an answer obtained under older credentials is
     /// not remembered (it may finish after the memo was cleared).
     credentials_generation: std::sync::atomic::AtomicU64,
+    /// Resolves running now, shared by whoever asks the same meanwhile.
+    in_flight: Mutex<HashMap<(String, String), Arc<Flight>>>,
     /// ls-remotes made, per repository (for `argocd_git_request_*`).
     git_requests: Mutex<HashMap<String, GitRequestStats>>,
 }
@@ -95,6 +100,7 @@ impl AppSources {
             revisions: Mutex::new(HashMap::new()),
             revision_ttl,
             credentials_generation: std::sync::atomic::AtomicU64::new(0),
+            in_flight: Mutex::new(HashMap::new()),
             git_requests: Mutex::new(HashMap::new()),
         }
     }
@@ -123,6 +129,80 @@ impl AppSources {
         list
     }
 
+    /// One ls-remote for everyone asking about the same repository and revision at the
+    /// same time: a pass that queues many apps of one repository at once shares one answer,
+    /// a failure included (one failing request per pass, not one per app).
+    async fn ask_git_once(
+        &self,
+        source: &ApplicationSource,
+        key: (String, String),
+        cancel: &CancellationToken,
+    ) -> Result<String, String> {
+        let flight = {
+            let mut flights = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            flights.entry(key.clone()).or_default().clone()
+        };
+        let outcome = flight
+            .get_or_init(|| self.ask_git(source, key.clone(), cancel))
+            .await
+            .clone();
+        let mut flights = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            flights.remove(&key);
+        }
+        outcome
+    }
+
+    /// Asks Git (one ls-remote), counts the request and remembers the answer.
+    async fn ask_git(
+        &self,
+        source: &ApplicationSource,
+        key: (String, String),
+        cancel: &CancellationToken,
+    ) -> Result<String, String> {
+        let generation = self
+            .credentials_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let started = Instant::now();
+        let outcome = self
+            .service
+            .resolve(source, cancel)
+            .await
+            .map(|resolved| resolved.sha)
+            .map_err(|error| error.to_string());
+        if !plumb_source::git::revision::is_full_sha(source.target_revision.trim()) {
+            let mut stats = self.git_requests.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = stats.entry(source.repo_url.clone()).or_default();
+            if outcome.is_ok() {
+                entry.ok += 1;
+            } else {
+                entry.failed += 1;
+            }
+            entry.seconds += started.elapsed().as_secs_f64();
+        }
+        let mut memo = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self
+            .credentials_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if current == generation {
+            if memo.len() >= MAX_REMEMBERED_REVISIONS {
+                let ttl = self.revision_ttl;
+                memo.retain(|_, r| r.at.elapsed() < ttl);
+                if memo.len() >= MAX_REMEMBERED_REVISIONS {
+                    memo.clear();
+                }
+            }
+            memo.insert(
+                key,
+                Remembered {
+                    at: Instant::now(),
+                    outcome: outcome.clone(),
+                },
+            );
+        }
+        outcome
+    }
+
     /// Resolves every Git source's revision to a commit (chart versions pass through).
     async fn resolve(
         &self,
@@ -147,49 +227,7 @@ impl AppSources {
             };
             let outcome = match remembered {
                 Some(remembered) => remembered.outcome,
-                None => {
-                    let generation = self
-                        .credentials_generation
-                        .load(std::sync::atomic::Ordering::SeqCst);
-                    let started = Instant::now();
-                    let outcome = self
-                        .service
-                        .resolve(source, cancel)
-                        .await
-                        .map(|resolved| resolved.sha)
-                        .map_err(|error| error.to_string());
-                    if !plumb_source::git::revision::is_full_sha(source.target_revision.trim()) {
-                        let mut stats = self.git_requests.lock().unwrap_or_else(|e| e.into_inner());
-                        let entry = stats.entry(source.repo_url.clone()).or_default();
-                        if outcome.is_ok() {
-                            entry.ok += 1;
-                        } else {
-                            entry.failed += 1;
-                        }
-                        entry.seconds += started.elapsed().as_secs_f64();
-                    }
-                    let mut memo = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
-                    let current = self
-                        .credentials_generation
-                        .load(std::sync::atomic::Ordering::SeqCst);
-                    if current == generation {
-                        if memo.len() >= MAX_REMEMBERED_REVISIONS {
-                            let ttl = self.revision_ttl;
-                            memo.retain(|_, r| r.at.elapsed() < ttl);
-                            if memo.len() >= MAX_REMEMBERED_REVISIONS {
-                                memo.clear();
-                            }
-                        }
-                        memo.insert(
-                            key,
-                            Remembered {
-                                at: Instant::now(),
-                                outcome: outcome.clone(),
-                            },
-                        );
-                    }
-                    outcome
-                }
+                None => self.ask_git_once(source, key, cancel).await,
             };
             match outcome {
                 Ok(sha) => source.target_revision = sha,

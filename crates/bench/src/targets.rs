@@ -182,6 +182,14 @@ impl Target {
         pids.into_iter().map(rss_of).sum()
     }
 
+    /// The embedded server's process id (`None` for the real cluster's several processes).
+    pub fn embedded_pid(&self) -> Option<u32> {
+        match self {
+            Target::Embedded { child, .. } => Some(child.id()),
+            Target::Real { .. } => None,
+        }
+    }
+
     pub async fn stop(self) {
         match self {
             Target::Embedded { mut child, .. } => {

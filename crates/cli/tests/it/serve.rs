@@ -880,10 +880,12 @@ spec:
             "round {round}: {}",
             app["status"]["operationState"]
         );
+        // The operation's own revision (the app's status compares with its target
+        // revision as last resolved, which may lag a fresh commit by the memo's lifetime).
         assert_eq!(
-            app["status"]["sync"]["revision"], head,
+            app["status"]["operationState"]["syncResult"]["revision"], head,
             "round {round}: {}",
-            app["status"]["sync"]
+            app["status"]["operationState"]
         );
         for (kind, path) in [
             ("configmap/round", "{.data.round}"),
