@@ -84,6 +84,47 @@ impl Serve {
         self.kubectl_ok(&["apply", "-f", path.to_str().expect("utf-8")]);
     }
 
+    /// Applies an Application without auto-sync, deploying `path` of `url` to the
+    /// namespace named like the app (created by the sync); `extra` goes into `spec`, and
+    /// `finalizer` adds the resources finalizer.
+    fn apply_manual_app(&self, name: &str, url: &str, path: &str, finalizer: bool, extra: &str) {
+        let finalizers = if finalizer {
+            "[resources-finalizer.argocd.argoproj.io]"
+        } else {
+            "[]"
+        };
+        self.apply(&format!(
+            "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: {name}, namespace: argocd, finalizers: {finalizers}}}
+spec:
+  source: {{repoURL: '{url}', path: {path}}}
+  destination: {{server: https://kubernetes.default.svc, namespace: {name}}}
+  syncPolicy: {{syncOptions: [CreateNamespace=true]}}
+{extra}"
+        ));
+    }
+
+    /// Asks for a sync by hand, as `argocd app sync` does: an `operation` on the app, by
+    /// user "tester", with `sync` as the sync request's JSON.
+    #[track_caller]
+    fn request_sync(&self, app: &str, sync: &str) {
+        let patch = format!(
+            r#"{{"operation": {{"initiatedBy": {{"username": "tester"}}, "sync": {sync}}}}}"#
+        );
+        self.kubectl_ok(&[
+            "patch",
+            "application",
+            app,
+            "-n",
+            "argocd",
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ]);
+    }
+
     fn app(&self, name: &str) -> Value {
         let output = self.kubectl(&["get", "application", name, "-n", "argocd", "-o", "json"]);
         serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
@@ -145,6 +186,15 @@ impl Drop for Serve {
 
 fn synced_and_healthy(app: &Value) -> bool {
     app["status"]["sync"]["status"] == "Synced" && app["status"]["health"]["status"] == "Healthy"
+}
+
+/// The request is cleared and the recorded operation is over (neither Running nor
+/// Terminating).
+fn operation_ended(app: &Value) -> bool {
+    app.get("operation").is_none()
+        && app["status"]["operationState"]["phase"]
+            .as_str()
+            .is_some_and(|p| p != "Running" && p != "Terminating")
 }
 
 fn condition<'a>(app: &'a Value, kind: &str) -> Option<&'a str> {
@@ -410,19 +460,7 @@ spec:
     );
 
     // Manual sync: the app says why it waits, then an operation syncs it.
-    serve.apply(&format!(
-        "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: manual
-  namespace: argocd
-  finalizers: [resources-finalizer.argocd.argoproj.io]
-spec:
-  source: {{repoURL: '{url}', path: guestbook}}
-  destination: {{server: https://kubernetes.default.svc, namespace: manual}}
-  syncPolicy: {{syncOptions: [CreateNamespace=true]}}
-"
-    ));
+    serve.apply_manual_app("manual", &url, "guestbook", true, "");
     let app = serve.wait_app("manual", "SyncBlocked", |app| {
         condition(app, "SyncBlocked").is_some()
     });
@@ -432,17 +470,7 @@ spec:
         app["status"]
     );
     assert_eq!(app["status"]["sync"]["status"], "OutOfSync");
-    serve.kubectl_ok(&[
-        "patch",
-        "application",
-        "manual",
-        "-n",
-        "argocd",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"operation": {"initiatedBy": {"username": "tester"}, "sync": {"prune": true}}}"#,
-    ]);
+    serve.request_sync("manual", r#"{"prune": true}"#);
     let app = serve.wait_app("manual", "synced by hand", |app| {
         synced_and_healthy(app) && app.get("operation").is_none()
     });
@@ -479,43 +507,20 @@ data: {a: b}
     .expect("write");
     git(&repo, &["add", "."]);
     git(&repo, &["commit", "-q", "-m", "slow"]);
-    serve.apply(&format!(
-        "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata: {{name: slow, namespace: argocd}}
-spec:
-  source: {{repoURL: '{url}', path: slow}}
-  destination: {{server: https://kubernetes.default.svc, namespace: slow}}
-  syncPolicy: {{syncOptions: [CreateNamespace=true]}}
-  revisionHistoryLimit: 1
-"
-    ));
+    serve.apply_manual_app("slow", &url, "slow", false, "  revisionHistoryLimit: 1\n");
     // Revisions resolved within the last minute are shared: a refresh asks Git again.
     refresh(&serve, "slow");
     serve.wait_app("slow", "compared", |app| {
         app["status"]["sync"]["status"] == "OutOfSync"
     });
-    serve.kubectl_ok(&[
-        "patch",
-        "application",
-        "slow",
-        "-n",
-        "argocd",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"operation": {"initiatedBy": {"username": "tester"}, "sync": {}}}"#,
-    ]);
+    serve.request_sync("slow", "{}");
     serve.wait_app("slow", "a running operation", |app| {
         app["status"]["operationState"]["phase"] == "Running"
     });
     serve.kill();
     let serve = Serve::start(data_dir.path(), &[]);
     let app = serve.wait_app("slow", "the operation finished after a restart", |app| {
-        app.get("operation").is_none()
-            && app["status"]["operationState"]["phase"]
-                .as_str()
-                .is_some_and(|p| p != "Running" && p != "Terminating")
+        operation_ended(app)
     });
     assert_eq!(
         app["status"]["operationState"]["phase"], "Succeeded",
@@ -617,16 +622,26 @@ spec:
         "{}",
         app["status"]["conditions"]
     );
-    let wrong = "not-the-password";
-    serve.apply(&format!(
-        "apiVersion: v1
+    // An Argo CD repository Secret of `kind` (`repository` or `repo-creds`).
+    let repo_secret = |name: &str, kind: &str, url: &str, user: &str, password: &str| {
+        format!(
+            "apiVersion: v1
 kind: Secret
 metadata:
-  name: private-repo
+  name: {name}
   namespace: argocd
-  labels: {{argocd.argoproj.io/secret-type: repository}}
-stringData: {{url: '{url}', username: {HTTP_USER}, password: {wrong}}}
+  labels: {{argocd.argoproj.io/secret-type: {kind}}}
+stringData: {{url: '{url}', username: '{user}', password: '{password}'}}
 "
+        )
+    };
+    let wrong = "not-the-password";
+    serve.apply(&repo_secret(
+        "private-repo",
+        "repository",
+        &url,
+        HTTP_USER,
+        wrong,
     ));
     refresh(serve, "private");
     let app = serve.wait_app("private", "refused with a wrong password", |app| {
@@ -640,24 +655,17 @@ stringData: {{url: '{url}', username: {HTTP_USER}, password: {wrong}}}
         "the password leaked"
     );
     // The repository Secret now carries no credentials, so the template's apply.
+    let template = format!("http://127.0.0.1:{}/private/", server.port);
     serve.apply(&format!(
-        "apiVersion: v1
-kind: Secret
-metadata:
-  name: private-repo
-  namespace: argocd
-  labels: {{argocd.argoproj.io/secret-type: repository}}
-stringData: {{url: '{url}', username: '', password: ''}}
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: local-creds
-  namespace: argocd
-  labels: {{argocd.argoproj.io/secret-type: repo-creds}}
-stringData: {{url: 'http://127.0.0.1:{port}/private/', username: {HTTP_USER}, password: {HTTP_PASSWORD}}}
-",
-        port = server.port
+        "{}---\n{}",
+        repo_secret("private-repo", "repository", &url, "", ""),
+        repo_secret(
+            "local-creds",
+            "repo-creds",
+            &template,
+            HTTP_USER,
+            HTTP_PASSWORD
+        )
     ));
     serve.wait_app("private", "synced from the private repository", |app| {
         synced_and_healthy(app) && condition(app, "ComparisonError").is_none()
@@ -692,34 +700,12 @@ data: {a: b}
     git(repo, &["commit", "-q", "-m", "stuck"]);
     let url = format!("file://{}", repo.display());
     for name in ["terminated", "deleted"] {
-        serve.apply(&format!(
-            "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: {name}
-  namespace: argocd
-  finalizers: [resources-finalizer.argocd.argoproj.io]
-spec:
-  source: {{repoURL: '{url}', path: stuck}}
-  destination: {{server: https://kubernetes.default.svc, namespace: {name}}}
-  syncPolicy: {{syncOptions: [CreateNamespace=true]}}
-"
-        ));
+        serve.apply_manual_app(name, &url, "stuck", true, "");
         refresh(serve, name);
         serve.wait_app(name, "compared", |app| {
             app["status"]["sync"]["status"] == "OutOfSync"
         });
-        serve.kubectl_ok(&[
-            "patch",
-            "application",
-            name,
-            "-n",
-            "argocd",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"operation": {"initiatedBy": {"username": "tester"}, "sync": {}}}"#,
-        ]);
+        serve.request_sync(name, "{}");
         serve.wait_app(name, "stuck on wave 0", |app| {
             app["status"]["operationState"]["phase"] == "Running"
                 && app["status"]["operationState"]["message"]
@@ -821,17 +807,13 @@ data: {{round: '{round}'}}
         git(&repo, &["commit", "-q", "-m", &format!("round {round}")]);
     };
     write_round(0);
-    serve.apply(&format!(
-        "apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata: {{name: rounds, namespace: argocd}}
-spec:
-  source: {{repoURL: '{url}', path: rounds}}
-  destination: {{server: https://kubernetes.default.svc, namespace: rounds}}
-  syncPolicy: {{syncOptions: [CreateNamespace=true]}}
-  revisionHistoryLimit: 30
-"
-    ));
+    serve.apply_manual_app(
+        "rounds",
+        &url,
+        "rounds",
+        false,
+        "  revisionHistoryLimit: 30\n",
+    );
     let mut killed_running = 0;
     for round in 1..=20 {
         write_round(round);
@@ -843,19 +825,7 @@ spec:
                 .expect("git rev-parse");
             String::from_utf8_lossy(&output.stdout).trim().to_string()
         };
-        serve.kubectl_ok(&[
-            "patch",
-            "application",
-            "rounds",
-            "-n",
-            "argocd",
-            "--type",
-            "merge",
-            "-p",
-            &format!(
-                r#"{{"operation": {{"initiatedBy": {{"username": "tester"}}, "sync": {{"revision": "{head}"}}}}}}"#
-            ),
-        ]);
+        serve.request_sync("rounds", &format!(r#"{{"revision": "{head}"}}"#));
         // Kill at a different point each round: as soon as the operation is seen running,
         // or a little later, in the middle of wave 0's rollout.
         serve.wait_app("rounds", "a running operation", |app| {
@@ -869,11 +839,8 @@ spec:
         serve.kill();
         serve = Serve::start(data_dir.path(), &[]);
         let app = serve.wait_app("rounds", "the operation finished after a restart", |app| {
-            app.get("operation").is_none()
+            operation_ended(app)
                 && app["status"]["operationState"]["operation"]["sync"]["revision"] == head.as_str()
-                && app["status"]["operationState"]["phase"]
-                    .as_str()
-                    .is_some_and(|p| p != "Running" && p != "Terminating")
         });
         assert_eq!(
             app["status"]["operationState"]["phase"], "Succeeded",
