@@ -537,9 +537,9 @@ fn self_heal() -> anyhow::Result<Outcome> {
     Ok(Outcome {
         figure: ms(heal_p99),
         unit: "ms",
-        baseline_label: format!(
+        baseline_label:
             "p99 of a bare watch's latency (create -> event) plus the 100 ms the goal allows, same server, same run"
-        ),
+                .to_string(),
         baseline: ms(probe_p99) + 100.0,
         higher_is_better: false,
         fixed_budget: false,
