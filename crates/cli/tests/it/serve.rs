@@ -883,3 +883,124 @@ data: {{round: '{round}'}}
     let history = app["status"]["history"].as_array().map(Vec::len);
     assert_eq!(history, Some(20), "{}", app["status"]["history"]);
 }
+
+/// A second embedded API server (`plumb local`) as the destination of an Application, by
+/// name through an Argo CD cluster Secret (bearer token, CA data): the app deploys there;
+/// when that server goes away the app says so (ComparisonError naming it, connection status
+/// 0) and, once it is back on the same address, recovers on its own, without a refresh.
+#[test]
+fn serve_destination_lost_and_back() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let remote_dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let start_remote = || {
+        let _ = std::fs::remove_file(remote_dir.path().join("kubeconfig"));
+        let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+            .args(["local", "--port", &port.to_string(), "--data-dir"])
+            .arg(remote_dir.path())
+            .args(["--pod-start-delay-ms", "100"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start plumb local");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !remote_dir.path().join("kubeconfig").exists() {
+            assert!(Instant::now() < deadline, "plumb local did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    };
+    let mut remote = start_remote();
+    let serve = Serve::start(data_dir.path(), &[]);
+    let server = format!("https://127.0.0.1:{port}");
+    let token = std::fs::read_to_string(remote_dir.path().join("token")).expect("token");
+    let ca = std::fs::read(remote_dir.path().join("ca.crt")).expect("ca.crt");
+    let config = serde_json::json!({
+        "bearerToken": token.trim(),
+        "tlsClientConfig": {"caData": base64_encode(&ca)},
+    });
+    serve.apply(&format!(
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: second-cluster
+  namespace: argocd
+  labels: {{argocd.argoproj.io/secret-type: cluster}}
+stringData:
+  name: second
+  server: {server}
+  config: '{config}'
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: remote, namespace: argocd}}
+spec:
+  source: {{repoURL: 'file://{repo}', path: guestbook}}
+  destination: {{name: second, namespace: remote}}
+  syncPolicy: {{automated: {{}}, syncOptions: [CreateNamespace=true]}}
+",
+        repo = data_dir.path().join("quickstart-repo").display()
+    ));
+    serve.wait_app(
+        "remote",
+        "Synced and Healthy on the second cluster",
+        synced_and_healthy,
+    );
+    let remote_kubectl = |args: &[&str]| {
+        let kubectl = plumb_testcluster::binary("kubectl").unwrap_or_else(|e| panic!("{e}"));
+        Command::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(remote_dir.path().join("kubeconfig"))
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    };
+    assert!(
+        remote_kubectl(&["get", "deployment", "guestbook-ui", "-n", "remote"])
+            .status
+            .success(),
+        "deployed to the second cluster"
+    );
+    let connection = |serve: &Serve| {
+        serve
+            .metrics()
+            .lines()
+            .find(|l| {
+                l.starts_with("argocd_cluster_connection_status{")
+                    && l.contains(&format!("server=\"{server}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next().map(str::to_string))
+    };
+
+    let _ = remote.kill();
+    let _ = remote.wait();
+    refresh(&serve, "remote");
+    let app = serve.wait_app("remote", "ComparisonError for the lost cluster", |app| {
+        condition(app, "ComparisonError").is_some()
+    });
+    assert!(
+        condition(&app, "ComparisonError")
+            .is_some_and(|m| m.contains(&format!("127.0.0.1:{port}"))),
+        "{}",
+        app["status"]["conditions"]
+    );
+    assert_eq!(connection(&serve).as_deref(), Some("0"));
+    // The controller goes on with the other apps meanwhile.
+    serve.wait_app("quickstart", "unaffected", synced_and_healthy);
+
+    let mut remote = start_remote();
+    serve.wait_app("remote", "recovered on its own", |app| {
+        condition(app, "ComparisonError").is_none() && synced_and_healthy(app)
+    });
+    assert_eq!(connection(&serve).as_deref(), Some("1"));
+    let _ = remote.kill();
+    let _ = remote.wait();
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
