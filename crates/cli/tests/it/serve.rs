@@ -998,6 +998,76 @@ spec:
     assert_eq!(connection(&serve).as_deref(), Some("1"));
     let _ = remote.kill();
     let _ = remote.wait();
+
+    settings_reload_live(&serve);
+}
+
+/// `argocd-cm` is read live: a map that does not parse keeps the settings in force (and
+/// says so in the log); a health customization applies to the running apps at once and
+/// goes away with its key.
+fn settings_reload_live(serve: &Serve) {
+    let argocd_cm = |data: &str| {
+        format!(
+            "apiVersion: v1
+kind: ConfigMap
+metadata: {{name: argocd-cm, namespace: argocd}}
+data:
+{data}"
+        )
+    };
+    let degraded = "  resource.customizations.health.apps_Deployment: |
+    return {status = 'Degraded', message = 'by argocd-cm'}
+";
+    // An unknown tracking method makes the map invalid as a whole; a duration that does not
+    // parse falls back to its default, with a warning naming it.
+    let broken = "  application.resourceTrackingMethod: sideways\n";
+    serve.apply(&argocd_cm(&format!(
+        "  timeout.reconciliation: banana\n{degraded}{broken}"
+    )));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !serve.log().contains("argocd-cm is not valid") {
+        assert!(
+            Instant::now() < deadline,
+            "no word of the bad map\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    refresh(serve, "quickstart");
+    let app = serve.wait_app("quickstart", "refreshed under the old settings", |app| {
+        app["metadata"]["annotations"]
+            .get("argocd.argoproj.io/refresh")
+            .is_none()
+    });
+    assert_eq!(
+        app["status"]["health"]["status"], "Healthy",
+        "{}",
+        app["status"]
+    );
+
+    serve.apply(&argocd_cm(&format!(
+        "  timeout.reconciliation: banana\n{degraded}"
+    )));
+    let app = serve.wait_app("quickstart", "Degraded by the customization", |app| {
+        app["status"]["health"]["status"] == "Degraded"
+    });
+    assert!(
+        app["status"]["resources"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|r| { r["kind"] == "Deployment" && r["health"]["message"] == "by argocd-cm" })),
+        "{}",
+        app["status"]["resources"]
+    );
+    assert!(
+        serve
+            .log()
+            .contains("timeout.reconciliation: \"banana\" is not valid"),
+        "the bad duration is named in the log"
+    );
+    serve.apply(&argocd_cm("  {}\n").replace("data:\n  {}", "data: {}"));
+    serve.wait_app("quickstart", "Healthy again", |app| {
+        app["status"]["health"]["status"] == "Healthy"
+    });
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
