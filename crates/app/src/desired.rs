@@ -209,7 +209,8 @@ impl AppSources {
         sources: &mut [ApplicationSource],
         fresh: bool,
         cancel: &CancellationToken,
-    ) -> Result<(), AppError> {
+    ) -> Result<bool, AppError> {
+        let mut remembered_any = false;
         for (index, source) in sources.iter_mut().enumerate() {
             if !source.chart.is_empty() {
                 continue;
@@ -226,7 +227,10 @@ impl AppSources {
                     .cloned()
             };
             let outcome = match remembered {
-                Some(remembered) => remembered.outcome,
+                Some(remembered) => {
+                    remembered_any = true;
+                    remembered.outcome
+                }
                 None => self.ask_git_once(source, key, cancel).await,
             };
             match outcome {
@@ -240,7 +244,7 @@ impl AppSources {
                 }
             }
         }
-        Ok(())
+        Ok(remembered_any)
     }
 
     /// Renders the app's sources (or the overrides') at their resolved revisions.
@@ -256,14 +260,10 @@ impl AppSources {
                 "spec.source or spec.sources is required".to_string(),
             ));
         }
+        let fresh = overrides.hard_refresh || overrides.fresh_revisions;
         let mut resolved = sources.clone();
-        self.resolve(
-            &mut resolved,
-            overrides.hard_refresh || overrides.fresh_revisions,
-            cancel,
-        )
-        .await?;
-        let request = RenderRequest {
+        let remembered = self.resolve(&mut resolved, fresh, cancel).await?;
+        let mut request = RenderRequest {
             app_name: app_name(app).to_string(),
             namespace: app.spec.destination.namespace.clone(),
             sources: resolved,
@@ -271,7 +271,22 @@ impl AppSources {
             signature_keys: overrides.signature_keys.clone(),
             ..Default::default()
         };
-        let rendered = self.service.render(&request, cancel).await?;
+        let rendered = match self.service.render(&request, cancel).await {
+            Ok(rendered) => rendered,
+            // A remembered revision may predate the commit the app was written for (an app
+            // created right after the commit that adds its path): ask Git again, and render
+            // once more when the answer moved.
+            Err(error) if remembered => {
+                let mut again = sources.clone();
+                self.resolve(&mut again, true, cancel).await?;
+                if again == request.sources {
+                    return Err(error.into());
+                }
+                request.sources = again;
+                self.service.render(&request, cancel).await?
+            }
+            Err(error) => return Err(error.into()),
+        };
         Ok(Desired {
             objects: rendered
                 .manifests

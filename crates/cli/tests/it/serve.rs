@@ -1000,6 +1000,65 @@ spec:
     let _ = remote.wait();
 
     settings_reload_live(&serve);
+    app_of_apps(&serve, &data_dir.path().join("quickstart-repo"));
+}
+
+/// An Application whose path holds another Application: the child is created by the
+/// parent's sync, reconciled like any app, and its health rolls up into the parent's.
+fn app_of_apps(serve: &Serve, repo: &Path) {
+    std::fs::create_dir_all(repo.join("apps")).expect("mkdir");
+    std::fs::write(
+        repo.join("apps/child.yaml"),
+        format!(
+            "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: child, namespace: argocd}}
+spec:
+  source: {{repoURL: 'file://{repo}', path: guestbook}}
+  destination: {{server: https://kubernetes.default.svc, namespace: child}}
+  syncPolicy: {{automated: {{}}, syncOptions: [CreateNamespace=true]}}
+",
+            repo = repo.display()
+        ),
+    )
+    .expect("write");
+    git(repo, &["add", "."]);
+    git(repo, &["commit", "-q", "-m", "app of apps"]);
+    serve.apply(&format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: parent, namespace: argocd}}
+spec:
+  source: {{repoURL: 'file://{repo}', path: apps}}
+  destination: {{server: https://kubernetes.default.svc, namespace: argocd}}
+  syncPolicy: {{automated: {{prune: true}}}}
+",
+        repo = repo.display()
+    ));
+    serve.wait_app(
+        "child",
+        "created by the parent and Synced and Healthy",
+        synced_and_healthy,
+    );
+    let parent = serve.wait_app("parent", "Synced and Healthy", synced_and_healthy);
+    assert!(
+        parent["status"]["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| {
+                r["kind"] == "Application"
+                    && r["name"] == "child"
+                    && r["health"]["status"] == "Healthy"
+            })),
+        "{}",
+        parent["status"]["resources"]
+    );
+    assert!(
+        serve
+            .kubectl(&["get", "deployment", "guestbook-ui", "-n", "child"])
+            .status
+            .success(),
+        "the child deployed its own resources"
+    );
 }
 
 /// `argocd-cm` is read live: a map that does not parse keeps the settings in force (and
