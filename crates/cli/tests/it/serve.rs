@@ -49,7 +49,16 @@ impl Serve {
             assert!(Instant::now() < deadline, "not serving after 60 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        serve.kubeconfig = data_dir.join("kubeconfig");
+        // The state cluster's kubeconfig: the embedded server's, or the one `--kubeconfig`
+        // named, as serve.json says.
+        let endpoints: Value = serde_json::from_slice(
+            &std::fs::read(data_dir.join("serve.json")).expect("serve.json"),
+        )
+        .expect("serve.json parses");
+        serve.kubeconfig = endpoints["kubeconfig"]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("kubeconfig"));
         serve
     }
 
@@ -1132,4 +1141,46 @@ data:
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `plumb serve --kubeconfig` with the real test cluster (kube-apiserver, etcd,
+/// kube-controller-manager, kube-scheduler, kwok) as state store and `in-cluster`
+/// destination: the CRDs, the `argocd` namespace and the default project are installed
+/// there, the quickstart app goes Synced and Healthy on kwok's nodes, and a Deployment
+/// deleted with kubectl comes back.
+#[test]
+fn serve_on_the_real_test_cluster() {
+    let cluster = crate::support::cluster();
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = cluster.kubeconfig_path().to_string_lossy().to_string();
+    let serve = Serve::start(data_dir.path(), &["--kubeconfig", &kubeconfig]);
+    assert_eq!(serve.kubeconfig.to_string_lossy(), kubeconfig);
+    serve.kubectl_ok(&[
+        "get",
+        "crd",
+        "applications.argoproj.io",
+        "appprojects.argoproj.io",
+    ]);
+    serve.kubectl_ok(&["get", "appproject", "default", "-n", "argocd"]);
+    let app = serve.wait_app(
+        "quickstart",
+        "Synced and Healthy on the real cluster",
+        synced_and_healthy,
+    );
+    assert_eq!(app["status"]["operationState"]["phase"], "Succeeded");
+    serve.kubectl_ok(&["delete", "deployment", "guestbook-ui", "-n", "guestbook"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serve
+        .kubectl(&["get", "deployment", "guestbook-ui", "-n", "guestbook"])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "not healed\n{}", serve.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    serve.wait_app(
+        "quickstart",
+        "healed on the real cluster",
+        synced_and_healthy,
+    );
 }
