@@ -19,6 +19,11 @@ pub const SCENARIOS: &[Scenario] = &[
         run: thousand_apps,
     },
     Scenario {
+        name: "controller-1000-apps-real",
+        about: "the same 1,000 Applications with the real test cluster (kube-apiserver, etcd with fsync, kwok) as state store and destination",
+        run: thousand_apps_real,
+    },
+    Scenario {
         name: "controller-commit-to-synced",
         about: "a one-object commit followed by a hard refresh to the app Synced at the new commit, p50 over 10 trials (fixed budget 1 s)",
         run: commit_to_synced,
@@ -148,12 +153,8 @@ fn synced_and_healthy(items: &[Value]) -> usize {
 /// The baseline: the same 10,000 objects (and their namespaces) written with
 /// `kubectl apply --server-side` by [`WRITERS`] processes at once, to a fresh embedded
 /// server with the same Pod start delay; timed until every Deployment is Available.
-fn writer_baseline(root: &Path) -> anyhow::Result<f64> {
+fn writer_baseline(root: &Path, target: Target) -> anyhow::Result<f64> {
     let runtime = tokio::runtime::Runtime::new()?;
-    let target = runtime.block_on(Target::embedded_with(&[
-        "--pod-start-delay-ms",
-        POD_START_DELAY_MS,
-    ]))?;
     let kubeconfig = target.kubeconfig();
     let mut files = Vec::new();
     for writer in 0..WRITERS {
@@ -198,19 +199,24 @@ fn writer_baseline(root: &Path) -> anyhow::Result<f64> {
         APPS * 3,
     )?;
     let seconds = start.elapsed().as_secs_f64();
-    // The server's own share of plumb serve's figures: its memory with the same objects and
-    // Pods, and what it spends idle (the workload simulation, no writer).
-    let pid = target.embedded_pid().context("the embedded server's pid")?;
-    let rss = rss_mib(pid)?;
-    std::thread::sleep(SETTLE);
-    let cpu_before = cpu_seconds(pid)?;
-    std::thread::sleep(STEADY);
-    let idle_cpu = cpu_seconds(pid)? - cpu_before;
     eprintln!(
-        "baseline: {WRITERS} concurrent kubectl apply --server-side of {} objects: written in {written:.1} s, all Deployments Available after {seconds:.1} s; the embedded server alone: RSS {rss:.0} MiB, idle {:.2} s CPU per 20 s",
-        APPS * 11,
-        idle_cpu / 3.0
+        "baseline ({}): {WRITERS} concurrent kubectl apply --server-side of {} objects: written in {written:.1} s, all Deployments Available after {seconds:.1} s",
+        target.label(),
+        APPS * 11
     );
+    // The embedded server's own share of plumb serve's figures: its memory with the same
+    // objects and Pods, and what it spends idle (the workload simulation, no writer).
+    if let Some(pid) = target.embedded_pid() {
+        let rss = rss_mib(pid)?;
+        std::thread::sleep(SETTLE);
+        let cpu_before = cpu_seconds(pid)?;
+        std::thread::sleep(STEADY);
+        let idle_cpu = cpu_seconds(pid)? - cpu_before;
+        eprintln!(
+            "the embedded server alone: RSS {rss:.0} MiB, idle {:.2} s CPU per 20 s",
+            idle_cpu / 3.0
+        );
+    }
     runtime.block_on(target.stop());
     Ok(seconds)
 }
@@ -253,10 +259,6 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(plumb: &Path, data_dir: &Path) -> anyhow::Result<Serve> {
-        Self::start_with(plumb, data_dir, &[])
-    }
-
     fn start_with(plumb: &Path, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Serve> {
         let _ = std::fs::remove_file(data_dir.join("serve.json"));
         let mut child = Command::new(plumb)
@@ -288,10 +290,15 @@ impl Serve {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Serve {
-            child,
-            kubeconfig: data_dir.join("kubeconfig"),
-        })
+        // The state cluster's kubeconfig: the embedded server's, or the one `--kubeconfig`
+        // named, as serve.json says.
+        let endpoints: Value =
+            serde_json::from_slice(&std::fs::read(data_dir.join("serve.json"))?)?;
+        let kubeconfig = endpoints["kubeconfig"]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("kubeconfig"));
+        Ok(Serve { child, kubeconfig })
     }
 
     fn cpu_seconds(&self) -> anyhow::Result<f64> {
@@ -321,18 +328,50 @@ fn app_versions(kubeconfig: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 fn thousand_apps() -> anyhow::Result<Outcome> {
-    let plumb = targets::plumb_binary()?;
     let root = tempfile::tempdir()?;
-    let (_repo, apps_file) = write_repo(root.path())?;
-    let baseline = writer_baseline(root.path())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let embedded = runtime.block_on(Target::embedded_with(&[
+        "--pod-start-delay-ms",
+        POD_START_DELAY_MS,
+    ]))?;
+    thousand_apps_on(root.path(), embedded, None)
+}
+
+/// The real test cluster as both the baseline writer's target and plumb serve's state
+/// store and destination (a fresh cluster each, with kwok nodes for the 3,000 Pods).
+fn thousand_apps_real() -> anyhow::Result<Outcome> {
+    let root = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let baseline_cluster = runtime.block_on(crate::workloads::real(APPS * 3))?;
+    let serve_cluster = runtime.block_on(crate::workloads::real(APPS * 3))?;
+    let kubeconfig = serve_cluster.kubeconfig();
+    let outcome = thousand_apps_on(root.path(), baseline_cluster, Some(&kubeconfig));
+    runtime.block_on(serve_cluster.stop());
+    outcome
+}
+
+/// `state`: the kubeconfig of the cluster plumb serve uses (`None`: its embedded server).
+fn thousand_apps_on(
+    root: &Path,
+    baseline_target: Target,
+    state: Option<&Path>,
+) -> anyhow::Result<Outcome> {
+    let plumb = targets::plumb_binary()?;
+    let (_repo, apps_file) = write_repo(root)?;
+    let baseline = writer_baseline(root, baseline_target)?;
+    let state_args: Vec<String> = match state {
+        Some(kubeconfig) => vec!["--kubeconfig".into(), kubeconfig.display().to_string()],
+        None => Vec::new(),
+    };
+    let state_args: Vec<&str> = state_args.iter().map(String::as_str).collect();
 
     // Argo CD's default processors (20 status, 10 operation: 50 and 50 were slower and
     // used more memory here, the two cores being shared by the server and its workloads),
     // and a short reconciliation period so the steady state shows passes.
-    let data_dir = root.path().join("serve");
+    let data_dir = root.join("serve");
     std::fs::create_dir_all(&data_dir)?;
-    let serve = Serve::start(&plumb, &data_dir)?;
-    let settings = root.path().join("settings.yaml");
+    let serve = Serve::start_with(&plumb, &data_dir, &state_args)?;
+    let settings = root.join("settings.yaml");
     std::fs::write(
         &settings,
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cmd-params-cm, namespace: argocd}\ndata: {controller.status.processors: \"20\", controller.operation.processors: \"10\"}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd}\ndata: {timeout.reconciliation: 20s, timeout.reconciliation.jitter: 0s}\n",
@@ -342,7 +381,7 @@ fn thousand_apps() -> anyhow::Result<Outcome> {
         &["apply", "-f", &settings.to_string_lossy()],
     )?;
     serve.stop();
-    let serve = Serve::start(&plumb, &data_dir)?;
+    let serve = Serve::start_with(&plumb, &data_dir, &state_args)?;
 
     let start = Instant::now();
     kubectl_ok(

@@ -40,7 +40,7 @@ async fn embedded() -> anyhow::Result<Target> {
 /// kubelet, takes at most 110; the embedded server's one node takes 10,000). kube-controller-manager and kube-scheduler talk to
 /// kube-apiserver at 20 and 50 requests/s by default; that client-side throttle, not the
 /// cluster, would set the pace of a thousand Pods, so both get 1,000/s here.
-async fn real(pods: usize) -> anyhow::Result<Target> {
+pub(crate) async fn real(pods: usize) -> anyhow::Result<Target> {
     use plumb_testcluster::Component;
     let mut options = crate::targets::durable_cluster_options();
     options.workloads = true;
