@@ -57,6 +57,12 @@ pub(crate) async fn real(pods: usize) -> anyhow::Result<Target> {
         Component::ControllerManager,
         "--concurrent-deployment-syncs=16".to_string(),
     ));
+    // Room for thousands of Services (the test cluster's own /24 holds 254; the controller
+    // scenarios create 3,000); a later flag overrides the earlier one.
+    options.extra_args.push((
+        Component::ApiServer,
+        "--service-cluster-ip-range=10.0.0.0/16".to_string(),
+    ));
     options.extra_args.push((
         Component::ControllerManager,
         "--concurrent-replicaset-syncs=16".to_string(),
