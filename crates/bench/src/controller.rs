@@ -397,6 +397,10 @@ fn thousand_apps_on(
     )?;
     let seconds = start.elapsed().as_secs_f64();
     let rss = rss_mib(serve.child.id())?;
+    let what = match state {
+        Some(_) => "the controller alone".to_string(),
+        None => format!("controller + embedded API server + {} Pods", APPS * 3),
+    };
 
     // Steady state: three reconciliation periods of the unchanged apps, after one period
     // for the sync's last status writes to settle.
@@ -412,8 +416,7 @@ fn thousand_apps_on(
     let after = app_versions(&serve.kubeconfig)?;
     let writes = versions.iter().zip(&after).filter(|(a, b)| a != b).count();
     eprintln!(
-        "plumb serve: all {APPS} Synced and Healthy after {seconds:.1} s; RSS (controller + embedded API server + {} Pods) {rss:.0} MiB; steady state: {:.2} s CPU per 20 s pass over 3 passes (the API server's share included), {writes} Applications written",
-        APPS * 3,
+        "plumb serve: all {APPS} Synced and Healthy after {seconds:.1} s; RSS ({what}) {rss:.0} MiB; steady state: {:.2} s CPU per 20 s pass over 3 passes ({what}), {writes} Applications written",
         cpu / 3.0
     );
     serve.stop();
