@@ -146,9 +146,7 @@ impl Target {
 
     /// A new client with its own connection pool.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-        Ok(kube::Client::try_from(config)?)
+        client_for(&self.kubeconfig()).await
     }
 
     /// `kubectl` with this target's kubeconfig: the test cluster's kubectl for both targets,
@@ -199,6 +197,13 @@ impl Target {
             Target::Real { cluster } => cluster.stop(),
         }
     }
+}
+
+/// A new client for the cluster a kubeconfig file names (its current context).
+pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
 }
 
 fn rss_of(pid: u32) -> anyhow::Result<u64> {

@@ -227,6 +227,22 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(status.success(), "git {args:?}");
 }
 
+/// Deletes the quickstart's Deployment with kubectl and waits (up to `limit`) until the
+/// controller has created it again.
+#[track_caller]
+fn delete_and_see_it_healed(serve: &Serve, limit: Duration) {
+    serve.kubectl_ok(&["delete", "deployment", "guestbook-ui", "-n", "guestbook"]);
+    let deadline = Instant::now() + limit;
+    while !serve
+        .kubectl(&["get", "deployment", "guestbook-ui", "-n", "guestbook"])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "not healed\n{}", serve.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn refresh(serve: &Serve, app: &str) {
     serve.kubectl_ok(&[
         "annotate",
@@ -292,16 +308,7 @@ fn serve_keeps_applications_in_sync() {
     assert_eq!(replicas, "2");
 
     // Self-heal: a deleted Deployment comes back.
-    serve.kubectl_ok(&["delete", "deployment", "guestbook-ui", "-n", "guestbook"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !serve
-        .kubectl(&["get", "deployment", "guestbook-ui", "-n", "guestbook"])
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "not healed\n{}", serve.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    delete_and_see_it_healed(&serve, Duration::from_secs(30));
     serve.wait_app("quickstart", "healed", synced_and_healthy);
 
     // Metrics with Argo CD's names and labels.
@@ -1168,16 +1175,7 @@ fn serve_on_the_real_test_cluster() {
         synced_and_healthy,
     );
     assert_eq!(app["status"]["operationState"]["phase"], "Succeeded");
-    serve.kubectl_ok(&["delete", "deployment", "guestbook-ui", "-n", "guestbook"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !serve
-        .kubectl(&["get", "deployment", "guestbook-ui", "-n", "guestbook"])
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "not healed\n{}", serve.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    delete_and_see_it_healed(&serve, Duration::from_secs(60));
     serve.wait_app(
         "quickstart",
         "healed on the real cluster",
